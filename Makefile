@@ -1,0 +1,53 @@
+# Everything a developer or CI runs goes through these targets; see README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv tools fleet-up fleet-down fleet-status crds lint test test-unit test-fleet demo bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the operator and test dependencies
+
+tools: venv  ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm (cached)
+	$(PY) -m hack.fleet tools
+
+fleet-up: tools  ## start the local fleet (hub + 2 members) under .fleet/
+	$(PY) -m hack.fleet up
+
+fleet-down:  ## stop the local fleet
+	$(PY) -m hack.fleet down
+
+fleet-status:  ## show the local fleet's processes
+	$(PY) -m hack.fleet status
+
+crds: venv  ## regenerate crds/ from the pydantic models
+	$(PY) -m aifactory.api.crds --out crds
+
+lint: venv  ## ruff and mypy
+	$(VENV)/bin/ruff check operator hack tests bench
+	$(VENV)/bin/mypy
+
+test-unit: venv  ## pure tests, no fleet
+	$(VENV)/bin/pytest -m 'not fleet'
+
+test: tools lint  ## everything: lint, unit tests and tests against the real local fleet
+	$(VENV)/bin/pytest
+
+demo: tools  ## local fleet + CRDs + samples, then the placement of the sample workloads
+	$(PY) -m hack.demo
+
+bench: venv  ## placement benchmarks; results go to docs/benchmarks.md
+	$(PY) bench/placement.py
+
+clean: fleet-down
+	rm -rf $(VENV) .fleet

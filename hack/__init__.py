@@ -1,0 +1,1 @@
+"""Developer tooling: the local fleet of real Kubernetes control planes and its binaries."""

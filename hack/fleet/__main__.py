@@ -1,0 +1,123 @@
+"""`python -m hack.fleet up|down|status|stop NAME|start NAME|bin-dir|tools`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import tools
+from .fleet import HUB, Fleet, FleetConfig, FleetError, NodePool
+
+
+def _parse_pools(spec: str, *, nodes: int, gpus: int) -> dict[str, tuple[NodePool, ...]]:
+    """`cluster=module:MODEL[:NODES[:GPUS]],...;cluster2=...` -> node pools per cluster."""
+    pools: dict[str, list[NodePool]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        cluster, _, rest = part.partition("=")
+        if not rest:
+            raise FleetError(
+                f"--pools entry {part!r} must look like cluster=module:MODEL[:NODES[:GPUS]]"
+            )
+        for item in rest.split(","):
+            fields = item.split(":")
+            if len(fields) < 2:
+                raise FleetError(
+                    f"--pools pool {item!r} must look like module:MODEL[:NODES[:GPUS]]"
+                )
+            pools.setdefault(cluster.strip(), []).append(
+                NodePool(
+                    module=fields[0],
+                    gpu_model=fields[1],
+                    nodes=int(fields[2]) if len(fields) > 2 else nodes,
+                    gpus_per_node=int(fields[3]) if len(fields) > 3 else gpus,
+                )
+            )
+    return {k: tuple(v) for k, v in pools.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hack.fleet", description=__doc__)
+    parser.add_argument(
+        "--root", type=Path, default=Path(".fleet"), help="state, kubeconfigs and logs"
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start etcd, the hub and the member control planes")
+    up.add_argument(
+        "--members",
+        default="2",
+        help="number of member clusters, or their names comma-separated (default 2)",
+    )
+    up.add_argument("--nodes", type=int, default=2, help="GPU nodes per pool (default 2)")
+    up.add_argument(
+        "--gpus-per-node", type=int, default=8, help="nvidia.com/gpu per node (default 8)"
+    )
+    up.add_argument("--gpu-model", default="H100", help="GPU model of member pools (default H100)")
+    up.add_argument(
+        "--pools",
+        default="",
+        help="explicit pools: 'hub=oslo:H100,warsaw:A100;paris=paris:H100:2:8' "
+        "(cluster=module:MODEL[:NODES[:GPUS]])",
+    )
+    sub.add_parser("down", help="stop every process of the fleet")
+    sub.add_parser("status", help="show what runs and whether each apiserver is ready")
+    for name in ("stop", "start"):
+        p = sub.add_parser(name, help=f"{name} one cluster's kube-apiserver")
+        p.add_argument("cluster")
+    sub.add_parser("bin-dir", help="print the directory holding the fleet's binaries")
+    sub.add_parser("tools", help="build missing binaries into bin-dir")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "bin-dir":
+            print(tools.bin_dir())
+            return 0
+        if args.cmd == "tools":
+            tools.build()
+            return 0
+        if args.cmd == "up":
+            members = (
+                tuple(f"member-{i}" for i in range(1, int(args.members) + 1))
+                if args.members.isdigit()
+                else tuple(m.strip() for m in args.members.split(",") if m.strip())
+            )
+            pools = _parse_pools(args.pools, nodes=args.nodes, gpus=args.gpus_per_node)
+            for cluster in (HUB, *members):
+                if cluster not in pools and cluster != HUB:
+                    pools[cluster] = (
+                        NodePool(cluster, args.gpu_model, args.nodes, args.gpus_per_node),
+                    )
+            fleet = Fleet(FleetConfig(root=args.root, members=members, pools=pools))
+            took = fleet.up()
+            print(f"fleet up in {took:.1f}s: {', '.join(fleet.clusters)}")
+            for cluster in fleet.clusters:
+                print(
+                    f"  {cluster:<12} {fleet.server(cluster)}  "
+                    f"kubeconfig {fleet.kubeconfig(cluster)}"
+                )
+            return 0
+        fleet = Fleet(FleetConfig(root=args.root))
+        if args.cmd == "down":
+            fleet.down()
+            print("fleet down")
+        elif args.cmd == "status":
+            st = fleet.status()
+            if not st:
+                print(f"no fleet under {fleet.root}")
+                return 1
+            for name, row in st.items():
+                print(f"{name:<12} " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        elif args.cmd == "stop":
+            fleet.stop(args.cluster)
+            print(f"{args.cluster}: kube-apiserver stopped")
+        elif args.cmd == "start":
+            fleet.start(args.cluster)
+            print(f"{args.cluster}: kube-apiserver ready")
+    except (FleetError, tools.ToolError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""InferenceDeployment: a model server the operator keeps on the best set of modules."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from aifactory.api.common import (
+    CONDITIONS_SCHEMA_EXTRA,
+    MAX_LIST_ITEMS,
+    MAX_NAME_LENGTH,
+    MAX_SHORT_STRING,
+    ApiModel,
+    Condition,
+    CountryCode,
+    DataClassification,
+    EnergySourceType,
+    LabelSelector,
+    Resource,
+    StatusModel,
+    cel_rule,
+    find_condition,
+    unique,
+    unique_by_rule,
+)
+
+#: Messages shared by the CEL rules and the pydantic validators.
+REPLICAS_EXCLUSIVE_MESSAGE = "replicas: set either fixed or min/max, not both"
+REPLICAS_ORDER_MESSAGE = "replicas.min must be less than or equal to replicas.max"
+THROUGHPUT_REQUIRED_MESSAGE = "throughputPerReplica is required when demand.regions is set"
+REGION_NAMES_UNIQUE = "demand.regions[].name"
+ENV_NAMES_UNIQUE = "model.env[].name"
+
+#: Replicas when neither demand nor replicas.min/fixed says otherwise.
+DEFAULT_MIN_REPLICAS = 1
+#: Slack for float noise in ceil(), so 100 rps * 1.1 / 10 is 11 replicas, not 12.
+_CEIL_EPSILON = 1e-9
+
+
+class EnvVar(ApiModel):
+    """An environment variable of the model server container, as in a Pod spec."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="Source of the value, as a Pod's env[].valueFrom (secretKeyRef, ...).",
+    )
+
+
+class ModelServer(ApiModel):
+    """The container that serves the model; the operator runs it as a Deployment per module."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        description="Model name, e.g. support-classifier.",
+    )
+    image: str = Field(min_length=1, max_length=1024, description="Serving container image.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+    args: list[str] = Field(default_factory=list, description="Container arguments.")
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Container environment variables; names must be unique.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _unique_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        unique((e.name for e in env), ENV_NAMES_UNIQUE)
+        return env
+
+
+class GpuRequirements(ApiModel):
+    """What one replica needs from a GPU pool."""
+
+    gpus_per_replica: int = Field(default=1, ge=1, description="GPUs one replica uses.")
+    gpu_models: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Accepted GPU models (e.g. H100, L40S); empty accepts any.",
+    )
+    min_gpu_memory_gib: int = Field(
+        default=0, alias="minGpuMemoryGiB", ge=0, description="Minimum memory per GPU in GiB."
+    )
+
+
+class Replicas(ApiModel):
+    """Either a range demand scales within, or a fixed count for workloads without demand."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!(has(self.fixed) && (has(self.min) || has(self.max)))",
+                    REPLICAS_EXCLUSIVE_MESSAGE,
+                ),
+                cel_rule(
+                    "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    REPLICAS_ORDER_MESSAGE,
+                    field_path=".min",
+                ),
+            ]
+        }
+    )
+
+    min: int | None = Field(
+        default=None, ge=0, description="Fewest replicas, whatever the demand (default 1)."
+    )
+    max: int | None = Field(default=None, ge=0, description="Most replicas; unset = unbounded.")
+    fixed: int | None = Field(
+        default=None, ge=0, description="Exact replica count; excludes min and max."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.fixed is not None and (self.min is not None or self.max is not None):
+            raise ValueError(REPLICAS_EXCLUSIVE_MESSAGE)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{REPLICAS_ORDER_MESSAGE}; got min={self.min} max={self.max}")
+        return self
+
+    def clamp(self, wanted: int) -> int:
+        """`wanted` bounded by min (default 1) and max; `fixed` overrides everything."""
+        if self.fixed is not None:
+            return self.fixed
+        low = DEFAULT_MIN_REPLICAS if self.min is None else self.min
+        total = max(wanted, low)
+        return total if self.max is None else min(total, self.max)
+
+    def without_demand(self) -> int:
+        """Count for a deployment without demand regions: fixed, else min (default 1)."""
+        if self.fixed is not None:
+            return self.fixed
+        return DEFAULT_MIN_REPLICAS if self.min is None else self.min
+
+
+class DemandRegion(ApiModel):
+    """A population of users: where requests come from and how many."""
+
+    name: str = Field(
+        min_length=1, max_length=MAX_SHORT_STRING, description="Region name, e.g. eu-west."
+    )
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2 country of the users.")
+    latitude: float = Field(ge=-90, le=90, description="Latitude in degrees, -90..90.")
+    longitude: float = Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")
+    requests_per_second: float = Field(ge=0, description="Current request rate from this region.")
+
+
+class Demand(ApiModel):
+    """Where traffic comes from; drives replica counts and the latency term of placement."""
+
+    headroom: float = Field(
+        default=0.0, ge=0, description="Spare fraction on top of demand, e.g. 0.2 for 20%."
+    )
+    regions: list[DemandRegion] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Demand regions; names must be unique.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": [unique_by_rule("name", REGION_NAMES_UNIQUE)],
+        },
+    )
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: list[DemandRegion]) -> list[DemandRegion]:
+        unique((r.name for r in regions), REGION_NAMES_UNIQUE)
+        return regions
+
+
+class Slo(ApiModel):
+    """Service objectives placement must keep, not just prefer."""
+
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Maximum round-trip time in milliseconds from a demand region to the module serving "
+            "it; unset = no latency limit."
+        ),
+    )
+    min_modules: int = Field(
+        default=1,
+        ge=1,
+        description="Spread replicas over at least this many distinct modules (for resilience).",
+    )
+
+
+class Objective(ApiModel):
+    """Weights of the placement cost: how much latency and carbon matter to this workload."""
+
+    latency_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the latency term (RTT / maxLatencyMs), >= 0."
+    )
+    carbon_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the carbon term (intensity * pue / 500), >= 0."
+    )
+
+
+class EnergyRequirements(ApiModel):
+    """Hard energy constraints on the modules a replica may use."""
+
+    min_renewable_share: float | None = Field(
+        default=None, ge=0, le=1, description="Minimum renewable share of a module, 0..1."
+    )
+    max_carbon_intensity: float | None = Field(
+        default=None, ge=0, description="Maximum carbon intensity of a module in gCO2e/kWh."
+    )
+    allowed_sources: list[EnergySourceType] = Field(
+        default_factory=list,
+        max_length=len(EnergySourceType),
+        description="Energy source types a module may draw from; empty allows any.",
+    )
+
+
+class PlacementConstraints(ApiModel):
+    """Restrict the candidate modules by name or label."""
+
+    modules: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Allow-list of module names; empty allows every module.",
+    )
+    module_selector: LabelSelector | None = Field(
+        default=None, description="Label selector on modules; empty or unset selects every module."
+    )
+
+
+class InferenceDeploymentSpec(ApiModel):
+    """What to serve, for whom, and the rules its placement must keep."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!has(self.demand) || !has(self.demand.regions) || "
+                    "size(self.demand.regions) == 0 || has(self.throughputPerReplica)",
+                    THROUGHPUT_REQUIRED_MESSAGE,
+                )
+            ]
+        }
+    )
+
+    model: ModelServer = Field(description="The model server container.")
+    resources: GpuRequirements = Field(
+        default_factory=GpuRequirements, description="GPUs one replica needs."
+    )
+    replicas: Replicas = Field(
+        default_factory=Replicas, description="{min, max} scaled by demand, or {fixed: N}."
+    )
+    throughput_per_replica: float | None = Field(
+        default=None, gt=0, description="Requests per second one replica serves."
+    )
+    demand: Demand = Field(default_factory=Demand, description="Demand per user region.")
+    slo: Slo = Field(default_factory=Slo, description="Latency and spread objectives.")
+    objective: Objective = Field(default_factory=Objective, description="Cost weights.")
+    energy: EnergyRequirements = Field(
+        default_factory=EnergyRequirements, description="Energy constraints on modules."
+    )
+    placement: PlacementConstraints = Field(
+        default_factory=PlacementConstraints, description="Module allow-list and label selector."
+    )
+    data_classification: DataClassification = Field(
+        default=DataClassification.INTERNAL,
+        description="public, internal, confidential or restricted; policies select on it.",
+    )
+    sovereignty_policies: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Names of SovereigntyPolicies that apply on top of those bound by selectors.",
+    )
+
+    @model_validator(mode="after")
+    def _throughput_with_demand(self) -> Self:
+        if self.demand.regions and self.throughput_per_replica is None:
+            raise ValueError(THROUGHPUT_REQUIRED_MESSAGE)
+        return self
+
+    def replicas_per_region(self) -> dict[str, int]:
+        """n_r = ceil(requestsPerSecond_r * (1 + headroom) / throughputPerReplica), per region."""
+        if not self.demand.regions:
+            return {}
+        assert self.throughput_per_replica is not None  # guaranteed by the validator
+        factor = (1.0 + self.demand.headroom) / self.throughput_per_replica
+        return {
+            r.name: max(math.ceil(r.requests_per_second * factor - _CEIL_EPSILON), 0)
+            for r in self.demand.regions
+        }
+
+    def replicas_needed(self) -> int:
+        """Total replicas: clamp(sum n_r, min, max) with demand, else fixed (or min).
+
+        `fixed` wins even when demand regions are given; they then only steer where the fixed
+        replicas go.
+        """
+        if not self.demand.regions:
+            return self.replicas.without_demand()
+        return self.replicas.clamp(sum(self.replicas_per_region().values()))
+
+
+class ModulePlacement(StatusModel):
+    """Replicas of this deployment on one module, and which regions they serve."""
+
+    module: str = Field(description="AIFactoryModule name.")
+    replicas: int = Field(default=0, ge=0, description="Replicas placed on the module.")
+    ready_replicas: int = Field(default=0, ge=0, description="Of those, how many are ready.")
+    regions: dict[str, int] = Field(
+        default_factory=dict, description="Demand region name -> replicas serving it."
+    )
+
+
+class RouteTarget(StatusModel):
+    """One module a region's traffic is sent to."""
+
+    module: str = Field(description="AIFactoryModule name.")
+    weight: float = Field(ge=0, description="Share of the region's traffic, 0..1.")
+
+
+class RegionRouting(StatusModel):
+    """How one demand region's traffic is split across modules."""
+
+    region: str = Field(description="Demand region name.")
+    modules: list[RouteTarget] = Field(default_factory=list, description="Weighted targets.")
+
+
+class Unsatisfied(StatusModel):
+    """Replicas that could not be placed anywhere, and why."""
+
+    replicas: int = Field(default=0, ge=0, description="Replicas without a module.")
+    reason: str = Field(default="", description="Aggregated reasons, e.g. per module counts.")
+
+
+class InferenceDeploymentStatus(StatusModel):
+    """Where the replicas are, how traffic is routed, and what could not be satisfied."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Placed, Ready, Compliant and Degraded conditions.",
+        json_schema_extra=CONDITIONS_SCHEMA_EXTRA,
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Desired replicas in total.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas in total.")
+    placements: list[ModulePlacement] = Field(
+        default_factory=list, description="Replicas per module."
+    )
+    routing: list[RegionRouting] = Field(
+        default_factory=list, description="Traffic split per demand region."
+    )
+    unsatisfied: Unsatisfied | None = Field(
+        default=None, description="Replicas that could not be placed and why."
+    )
+    last_rebalance_time: datetime | None = Field(
+        default=None, description="When the placement last changed."
+    )
+    cost: float | None = Field(
+        default=None, description="Placement cost of the current placement (lower is better)."
+    )
+    module_count: int | None = Field(
+        default=None, ge=0, description="Modules with at least one replica (printer column)."
+    )
+    replicas_summary: str | None = Field(
+        default=None, description="readyReplicas/replicas, e.g. 3/5 (printer column)."
+    )
+
+    def summarized(self) -> InferenceDeploymentStatus:
+        """This status with moduleCount and replicasSummary recomputed."""
+        modules = sum(1 for p in self.placements if p.replicas > 0)
+        summary = f"{self.ready_replicas or 0}/{self.replicas or 0}"
+        return self.model_copy(update={"module_count": modules, "replicas_summary": summary})
+
+
+class InferenceDeployment(Resource):
+    """A model to serve across the fleet, near its users, on clean energy, within the law.
+
+    Namespaced because it belongs to the team that owns the model; the namespace's labels bind
+    sovereignty policies to it.
+    """
+
+    KIND: ClassVar[str] = "InferenceDeployment"
+    PLURAL: ClassVar[str] = "inferencedeployments"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("infd",)
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: Literal["InferenceDeployment"] = "InferenceDeployment"
+    spec: InferenceDeploymentSpec
+    status: InferenceDeploymentStatus | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def ref(self) -> str:
+        """ "namespace/name", the key policies and the engine use for a deployment."""
+        return f"{self.namespace}/{self.metadata.name}"
+
+    def replicas_needed(self) -> int:
+        return self.spec.replicas_needed()
+
+    def replicas_per_region(self) -> dict[str, int]:
+        return self.spec.replicas_per_region()
+
+    def condition(self, type_: str) -> Condition | None:
+        return find_condition(self.status.conditions, type_) if self.status else None
+
+
+__all__ = [
+    "Demand",
+    "DemandRegion",
+    "EnergyRequirements",
+    "EnvVar",
+    "GpuRequirements",
+    "InferenceDeployment",
+    "InferenceDeploymentSpec",
+    "InferenceDeploymentStatus",
+    "ModelServer",
+    "ModulePlacement",
+    "Objective",
+    "PlacementConstraints",
+    "RegionRouting",
+    "Replicas",
+    "RouteTarget",
+    "Slo",
+    "Unsatisfied",
+]

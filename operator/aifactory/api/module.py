@@ -1,0 +1,361 @@
+"""AIFactoryModule: one factory-built GPU site the fleet can place inference on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from aifactory.api.common import (
+    CONDITIONS_SCHEMA_EXTRA,
+    MAX_SHORT_STRING,
+    RENEWABLE_SOURCES,
+    ApiModel,
+    Condition,
+    ConditionStatus,
+    CountryCode,
+    EnergySourceType,
+    JurisdictionToken,
+    Resource,
+    StatusModel,
+    cel_rule,
+    find_condition,
+    unique,
+    unique_by_rule,
+)
+
+#: Messages shared by the CEL rules and the pydantic validators.
+SHARES_MESSAGE = "energy.sources[].share must sum to 1 (within 0.001)"
+CLUSTER_MESSAGE = "cluster must set exactly one of kubeconfigSecretRef or nodeSelector"
+GPU_MODELS_UNIQUE = "capacity.gpus[].model"
+
+SHARE_TOLERANCE = 0.001
+MAX_GPU_POOLS = 32
+MAX_ENERGY_SOURCES = 16
+
+
+class Location(ApiModel):
+    """Where the module physically is: feeds latency (RTT) and sovereignty decisions."""
+
+    country: CountryCode = Field(
+        description='ISO 3166-1 alpha-2 code of the host country. Quote "NO" (Norway) in YAML.'
+    )
+    region: str | None = Field(
+        default=None,
+        max_length=MAX_SHORT_STRING,
+        description="Free-form site or region label (e.g. IS-1); informational.",
+    )
+    latitude: float = Field(ge=-90, le=90, description="Latitude in degrees, -90..90.")
+    longitude: float = Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")
+    jurisdictions: list[JurisdictionToken] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Extra jurisdiction tags (country codes or EU, EEA, FIVE_EYES). Group membership of "
+            "the country counts automatically; list only what it does not imply."
+        ),
+    )
+
+
+class EnergySource(ApiModel):
+    """One part of the module's energy mix."""
+
+    type: EnergySourceType = Field(
+        description="solar, wind, hydro, geothermal, nuclear, grid, gas, diesel or battery."
+    )
+    share: float = Field(ge=0, le=1, description="Fraction of energy from this source, 0..1.")
+
+
+class ModuleEnergy(ApiModel):
+    """Declared energy mix and power envelope; live signals may override intensity in status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    f"self.sources.map(s, s.share).sum() >= {1 - SHARE_TOLERANCE} && "
+                    f"self.sources.map(s, s.share).sum() <= {1 + SHARE_TOLERANCE}",
+                    SHARES_MESSAGE,
+                    field_path=".sources",
+                )
+            ]
+        }
+    )
+
+    sources: list[EnergySource] = Field(
+        min_length=1,
+        max_length=MAX_ENERGY_SOURCES,
+        description="Energy mix; the shares must sum to 1 (within 0.001).",
+    )
+    carbon_intensity: float = Field(
+        ge=0,
+        description=("Default carbon intensity in gCO2e/kWh; live signals override it in status."),
+    )
+    power_budget_kw: float = Field(
+        alias="powerBudgetKW",
+        ge=0,
+        description=(
+            "Total facility power available to GPUs in kW, including PUE overhead: the sum of "
+            "GPUs * powerW * pue of placed replicas must stay within powerBudgetKW * 1000."
+        ),
+    )
+    pue: float = Field(
+        default=1.0, ge=1, description="Power usage effectiveness (facility / IT power), >= 1."
+    )
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> Self:
+        total = sum(s.share for s in self.sources)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(f"{SHARES_MESSAGE}; got {total:g}")
+        return self
+
+    def renewable_share(self) -> float:
+        """Share of solar, wind, hydro and geothermal in the mix."""
+        return sum(s.share for s in self.sources if s.type in RENEWABLE_SOURCES)
+
+
+class GpuPool(ApiModel):
+    """A set of identical GPUs; placement matches replicas to pools by model and memory."""
+
+    model: str = Field(
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        description="GPU model name as deployments refer to it, e.g. H100, A100, L40S, L4.",
+    )
+    count: int = Field(ge=0, description="Number of GPUs of this model in the module.")
+    memory_gib: int = Field(alias="memoryGiB", ge=1, description="Memory per GPU in GiB.")
+    power_w: float = Field(ge=0, description="Board power per GPU in watts (e.g. H100 SXM 700).")
+
+    def power_kw(self) -> float:
+        """Facility-independent IT power of the whole pool at full use, in kW."""
+        return self.count * self.power_w / 1000.0
+
+
+class ModuleCapacity(ApiModel):
+    """Declared hardware; status.capacity reports what the module's nodes actually expose."""
+
+    gpus: list[GpuPool] = Field(
+        default_factory=list,
+        max_length=MAX_GPU_POOLS,
+        description="One entry per GPU pool; models must be unique.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["model"],
+            "x-kubernetes-validations": [unique_by_rule("model", GPU_MODELS_UNIQUE)],
+        },
+    )
+
+    @field_validator("gpus")
+    @classmethod
+    def _unique_models(cls, gpus: list[GpuPool]) -> list[GpuPool]:
+        unique((g.model for g in gpus), GPU_MODELS_UNIQUE)
+        return gpus
+
+
+class Security(ApiModel):
+    """Facts sovereignty policies check: certifications, operator nationality, isolation."""
+
+    certifications: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Certifications the site holds, e.g. ISO27001, SOC2, C5.",
+    )
+    operator_country: CountryCode | None = Field(
+        default=None,
+        description="Nationality (ISO 3166-1 alpha-2) of the company operating the module.",
+    )
+    air_gapped: bool = Field(
+        default=False, description="True when the site has no internet egress."
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret, here the kubeconfig of a module's own cluster."""
+
+    namespace: str = Field(max_length=MAX_SHORT_STRING, description="Namespace of the Secret.")
+    name: str = Field(max_length=MAX_SHORT_STRING * 4, description="Name of the Secret.")
+    key: str = Field(
+        default="kubeconfig",
+        max_length=MAX_SHORT_STRING * 4,
+        description="Key holding the kubeconfig.",
+    )
+
+
+class ClusterTarget(ApiModel):
+    """Where replicas placed on this module run: a remote cluster or a node pool of this one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule("has(self.kubeconfigSecretRef) != has(self.nodeSelector)", CLUSTER_MESSAGE)
+            ]
+        }
+    )
+
+    kubeconfig_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a kubeconfig for the module's own cluster."
+    )
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Node labels selecting the module's node pool in the hub cluster.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.kubeconfig_secret_ref is None) == (self.node_selector is None):
+            raise ValueError(CLUSTER_MESSAGE)
+        return self
+
+
+class AIFactoryModuleSpec(ApiModel):
+    """What a module is and offers; the platform team declares it, the operator trusts it."""
+
+    location: Location = Field(description="Physical location and jurisdiction tags.")
+    energy: ModuleEnergy = Field(description="Energy mix, carbon intensity and power envelope.")
+    capacity: ModuleCapacity = Field(description="GPU pools of the module.")
+    security: Security = Field(
+        default_factory=Security, description="Certifications, operator nationality, air gap."
+    )
+    cluster: ClusterTarget = Field(
+        description="Where workloads run: exactly one of kubeconfigSecretRef or nodeSelector."
+    )
+    schedulable: bool = Field(
+        default=True,
+        description="false cordons the module: replicas already there stay, nothing new is placed.",
+    )
+
+
+class GpuPoolStatus(StatusModel):
+    """What the module's nodes report for one GPU pool."""
+
+    model: str = Field(max_length=MAX_SHORT_STRING, description="GPU model of the pool.")
+    gpus_allocatable: int = Field(default=0, ge=0, description="GPUs the nodes can allocate.")
+    gpus_allocated: int = Field(default=0, ge=0, description="GPUs requested by running pods.")
+
+
+class ModuleCapacityStatus(StatusModel):
+    """Discovered capacity, per pool."""
+
+    gpus: list[GpuPoolStatus] = Field(
+        default_factory=list,
+        description="Per-pool allocatable and allocated GPUs.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["model"],
+        },
+    )
+
+
+class EnergyStatus(StatusModel):
+    """Live energy signal; overrides the declared carbon intensity while fresh."""
+
+    carbon_intensity: float | None = Field(default=None, ge=0, description="Current gCO2e/kWh.")
+    renewable_share: float | None = Field(
+        default=None, ge=0, le=1, description="Current renewable share, 0..1."
+    )
+    updated_at: datetime | None = Field(default=None, description="When the signal was read.")
+
+
+class AIFactoryModuleStatus(StatusModel):
+    """Observed state: reachability, discovered capacity and live energy."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready and Reachable conditions.",
+        json_schema_extra=CONDITIONS_SCHEMA_EXTRA,
+    )
+    capacity: ModuleCapacityStatus | None = Field(
+        default=None, description="Capacity discovered from the module's nodes."
+    )
+    energy: EnergyStatus | None = Field(default=None, description="Live energy signal.")
+    last_heartbeat_time: datetime | None = Field(
+        default=None, description="Last time the module's cluster answered."
+    )
+    gpus_total: int | None = Field(
+        default=None, ge=0, description="Sum of gpusAllocatable over pools (printer column)."
+    )
+    gpus_free: int | None = Field(
+        default=None,
+        ge=0,
+        description="Sum of gpusAllocatable - gpusAllocated over pools (printer column).",
+    )
+
+    def summarized(self) -> AIFactoryModuleStatus:
+        """This status with gpusTotal and gpusFree recomputed from the discovered capacity."""
+        pools = self.capacity.gpus if self.capacity else []
+        total = sum(p.gpus_allocatable for p in pools)
+        free = sum(max(p.gpus_allocatable - p.gpus_allocated, 0) for p in pools)
+        return self.model_copy(update={"gpus_total": total, "gpus_free": free})
+
+
+class AIFactoryModule(Resource):
+    """A self-contained AI factory module: GPUs, power and a place in the world.
+
+    Cluster-scoped because a module is shared fleet infrastructure, not owned by a team.
+    """
+
+    KIND: ClassVar[str] = "AIFactoryModule"
+    PLURAL: ClassVar[str] = "aifactorymodules"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("afm",)
+    NAMESPACED: ClassVar[bool] = False
+
+    kind: Literal["AIFactoryModule"] = "AIFactoryModule"
+    spec: AIFactoryModuleSpec
+    status: AIFactoryModuleStatus | None = None
+
+    def renewable_share(self) -> float:
+        """Declared renewable share: solar + wind + hydro + geothermal."""
+        return self.spec.energy.renewable_share()
+
+    def effective_renewable_share(self) -> float:
+        """Live renewable share when status has one, else the declared one."""
+        live = self.status.energy.renewable_share if self.status and self.status.energy else None
+        return self.renewable_share() if live is None else live
+
+    def effective_carbon_intensity(self) -> float:
+        """Live carbon intensity (gCO2e/kWh) when status has one, else the declared default."""
+        live = self.status.energy.carbon_intensity if self.status and self.status.energy else None
+        return self.spec.energy.carbon_intensity if live is None else live
+
+    def condition(self, type_: str) -> Condition | None:
+        return find_condition(self.status.conditions, type_) if self.status else None
+
+    def is_ready(self) -> bool:
+        """True when the Ready condition is True (a module never reported is not ready)."""
+        cond = self.condition("Ready")
+        return cond is not None and cond.status is ConditionStatus.TRUE
+
+    def gpu_pool(self, model: str) -> GpuPool | None:
+        return next((g for g in self.spec.capacity.gpus if g.model == model), None)
+
+    def total_gpus(self) -> int:
+        """Declared GPUs over all pools."""
+        return sum(g.count for g in self.spec.capacity.gpus)
+
+    def max_power_kw(self) -> float:
+        """Facility power with every declared GPU busy: sum of count * powerW * pue, in kW."""
+        return sum(g.power_kw() for g in self.spec.capacity.gpus) * self.spec.energy.pue
+
+
+__all__ = [
+    "AIFactoryModule",
+    "AIFactoryModuleSpec",
+    "AIFactoryModuleStatus",
+    "ClusterTarget",
+    "EnergySource",
+    "EnergyStatus",
+    "GpuPool",
+    "GpuPoolStatus",
+    "Location",
+    "ModuleCapacity",
+    "ModuleCapacityStatus",
+    "ModuleEnergy",
+    "SecretKeyRef",
+    "Security",
+]

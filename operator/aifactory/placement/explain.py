@@ -1,0 +1,186 @@
+"""Why each module was or was not used, in words a platform team can act on.
+
+Two forms, after kube-scheduler: a line per module (the filter that rejected it with its reason,
+or its cost per replica broken into score terms), and one aggregated message with counts sorted
+by how many modules each reason hit:
+"0/7 modules are available: 3 outside allowed jurisdictions EU,EEA, 2 insufficient H100."
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from aifactory.placement.framework import Code, Status
+from aifactory.placement.scores import ScoreTerm, carbon, latency, normalize
+from aifactory.placement.state import FleetState, WorkloadState
+
+Alloc = Mapping[tuple[int, int], int]
+
+
+def module_status(ws: WorkloadState, i: int) -> list[Status]:
+    """Why module `i` cannot take any replica: the first module-level filter that failed, or
+    else the per-region reasons when it may serve none of the regions. Empty when it may."""
+    for v in ws.module_verdicts:
+        if v.codes[i]:
+            return [v.status(i)]
+    if ws.feasible[:, i].any():
+        return []
+    out: list[Status] = []
+    for r in range(len(ws.region_names)):
+        for rv in ws.region_verdicts:
+            if not rv.ok[r, i]:
+                out.append(Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, (rv.reasons[r],), rv.plugin))
+                break
+    return out
+
+
+def region_exclusions(ws: WorkloadState, i: int) -> list[str]:
+    """Reasons module `i` may not serve some regions (when it may serve others)."""
+    out: list[str] = []
+    for r in range(len(ws.region_names)):
+        for rv in ws.region_verdicts:
+            if not rv.ok[r, i]:
+                out.append(rv.reasons[r])
+                break
+    return out
+
+
+def score_terms(fleet: FleetState, ws: WorkloadState, r: int, i: int) -> list[ScoreTerm]:
+    """The score of one replica serving region `r` on module `i`, term by term."""
+    settings = fleet.settings
+    out: list[ScoreTerm] = []
+    if ws.rtt is not None:
+        lat_norm = latency.normaliser(settings, ws.workload)
+        raw = float(ws.rtt[r, i])
+        out.append(
+            ScoreTerm(
+                latency.NAME,
+                raw,
+                latency.UNIT,
+                normalize(raw, lat_norm),
+                float(ws.latency_cost[r, i]),
+            )
+        )
+    raw_c = float(fleet.carbon[i] * fleet.pue[i])
+    out.append(
+        ScoreTerm(
+            carbon.NAME,
+            raw_c,
+            carbon.UNIT + " x PUE",
+            normalize(raw_c, carbon.normaliser(settings)),
+            float(ws.carbon_cost[i]),
+        )
+    )
+    return out
+
+
+def describe_cost(fleet: FleetState, ws: WorkloadState, i: int, regions: Iterable[int]) -> str:
+    """ "cost/replica eu-west 0.31 = Latency 12.3 ms (score 88, 0.12) + Carbon ..." per region."""
+    parts: list[str] = []
+    for r in regions:
+        terms = score_terms(fleet, ws, r, i)
+        total = sum(t.weighted for t in terms)
+        detail = " + ".join(
+            f"{t.name} {t.raw:.1f} {t.unit} (score {t.normalized:.0f}, {t.weighted:.3f})"
+            for t in terms
+        )
+        label = f"{ws.region_names[r]} " if ws.has_demand else ""
+        parts.append(f"{label}{total:.3f} = {detail}")
+    return "cost/replica " + "; ".join(parts)
+
+
+def explain_modules(
+    fleet: FleetState,
+    ws: WorkloadState,
+    alloc: Alloc,
+    *,
+    full: bool,
+    alternatives: int = 5,
+) -> dict[str, str]:
+    """One line per module: chosen, feasible but not chosen, or rejected and why.
+
+    With `full` false only the chosen modules and the `alternatives` cheapest feasible others
+    are described (the aggregated message still counts every module): on a 10,000-module fleet
+    a string per module would cost more than the placement itself.
+    """
+    served: dict[int, dict[int, int]] = {}
+    for (r, m), k in alloc.items():
+        if k > 0:
+            served.setdefault(m, {})[r] = served.setdefault(m, {}).get(r, 0) + k
+    if full:
+        modules: list[int] = list(range(fleet.n))
+    else:
+        feasible_any = ws.feasible.any(axis=0)
+        best = np.where(ws.feasible, ws.cost, np.inf).min(axis=0)
+        order = [int(i) for i in np.argsort(best, kind="stable") if feasible_any[i]]
+        others = [i for i in order if i not in served][:alternatives]
+        modules = sorted(set(served) | set(others))
+    out: dict[str, str] = {}
+    for i in modules:
+        name = fleet.names[i]
+        if i in served:
+            by_region = served[i]
+            count = sum(by_region.values())
+            if ws.has_demand:
+                where = ", ".join(f"{ws.region_names[r]}={k}" for r, k in sorted(by_region.items()))
+                head = f"selected: {count} replicas ({where})"
+            else:
+                head = f"selected: {count} replicas"
+            text = f"{head}; {describe_cost(fleet, ws, i, sorted(by_region))}"
+        else:
+            statuses = module_status(ws, i)
+            if statuses:
+                out[name] = "rejected: " + "; ".join(r for s in statuses for r in s.reasons)
+                continue
+            regions = [int(r) for r in np.flatnonzero(ws.feasible[:, i])]
+            text = f"not selected: {describe_cost(fleet, ws, i, regions)}"
+        excluded = region_exclusions(ws, i)
+        if excluded:
+            text += "; cannot serve: " + "; ".join(excluded)
+        out[name] = text
+    return out
+
+
+def reason_counts(fleet: FleetState, ws: WorkloadState) -> Counter[str]:
+    """How many modules each reason ruled out, counted with vector operations.
+
+    A module counts once under its first failing module-level filter; a module that passes
+    those but may serve no region counts once under each region reason that stopped it.
+    """
+    counts: Counter[str] = Counter()
+    if fleet.n == 0:
+        return counts
+    codes = np.stack([v.codes for v in ws.module_verdicts])
+    failed = codes > 0
+    any_failed = failed.any(axis=0)
+    first = failed.argmax(axis=0)
+    for f, v in enumerate(ws.module_verdicts):
+        hit = any_failed & (first == f)
+        if not hit.any():
+            continue
+        ids = np.bincount(v.reason_ids[hit], minlength=len(v.reasons))
+        for rid, c in enumerate(ids.tolist()):
+            if c:
+                counts[v.reasons[rid]] += c
+    no_region = ~any_failed & ~ws.feasible.any(axis=0)
+    if no_region.any():
+        for r in range(len(ws.region_names)):
+            for rv in ws.region_verdicts:
+                c = int((no_region & ~rv.ok[r]).sum())
+                if c:
+                    counts[rv.reasons[r]] += c
+    return counts
+
+
+def availability_message(fleet: FleetState, ws: WorkloadState) -> str:
+    """kube-scheduler style: "2/7 modules are available: 3 outside ..., 2 insufficient H100."."""
+    available = int(ws.feasible.any(axis=0).sum()) if fleet.n else 0
+    counts = reason_counts(fleet, ws)
+    head = f"{available}/{fleet.n} modules are available"
+    if not counts:
+        return head + "."
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return head + ": " + ", ".join(f"{c} {reason}" for reason, c in items) + "."

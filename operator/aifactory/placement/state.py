@@ -1,0 +1,309 @@
+"""Per-cycle precomputation, done once and shared by every plugin and solver.
+
+`FleetState` turns the module views into column arrays once per cycle (thousands of deployments
+then reuse it), with caches for answers that depend only on a policy, a selector or a region's
+location. `WorkloadState` holds what one deployment's filters, scores and solvers share: its
+bound policies, demand arrays, RTT matrix, eligible GPU pools and replica capacity per module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aifactory.placement.binding import Binding
+from aifactory.placement.framework import BoolArray, FloatArray, IntArray, RegionVerdicts, Verdicts
+from aifactory.placement.geo import rtt_ms_row
+from aifactory.placement.model import (
+    SOURCE_TYPES,
+    ModuleView,
+    PlacementSettings,
+    PolicyView,
+    Selector,
+    WorkloadView,
+)
+
+_EPS_W = 1e-6
+
+
+def source_bits(sources: Iterable[str]) -> int:
+    """Energy source types as a bit set, so "all sources allowed" is one vector operation."""
+    bits = 0
+    for s in sources:
+        if s in SOURCE_TYPES:
+            bits |= 1 << SOURCE_TYPES.index(s)
+        else:  # an unknown type must never pass an allow-list by accident
+            bits |= 1 << len(SOURCE_TYPES)
+    return bits
+
+
+class FleetState:
+    """Column arrays of the fleet, sorted by module name, plus per-cycle caches.
+
+    Capacity here is what is free before this call places anything; solvers copy `pool_free`
+    and `power_free_w` and consume their copies.
+    """
+
+    def __init__(
+        self, modules: Iterable[ModuleView], settings: PlacementSettings | None = None
+    ) -> None:
+        self.settings = settings or PlacementSettings()
+        mods = tuple(sorted(modules, key=lambda m: m.name))
+        names = tuple(m.name for m in mods)
+        if len(set(names)) != len(names):
+            raise ValueError("module names must be unique")
+        self.modules = mods
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.n = n = len(mods)
+        f64, i64 = np.float64, np.int64
+        self.latitude = np.array([m.latitude for m in mods], f64)
+        self.longitude = np.array([m.longitude for m in mods], f64)
+        self.ready = np.array([m.ready for m in mods], np.bool_)
+        self.schedulable = np.array([m.schedulable for m in mods], np.bool_)
+        self.pue = np.array([m.pue for m in mods], f64)
+        self.carbon = np.array([m.carbon_intensity for m in mods], f64)
+        self.renewable = np.array([m.renewable_share for m in mods], f64)
+        self.source_bits = np.array([source_bits(m.sources) for m in mods], i64)
+        self.air_gapped = np.array([m.air_gapped for m in mods], np.bool_)
+        self.countries: dict[str, int] = {}
+        self.country = np.array([self._country_id(m.country) for m in mods], i64)
+        self.operator_country = np.array(
+            [self._country_id(m.operator_country) if m.operator_country else -1 for m in mods],
+            i64,
+        )
+        # Which modules answer to each jurisdiction tag / certification; masks made on demand.
+        self._tag_members: dict[str, list[int]] = {}
+        self._cert_members: dict[str, list[int]] = {}
+        for i, m in enumerate(mods):
+            for t in m.jurisdictions:
+                self._tag_members.setdefault(t, []).append(i)
+            for c in m.certifications:
+                self._cert_members.setdefault(c, []).append(i)
+
+        # GPU pools, flattened and ordered within each module by board power then declaration,
+        # so filling "slot 0 first" packs the most replicas under a power budget.
+        self.models: dict[str, int] = {}
+        rows: list[tuple[int, int, int, float, int, int, float]] = []
+        for i, m in enumerate(mods):
+            order = sorted(range(len(m.pools)), key=lambda k: (m.pools[k].power_w, k))
+            for k in order:
+                p = m.pools[k]
+                mid = self.models.setdefault(p.model, len(self.models))
+                rows.append((i, k, mid, p.memory_gib, p.count, p.free, p.power_w))
+        self.n_pools = len(rows)
+        self.pool_module = np.array([r[0] for r in rows], i64)
+        self.pool_orig = np.array([r[1] for r in rows], i64)
+        self.pool_model = np.array([r[2] for r in rows], i64)
+        self.pool_memory = np.array([r[3] for r in rows], f64)
+        self.pool_count = np.array([r[4] for r in rows], i64)
+        self.pool_free = np.array([r[5] for r in rows], i64)
+        self.pool_power_w = np.array([r[6] for r in rows], f64)
+        slots = max((len(m.pools) for m in mods), default=0)
+        self.slot_pool = np.full((slots, n), -1, i64)
+        self.module_pools: list[list[int]] = [[] for _ in range(n)]
+        for p, i in enumerate(self.pool_module.tolist()):
+            self.slot_pool[len(self.module_pools[i]), i] = p
+            self.module_pools[i].append(p)
+        self.gpus_total = np.bincount(
+            self.pool_module, weights=self.pool_count, minlength=n
+        ).astype(i64)
+        used_w = np.bincount(
+            self.pool_module,
+            weights=(self.pool_count - self.pool_free) * self.pool_power_w,
+            minlength=n,
+        )
+        self.power_budget_w = np.array([m.power_budget_kw * 1000.0 for m in mods], f64)
+        self.power_free_w = self.power_budget_w - used_w * self.pue
+
+        self._selector_cache: dict[Selector, BoolArray] = {}
+        self._rtt_cache: dict[tuple[float, float], FloatArray] = {}
+        #: Per-cycle answers shared across deployments: filter verdicts, policy masks, GPU
+        #: shapes. Keys start with the name of whoever stores them.
+        self.cache: dict[object, object] = {}
+        self._lat_rad = np.radians(self.latitude)
+        self._lon_rad = np.radians(self.longitude)
+        self._cos_lat = np.cos(self._lat_rad)
+
+    def _country_id(self, code: str | None) -> int:
+        if code is None:
+            return -1
+        return self.countries.setdefault(code, len(self.countries))
+
+    def tag_mask(self, token: str) -> BoolArray:
+        """Modules that answer to a jurisdiction token (country, group or extra tag)."""
+        out = np.zeros(self.n, np.bool_)
+        out[self._tag_members.get(token, [])] = True
+        return out
+
+    def cert_mask(self, cert: str) -> BoolArray:
+        """Modules holding a certification."""
+        out = np.zeros(self.n, np.bool_)
+        out[self._cert_members.get(cert, [])] = True
+        return out
+
+    def country_mask(self, codes: Iterable[str]) -> BoolArray:
+        """Modules located in one of `codes` (country codes only)."""
+        ids = [self.countries[c] for c in codes if c in self.countries]
+        return np.isin(self.country, ids)
+
+    def selector_mask(self, selector: Selector) -> BoolArray:
+        """Modules whose labels match `selector`; cached because many deployments share one."""
+        hit = self._selector_cache.get(selector)
+        if hit is None:
+            hit = np.array([selector.matches(m.labels) for m in self.modules], np.bool_)
+            self._selector_cache[selector] = hit
+        return hit
+
+    def rtt_row(self, latitude: float, longitude: float) -> FloatArray:
+        """RTT from one demand location to every module; cached per location."""
+        key = (latitude, longitude)
+        hit = self._rtt_cache.get(key)
+        if hit is None:
+            hit = rtt_ms_row(
+                latitude, longitude, self._lat_rad, self._lon_rad, self._cos_lat, self.settings
+            )
+            self._rtt_cache[key] = hit
+        return hit
+
+    def capacity(
+        self,
+        eligible_pool: BoolArray,
+        gpus_per_replica: int,
+        pool_free: IntArray,
+        power_free_w: FloatArray,
+    ) -> tuple[IntArray, IntArray]:
+        """Replicas of one shape that fit per module: (by GPUs and power, by GPUs alone).
+
+        Pools are filled lowest board power first, which maximises the count under a budget.
+        """
+        g = max(1, gpus_per_replica)
+        cap = np.zeros(self.n, np.int64)
+        if self.n_pools == 0:
+            return cap, cap.copy()
+        per_pool = np.where(eligible_pool, pool_free // g, 0)
+        gpu_cap = np.bincount(self.pool_module, weights=per_pool, minlength=self.n).astype(np.int64)
+        rem = power_free_w.copy()
+        for s in range(self.slot_pool.shape[0]):
+            p = self.slot_pool[s]
+            valid = p >= 0
+            pp = np.where(valid, p, 0)
+            n_s = np.where(valid, per_pool[pp], 0)
+            need = g * self.pool_power_w[pp] * self.pue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fit = np.where(need > 0, np.floor((rem + _EPS_W) / need), np.inf)
+            fit = np.maximum(fit, 0)
+            n_s = np.minimum(n_s, fit).astype(np.int64)
+            rem = rem - n_s * np.where(need > 0, need, 0.0)
+            cap += n_s
+        return cap, gpu_cap
+
+    def fit_pools(
+        self,
+        module: int,
+        eligible_pool: BoolArray,
+        gpus_per_replica: int,
+        pool_free: IntArray,
+        power_free_w: FloatArray,
+        replicas: int,
+    ) -> list[tuple[int, int]]:
+        """Split `replicas` on one module over its pools, lowest power first: [(pool, n)].
+
+        Returns fewer than asked for when they do not fit; the caller decides what that means.
+        """
+        g = max(1, gpus_per_replica)
+        rem_w = float(power_free_w[module])
+        pue = float(self.pue[module])
+        out: list[tuple[int, int]] = []
+        left = replicas
+        for p in self.module_pools[module]:
+            if left <= 0:
+                break
+            if not eligible_pool[p]:
+                continue
+            need = g * float(self.pool_power_w[p]) * pue
+            n = int(pool_free[p]) // g
+            if need > 0:
+                n = min(n, max(0, math.floor((rem_w + _EPS_W) / need)))
+            n = min(n, left)
+            if n > 0:
+                out.append((p, n))
+                rem_w -= n * need
+                left -= n
+        return out
+
+    def consume(
+        self,
+        parts: list[tuple[int, int]],
+        gpus_per_replica: int,
+        pool_free: IntArray,
+        power_free_w: FloatArray,
+        sign: int = 1,
+    ) -> None:
+        """Take (sign=1) or give back (sign=-1) the GPUs and power of placed replicas."""
+        g = max(1, gpus_per_replica)
+        for p, n in parts:
+            m = int(self.pool_module[p])
+            pool_free[p] -= sign * n * g
+            power_free_w[m] -= sign * n * g * float(self.pool_power_w[p]) * float(self.pue[m])
+
+
+@dataclass(slots=True)
+class WorkloadState:
+    """What one deployment's plugins and solvers share within a cycle.
+
+    Rows are demand regions. A deployment without demand regions gets one row named "" with
+    no location: its replicas serve no region and carry the carbon term only.
+    """
+
+    workload: WorkloadView
+    binding: Binding
+    region_names: tuple[str, ...]
+    region_countries: tuple[str | None, ...]
+    demand: IntArray
+    has_demand: bool
+    rtt: FloatArray | None
+    eligible_pool: BoolArray
+    capacity: IntArray
+    gpu_capacity: IntArray
+    #: True when capacity was computed on the fleet's own free arrays (answers are shareable).
+    initial_capacity: bool = True
+    module_verdicts: list[Verdicts] = field(default_factory=list)
+    region_verdicts: list[RegionVerdicts] = field(default_factory=list)
+    module_ok: BoolArray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    #: Hard rules that hold whatever the capacity (model, jurisdiction, latency...).
+    static_ok: BoolArray = field(default_factory=lambda: np.zeros((0, 0), np.bool_))
+    #: static_ok and capacity / readiness now: where a replica may go in this cycle.
+    feasible: BoolArray = field(default_factory=lambda: np.zeros((0, 0), np.bool_))
+    cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    latency_cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def key(self) -> str:
+        """The deployment's "namespace/name"."""
+        return self.workload.key
+
+    @property
+    def shape(self) -> tuple[frozenset[str], float, int]:
+        """What GPU eligibility depends on: accepted models, memory, GPUs per replica."""
+        wl = self.workload
+        return (wl.gpu_models, wl.min_gpu_memory_gib, wl.gpus_per_replica)
+
+    @property
+    def total(self) -> int:
+        """Replicas to place."""
+        return int(self.demand.sum())
+
+    @property
+    def spread(self) -> int:
+        """Distinct modules required: min(minModules, total); 0 when minModules is unset."""
+        return min(self.workload.min_modules, self.total)
+
+
+def enforce_policies(ws: WorkloadState) -> tuple[PolicyView, ...]:
+    """The bound policies that filter (Audit policies only report)."""
+    return ws.binding.enforce

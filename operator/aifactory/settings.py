@@ -1,0 +1,117 @@
+"""Operator settings: environment variables over an optional YAML file over defaults.
+
+Validated once at start-up so a typo in a Helm value or an env var stops the operator with a
+message naming the setting, instead of surfacing as odd behaviour hours later.
+Environment variables are `AIFACTORY_<FIELD>` in upper case (e.g. AIFACTORY_HEARTBEAT_INTERVAL);
+the file is named by AIFACTORY_CONFIG and uses the field names as keys.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SettingsError(ValueError):
+    """Settings are invalid; the message lists each bad setting."""
+
+
+class OperatorSettings(BaseModel):
+    """Every knob of the operator, with the unit in its name or description."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between module heartbeats.")
+    heartbeat_timeout: float = Field(
+        30.0, gt=0, description="Seconds without a heartbeat before a module is NotReady."
+    )
+    toleration_seconds: float = Field(
+        60.0, ge=0, description="Seconds a module may be NotReady before its replicas move."
+    )
+    status_interval: float = Field(
+        5.0, gt=0, description="Seconds between InferenceDeployment status refreshes."
+    )
+    rebalance_interval: float = Field(
+        300.0, gt=0, description="Seconds between fleet-wide re-solves."
+    )
+    hysteresis: float = Field(
+        0.10, ge=0, lt=1, description="Fraction a new placement must lower cost by to replace one."
+    )
+    disruption_budget: int = Field(
+        2, ge=1, description="Replicas one deployment may move per rebalance interval."
+    )
+    solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    # latency and cost model (BRIEF "Placement semantics")
+    earth_radius_km: float = Field(6371.0, gt=0)
+    route_factor: float = Field(1.6, ge=1, description="Real route length / great-circle length.")
+    fibre_km_per_ms: float = Field(204.19, gt=0, description="Light in fibre, km per millisecond.")
+    rtt_overhead_ms: float = Field(1.0, ge=0, description="Fixed RTT added to the distance term.")
+    carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
+    unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
+    # serving
+    metrics_port: int = Field(8080, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
+    liveness_port: int = Field(8081, ge=0, le=65535, description="kopf liveness /healthz; 0 = off.")
+    webhook_enabled: bool = Field(True, description="Serve the validating admission webhook.")
+    webhook_host: str = Field("127.0.0.1", description="Host the apiserver reaches the webhook on.")
+    webhook_port: int = Field(9443, ge=1, le=65535)
+    webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds.")
+    webhook_cert_file: Path | None = Field(
+        None, description="Serving certificate (PEM); unset = generate a self-signed one."
+    )
+    webhook_key_file: Path | None = Field(None, description="Private key of webhook_cert_file.")
+    webhook_ca_file: Path | None = Field(
+        None, description="CA bundle the apiserver trusts for the webhook (default: the cert)."
+    )
+    webhook_service: str | None = Field(
+        None, description="In-cluster webhook Service as namespace/name (else host:port URL)."
+    )
+    namespace: str = Field(
+        "aifactory-system", description="Namespace of the operator's own objects."
+    )
+    peering_priority: int = Field(
+        0, description="kopf peering priority; distinct per replica for HA."
+    )
+    standalone: bool = Field(True, description="Run without kopf peering (single replica).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OperatorSettings:
+        if self.heartbeat_timeout < self.heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be at least heartbeat_interval")
+        if (self.webhook_cert_file is None) != (self.webhook_key_file is None):
+            raise ValueError("webhook_cert_file and webhook_key_file must be set together")
+        return self
+
+
+ENV_PREFIX = "AIFACTORY_"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> OperatorSettings:
+    """Read and validate settings; raises SettingsError naming every invalid setting."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_path = env.get(f"{ENV_PREFIX}CONFIG")
+    if config_path:
+        try:
+            loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read {ENV_PREFIX}CONFIG={config_path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{config_path}: expected a mapping of setting names to values")
+        values.update(loaded)
+    for name in OperatorSettings.model_fields:
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    try:
+        return OperatorSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            where = f"{loc} ({ENV_PREFIX}{loc.upper()})" if loc else "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise SettingsError("invalid operator settings: " + "; ".join(problems)) from None

@@ -1,0 +1,190 @@
+"""The generated CRDs against a real apiserver: installable, samples apply, bad objects refused.
+
+Every invalid manifest of the shared table must be rejected by the apiserver with a message
+naming the field, the same table test_models.py runs through pydantic offline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.api.api_invalid_manifests import INVALID, Invalid
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+SAMPLES = REPO / "samples"
+# Namespaces first: the deployments live in them.
+SAMPLE_FILES = ("namespaces.yaml", "modules.yaml", "policies.yaml", "deployments.yaml")
+CRD_NAMES = (
+    "aifactorymodules.aifactory.dev",
+    "inferencedeployments.aifactory.dev",
+    "sovereigntypolicies.aifactory.dev",
+)
+FIELD_MANAGER = "aifactory-api-tests"
+
+Kubectl = Callable[..., Any]
+
+
+def _retry(check: Callable[[], Any], *, timeout: float = 60, every: float = 1) -> Any:
+    """Retry `check` until it stops raising AssertionError (discovery and OpenAPI lag a bit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def crds(kubectl: Kubectl) -> None:
+    kubectl(
+        "apply",
+        "--server-side",
+        f"--field-manager={FIELD_MANAGER}",
+        "--force-conflicts",
+        "-f",
+        str(CRDS),
+    )
+    for name in CRD_NAMES:
+        kubectl("wait", "--for", "condition=established", "--timeout=60s", f"crd/{name}")
+
+
+def _sample_objects() -> list[tuple[str, str, str | None]]:
+    out = []
+    for name in SAMPLE_FILES[1:]:
+        for doc in yaml.safe_load_all((SAMPLES / name).read_text()):
+            meta = doc["metadata"]
+            out.append((doc["kind"].lower(), meta["name"], meta.get("namespace")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def samples(kubectl: Kubectl, crds: None) -> Iterator[dict[str, str]]:
+    """Apply every sample file; returns file name -> kubectl output. Removes the objects after."""
+    outputs = {}
+    for name in SAMPLE_FILES:
+        proc = kubectl(
+            "apply",
+            "--server-side",
+            f"--field-manager={FIELD_MANAGER}",
+            "-f",
+            str(SAMPLES / name),
+            check=False,
+        )
+        outputs[name] = proc
+    yield outputs
+    for kind, name, namespace in reversed(_sample_objects()):
+        args = ["delete", kind, name, "--ignore-not-found", "--wait=false"]
+        if namespace:
+            args += ["-n", namespace]
+        kubectl(*args, check=False)
+
+
+def test_crds_are_established(kubectl: Kubectl, crds: None) -> None:
+    proc = kubectl("get", "crd", *CRD_NAMES, "-o", "name")
+    assert sorted(proc.stdout.split()) == sorted(
+        f"customresourcedefinition.apiextensions.k8s.io/{n}" for n in CRD_NAMES
+    )
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_samples_apply_cleanly(samples: dict[str, Any], name: str) -> None:
+    proc = samples[name]
+    assert proc.returncode == 0, f"{name}:\n{proc.stdout}\n{proc.stderr}"
+    assert "Warning" not in proc.stderr, proc.stderr
+    assert "serverside-applied" in proc.stdout
+
+
+def test_samples_reapply_unchanged(kubectl: Kubectl, samples: dict[str, Any]) -> None:
+    # Server-side defaults must not fight the files: a second apply changes nothing.
+    for name in SAMPLE_FILES[1:]:
+        proc = kubectl(
+            "diff",
+            "--server-side",
+            f"--field-manager={FIELD_MANAGER}",
+            "-f",
+            str(SAMPLES / name),
+            check=False,
+        )
+        assert proc.returncode == 0, f"{name} differs after apply:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
+def test_invalid_manifest_is_rejected_naming_the_field(
+    kubectl: Kubectl, samples: dict[str, Any], case: Invalid
+) -> None:
+    proc = kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        f"--field-manager={FIELD_MANAGER}",
+        "-f",
+        "-",
+        input=yaml.safe_dump(case.manifest(), sort_keys=False),
+        check=False,
+    )
+    message = proc.stderr
+    assert proc.returncode != 0, f"{case.id} was accepted:\n{proc.stdout}"
+    assert case.field in message, f"{case.id}: {case.field!r} not named in:\n{message}"
+    expected = (case.server, *case.server_alternatives)
+    assert any(text in message for text in expected), (
+        f"{case.id}: none of {expected} in:\n{message}"
+    )
+
+
+def test_explain_shows_descriptions(kubectl: Kubectl, crds: None) -> None:
+    def explain() -> str:
+        proc = kubectl("explain", "inferencedeployment.spec.slo", check=False)
+        assert proc.returncode == 0, proc.stderr
+        return str(proc.stdout)
+
+    text = _retry(explain)
+    assert "Latency and spread objectives" in text
+    assert "maxLatencyMs" in text
+    assert "Maximum round-trip time in milliseconds" in text
+    assert "minModules" in text
+
+
+def test_get_shows_printer_columns(kubectl: Kubectl, samples: dict[str, Any]) -> None:
+    proc = kubectl("get", "afm,infd,sovpol", "-A")
+    header_words = [
+        "COUNTRY", "RENEWABLE", "CARBON", "GPUS FREE", "GPUS TOTAL", "READY",
+        "REPLICAS", "MODULES", "COMPLIANT",
+        "JURISDICTIONS", "ENFORCEMENT", "BOUND", "AGE",
+    ]  # fmt: skip
+    headers = [line for line in proc.stdout.splitlines() if line.startswith(("NAME", "NAMESPACE"))]
+    assert len(headers) == 3, proc.stdout
+    for word in header_words:
+        assert any(word in h for h in headers), f"{word} missing from:\n{proc.stdout}"
+    assert "reykjavik" in proc.stdout and "eu-assistant" in proc.stdout
+    assert '["EU","EEA"]' in proc.stdout and "Enforce" in proc.stdout and "Audit" in proc.stdout
+
+
+def test_category_lists_all_three_kinds(kubectl: Kubectl, samples: dict[str, Any]) -> None:
+    def listed() -> set[str]:
+        proc = kubectl("get", "aifactory", "-A", "-o", "name", check=False)
+        assert proc.returncode == 0, proc.stderr
+        kinds = {line.split("/", 1)[0] for line in proc.stdout.split()}
+        assert kinds == {
+            "aifactorymodule.aifactory.dev",
+            "inferencedeployment.aifactory.dev",
+            "sovereigntypolicy.aifactory.dev",
+        }, proc.stdout
+        return kinds
+
+    _retry(listed)
+
+
+def test_short_names(kubectl: Kubectl, samples: dict[str, Any]) -> None:
+    assert "reykjavik" in kubectl("get", "afm", "-o", "name").stdout
+    assert "eu-assistant" in kubectl("get", "infd", "-n", "eu-chat", "-o", "name").stdout
+    assert "eu-restricted-data" in kubectl("get", "sovpol", "-o", "name").stdout
