@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hack.fleet import Fleet, FleetConfig
+from hack.fleet import Fleet
+from hack.fleet.topology import config_from_modules
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,11 +50,14 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def fleet() -> Iterator[Fleet]:
     reuse = os.environ.get("AIFACTORY_REUSE_FLEET") == "1"
-    f = Fleet(FleetConfig(root=REPO / ".fleet"), attached=not reuse)
+    # the sample fleet: members reykjavik, paris, dallas; node-pool modules on the hub
+    f = Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=REPO / ".fleet"),
+              attached=not reuse)
     if reuse and f.is_up():
         yield f
         return
     f.up()
+    f.register_members()
     try:
         yield f
     finally:

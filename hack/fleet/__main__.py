@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         help="explicit pools: 'hub=oslo:H100,warsaw:A100;paris=paris:H100:2:8' "
         "(cluster=module:MODEL[:NODES[:GPUS]])",
     )
+    up.add_argument("--modules", type=Path, default=None,
+                    help="derive clusters and node pools from AIFactoryModule manifests "
+                         "(file or directory, e.g. samples/) and register members in the hub")
     sub.add_parser("down", help="stop every process of the fleet")
     sub.add_parser("status", help="show what runs and whether each apiserver is ready")
     for name in ("stop", "start"):
@@ -87,8 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                     pools[cluster] = (
                         NodePool(cluster, args.gpu_model, args.nodes, args.gpus_per_node),
                     )
-            fleet = Fleet(FleetConfig(root=args.root, members=members, pools=pools))
+            if args.modules is not None:
+                from .topology import config_from_modules
+
+                fleet = Fleet(config_from_modules(args.modules, root=args.root))
+            else:
+                fleet = Fleet(FleetConfig(root=args.root, members=members, pools=pools))
             took = fleet.up()
+            if args.modules is not None:
+                fleet.register_members()
             print(f"fleet up in {took:.1f}s: {', '.join(fleet.clusters)}")
             for cluster in fleet.clusters:
                 print(

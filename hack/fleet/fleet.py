@@ -370,7 +370,7 @@ class Fleet:
         nodes = []
         for pool in self.config.pools_of(cluster):
             for i in range(pool.nodes):
-                name = f"{pool.module}-gpu-{i}"
+                name = f"{pool.module}-{pool.gpu_model.lower()}-{i}"
                 resources = {
                     "cpu": "64",
                     "memory": "512Gi",
@@ -602,6 +602,27 @@ class Fleet:
                 f"unknown cluster {cluster!r}; clusters are {', '.join(state['clusters'])}"
             )
         return state
+
+    def register_members(self, namespace: str = "aifactory-system") -> list[str]:
+        """Store each member's kubeconfig in a hub Secret named after the member.
+
+        This is how a platform team registers a remote module; AIFactoryModules point at these
+        Secrets with spec.cluster.kubeconfigSecretRef.
+        """
+        docs: list[dict[str, Any]] = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        ]
+        for member in self.members:
+            docs.append({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": member, "namespace": namespace,
+                             "labels": {"aifactory.dev/member-cluster": member}},
+                "type": "Opaque",
+                "data": {"kubeconfig": base64.b64encode(self.kubeconfig(member).read_bytes()).decode()},
+            })
+        self.kubectl(HUB, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        return self.members
 
     def status(self) -> dict[str, dict[str, str]]:
         """Per cluster and component: running/stopped, and whether the apiserver answers."""

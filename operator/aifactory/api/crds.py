@@ -227,7 +227,10 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{model.PLURAL}.{API_GROUP}"},
+        "metadata": {
+            "name": f"{model.PLURAL}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "aifactory"},
+        },
         "spec": {
             "group": API_GROUP,
             "names": {

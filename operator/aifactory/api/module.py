@@ -257,6 +257,12 @@ class EnergyStatus(StatusModel):
         default=None, ge=0, le=1, description="Current renewable share, 0..1."
     )
     updated_at: datetime | None = Field(default=None, description="When the signal was read.")
+    source: str | None = Field(
+        default=None,
+        max_length=MAX_SHORT_STRING,
+        description="Who wrote the signal: spec (the operator, from spec.energy), schedule, or "
+        "the name of an external feed. The operator only overwrites values it wrote itself.",
+    )
 
 
 class AIFactoryModuleStatus(StatusModel):

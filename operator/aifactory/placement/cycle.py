@@ -88,16 +88,21 @@ def run_filters(fleet: FleetState, ws: WorkloadState) -> None:
     satisfy to be kept (a cordon keeps what runs; capacity is checked by reserving it).
     """
     verdicts: list[Verdicts] = []
+    keys: list[object] | None = []
     for f in MODULE_FILTERS:
         key = f.key(ws) if f.key is not None else None
         if key is None:
             verdicts.append(f.filter(fleet, ws))
+            keys = None
             continue
+        if keys is not None:
+            keys.append((f.name, key))
         hit = fleet.cache.get((f.name, key))
         if hit is None:
             hit = fleet.cache[(f.name, key)] = f.filter(fleet, ws)
         verdicts.append(hit)  # type: ignore[arg-type]
     ws.module_verdicts = verdicts
+    ws.verdicts_key = tuple(keys) if keys is not None else None
     ws.region_verdicts = [f.filter(fleet, ws) for f in REGION_FILTERS]
     module_ok = np.ones(fleet.n, np.bool_)
     static_module = fleet.ready.copy()

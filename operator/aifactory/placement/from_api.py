@@ -183,7 +183,7 @@ def policy_view(policy: SovereigntyPolicy) -> PolicyView:
     )
 
 
-def _held_gpus(
+def held_gpus(
     modules: Sequence[AIFactoryModule], deployments: Sequence[InferenceDeployment]
 ) -> dict[str, dict[str, int]]:
     """GPUs the deployments' running placements hold, per module and pool model.
@@ -220,6 +220,10 @@ def _held_gpus(
     return out
 
 
+#: Former private name, still imported by the controllers.
+_held_gpus = held_gpus
+
+
 @dataclass(frozen=True, slots=True)
 class EngineInputs:
     """Everything the engine needs, converted once."""
@@ -245,7 +249,7 @@ def engine_inputs(
     mods = list(modules)
     deps = list(deployments)
     labels = namespace_labels or {}
-    held = _held_gpus(mods, deps)
+    held = held_gpus(mods, deps)
     return EngineInputs(
         modules=tuple(
             module_view(m, held=held.get(m.name), assume_ready=assume_ready) for m in mods

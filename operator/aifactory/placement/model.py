@@ -70,7 +70,7 @@ class PlacementSettings:
     milp_node_limit: int = 2_000
     milp_rel_gap: float = 1e-3
     #: Local-improvement passes of the greedy solver.
-    improve_passes: int = 3
+    improve_passes: int = 2
     #: Explain every module when the fleet has at most this many; else the chosen, the best
     #: alternatives and aggregated counts (a string per module per deployment costs time).
     explain_all_up_to: int = 200
@@ -188,7 +188,7 @@ class CurrentAssignment:
 
     module: str
     replicas: int
-    regions: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    regions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", MappingProxyType(dict(self.regions)))

@@ -75,10 +75,17 @@ class _Problem:
     cand_sets: list[list[frozenset[int]]] = field(default_factory=list)
 
 
-def _build_problem(fleet: FleetState, states: list[WorkloadState]) -> _Problem:
-    """Effective costs and pruned candidate lists (step 1)."""
+def _build_problem(
+    fleet: FleetState, states: list[WorkloadState], candidates: int | None = -1
+) -> _Problem:
+    """Effective costs and candidate lists pruned to `candidates` per region (step 1).
+
+    -1 takes the setting; None keeps every feasible module (for exact reference solves).
+    """
     prob = _Problem(fleet, states)
-    k = max(1, fleet.settings.candidates_per_region)
+    if candidates == -1:
+        candidates = fleet.settings.candidates_per_region
+    k = fleet.n if candidates is None else max(1, candidates)
     tb = tiebreak(fleet.n)
     for ws in states:
         c = ws.cost + tb[None, :]
@@ -129,9 +136,9 @@ class _Greedy:
 
     Deployments go in order of regret: the cost a deployment's busiest region loses if its best
     module fills up (a region with a single candidate first). Each is assigned with the
-    incremental-mode algorithm on the capacity left; then replicas move to cheaper modules that
-    still have room, and pairs of replicas of different deployments swap modules when that
-    lowers the sum.
+    incremental-mode algorithm on the capacity left. Then, a few passes of: replicas move to
+    cheaper candidate modules that have room, pairs of replicas of different deployments swap
+    modules when that lowers the sum, and unplaced replicas take any room that was freed.
     """
 
     def __init__(
@@ -149,8 +156,20 @@ class _Greedy:
         self.alloc: dict[int, Alloc] = {}
         #: d -> module -> pool -> replicas
         self.parts: dict[int, dict[int, dict[int, int]]] = {}
+        #: d -> module -> replicas (all regions)
+        self.count: dict[int, dict[int, int]] = {}
         #: module -> (deployment, region) pairs with replicas there
         self.holders: dict[int, set[tuple[int, int]]] = {}
+        self.spread = {d: prob.states[d].spread for d in self.active}
+        self.gpus = {d: prob.states[d].workload.gpus_per_replica for d in self.active}
+        #: d -> region -> candidate module -> cost (dict lookups beat numpy scalar indexing)
+        self.cand_cost: dict[int, list[dict[int, float]]] = {
+            d: [
+                dict(zip(cand, prob.cost[d][r, cand].tolist(), strict=True)) if cand else {}
+                for r, cand in enumerate(prob.cands[d])
+            ]
+            for d in self.active
+        }
 
     def run(self) -> dict[int, Solution]:
         for d in self._order():
@@ -160,6 +179,8 @@ class _Greedy:
             for d in self.active:
                 changed |= self._improve_moves(d)
             changed |= self._improve_swaps()
+            for d in self.active:
+                changed |= self._fill_unplaced(d)
             if not changed:
                 break
         out: dict[int, Solution] = {}
@@ -182,8 +203,8 @@ class _Greedy:
             for r, cand in enumerate(self.prob.cands[d]):
                 if not cand:
                     continue
-                c = self.prob.cost[d][r]
-                gap = unplaced if len(cand) == 1 else float(c[cand[1]] - c[cand[0]])
+                costs = self.cand_cost[d][r]
+                gap = unplaced if len(cand) == 1 else costs[cand[1]] - costs[cand[0]]
                 regret = max(regret, gap * float(ws.demand[r]))
             keyed.append((-regret, ws.key, d))
         keyed.sort()
@@ -192,60 +213,52 @@ class _Greedy:
     def _place(self, d: int) -> None:
         """Assign one deployment on what is left, with the incremental-mode algorithm."""
         ws = self.prob.states[d]
-        g = ws.workload.gpus_per_replica
+        g = self.gpus[d]
         cap, _ = self.fleet.capacity(ws.eligible_pool, g, self.pool_free, self.power_free)
         alloc = assign_one(self.fleet, ws, capacity=cap, bonus=self.prob.bonus[d])
         alloc, parts = take_pools(self.fleet, ws, alloc, self.pool_free, self.power_free)
         self.alloc[d] = dict(alloc)
         self.parts[d] = {m: dict(pp) for m, pp in parts.items()}
-        for r, m in alloc:
+        self.count[d] = {}
+        for (r, m), k in alloc.items():
+            self.count[d][m] = self.count[d].get(m, 0) + k
             self.holders.setdefault(m, set()).add((d, r))
 
     # one replica at a time --------------------------------------------------------------------
-    def _count(self, d: int, m: int) -> int:
-        return sum(self.parts[d].get(m, {}).values())
+    def _cost(self, d: int, r: int, m: int) -> float:
+        c = self.cand_cost[d][r].get(m)
+        return float(self.prob.cost[d][r, m]) if c is None else c
 
     def _room(self, d: int, m: int) -> bool:
         ws = self.prob.states[d]
         return bool(
             self.fleet.fit_pools(
-                m,
-                ws.eligible_pool,
-                ws.workload.gpus_per_replica,
-                self.pool_free,
-                self.power_free,
-                1,
+                m, ws.eligible_pool, self.gpus[d], self.pool_free, self.power_free, 1
             )
         )
+
+    def _add(self, d: int, r: int, m: int, p: int) -> None:
+        self.fleet.consume([(p, 1)], self.gpus[d], self.pool_free, self.power_free)
+        self.alloc[d][(r, m)] = self.alloc[d].get((r, m), 0) + 1
+        pools = self.parts[d].setdefault(m, {})
+        pools[p] = pools.get(p, 0) + 1
+        self.count[d][m] = self.count[d].get(m, 0) + 1
+        self.holders.setdefault(m, set()).add((d, r))
 
     def _take1(self, d: int, r: int, m: int) -> int | None:
         """Put one replica of (d, r) on m; the pool used, or None when it does not fit."""
         ws = self.prob.states[d]
-        g = ws.workload.gpus_per_replica
-        got = self.fleet.fit_pools(m, ws.eligible_pool, g, self.pool_free, self.power_free, 1)
+        got = self.fleet.fit_pools(
+            m, ws.eligible_pool, self.gpus[d], self.pool_free, self.power_free, 1
+        )
         if not got:
             return None
-        self.fleet.consume(got, g, self.pool_free, self.power_free)
-        p = got[0][0]
-        self.alloc[d][(r, m)] = self.alloc[d].get((r, m), 0) + 1
-        pools = self.parts[d].setdefault(m, {})
-        pools[p] = pools.get(p, 0) + 1
-        self.holders.setdefault(m, set()).add((d, r))
-        return p
-
-    def _put1(self, d: int, r: int, m: int, p: int) -> None:
-        """Put one replica back on a known pool (undo of `_drop1`)."""
-        g = self.prob.states[d].workload.gpus_per_replica
-        self.fleet.consume([(p, 1)], g, self.pool_free, self.power_free)
-        self.alloc[d][(r, m)] = self.alloc[d].get((r, m), 0) + 1
-        pools = self.parts[d].setdefault(m, {})
-        pools[p] = pools.get(p, 0) + 1
-        self.holders.setdefault(m, set()).add((d, r))
+        self._add(d, r, m, got[0][0])
+        return got[0][0]
 
     def _drop1(self, d: int, r: int, m: int, pool: int | None = None) -> int:
         """Take one replica of (d, r) off m, from `pool` or else its highest-power pool; the
         pool freed."""
-        g = self.prob.states[d].workload.gpus_per_replica
         pools = self.parts[d][m]
         p = pool
         if p is None:
@@ -254,34 +267,36 @@ class _Greedy:
                 key=lambda q: (self.fleet.pool_power_w[q], q),
             )
         pools[p] -= 1
-        self.fleet.consume([(p, 1)], g, self.pool_free, self.power_free, sign=-1)
+        self.fleet.consume([(p, 1)], self.gpus[d], self.pool_free, self.power_free, sign=-1)
         self.alloc[d][(r, m)] -= 1
         if self.alloc[d][(r, m)] == 0:
             del self.alloc[d][(r, m)]
             self.holders[m].discard((d, r))
+        self.count[d][m] -= 1
+        if self.count[d][m] == 0:
+            del self.count[d][m]
         return p
 
     def _spread_ok(self, d: int, a: int, b: int) -> bool:
         """Whether moving one replica of d from a to b keeps the spread requirement."""
-        need = self.prob.states[d].spread
-        used = sum(1 for pools in self.parts[d].values() if any(n > 0 for n in pools.values()))
-        after = used - (self._count(d, a) == 1) + (self._count(d, b) == 0)
-        return after >= min(need, used)
+        counts = self.count[d]
+        used = len(counts)
+        after = used - (counts.get(a, 0) == 1) + (counts.get(b, 0) == 0)
+        return after >= min(self.spread[d], used)
 
     # improvement --------------------------------------------------------------------------------
     def _improve_moves(self, d: int) -> bool:
         """Move replicas to a cheaper candidate with room, keeping the spread."""
-        c = self.prob.cost[d]
         changed = False
         for r, a in sorted(self.alloc[d]):
+            ca = self._cost(d, r, a)
             for b in self.prob.cands[d][r]:
-                if c[r, b] >= c[r, a] - _EPS:
+                if self.cand_cost[d][r][b] >= ca - _EPS:
                     break
                 while self.alloc[d].get((r, a), 0) > 0 and self._spread_ok(d, a, b):
-                    if not self._room(d, b):
+                    if self._take1(d, r, b) is None:
                         break
                     self._drop1(d, r, a)
-                    self._take1(d, r, b)
                     changed = True
                 if self.alloc[d].get((r, a), 0) == 0:
                     break
@@ -291,18 +306,20 @@ class _Greedy:
         """Swap one replica of (d1, r1) on a with one of (d2, r2) on b when the sum drops."""
         changed = False
         for d1 in self.active:
-            c1 = self.prob.cost[d1]
             for r1, a in sorted(self.alloc[d1]):
+                c1 = self.cand_cost[d1][r1]
+                c1a = self._cost(d1, r1, a)
                 for b in self.prob.cands[d1][r1]:
-                    if c1[r1, b] >= c1[r1, a] - _EPS:
+                    c1b = c1[b]
+                    if c1b >= c1a - _EPS or self.alloc[d1].get((r1, a), 0) <= 0:
                         break
-                    if self.alloc[d1].get((r1, a), 0) <= 0:
-                        break
-                    for d2, r2 in sorted(self.holders.get(b, ())):
-                        if d2 == d1 or a not in self.prob.cand_sets[d2][r2]:
+                    # Set order is deterministic here: int tuples hash the same every run.
+                    for d2, r2 in list(self.holders.get(b, ())):
+                        c2 = self.cand_cost[d2][r2]
+                        c2a = c2.get(a)
+                        if d2 == d1 or c2a is None:
                             continue
-                        c2 = self.prob.cost[d2]
-                        if c1[r1, a] + c2[r2, b] - c1[r1, b] - c2[r2, a] <= _EPS:
+                        if c1a + self._cost(d2, r2, b) - c1b - c2a <= _EPS:
                             continue
                         if self._swap(d1, r1, a, d2, r2, b):
                             changed = True
@@ -323,9 +340,25 @@ class _Greedy:
             return True
         if q1 is not None:
             self._drop1(d1, r1, b, q1)
-        self._put1(d1, r1, a, p1)
-        self._put1(d2, r2, b, p2)
+        self._add(d1, r1, a, p1)
+        self._add(d2, r2, b, p2)
         return False
+
+    def _fill_unplaced(self, d: int) -> bool:
+        """Place replicas left over earlier on room that improvement freed (cheapest first)."""
+        ws = self.prob.states[d]
+        changed = False
+        for r in range(len(ws.region_names)):
+            missing = int(ws.demand[r]) - sum(k for (rr, _), k in self.alloc[d].items() if rr == r)
+            if missing <= 0:
+                continue
+            for m in self.prob.cands[d][r]:
+                while missing > 0 and self._take1(d, r, m) is not None:
+                    missing -= 1
+                    changed = True
+                if missing == 0:
+                    break
+        return changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,13 +372,42 @@ class _MilpResult:
     bound: float | None
 
 
-def _milp_columns(prob: _Problem, active: Sequence[int], pool_free: IntArray) -> int:
+#: Per deployment, per region: extra candidate modules for the MILP (the greedy's choices).
+Extra = dict[int, list[set[int]]]
+
+
+def _milp_candidates(prob: _Problem, d: int, extra: Extra | None) -> list[list[int]]:
+    """The pruned candidates plus the modules the greedy solution uses, so the MILP's optimum
+    can never be worse than the greedy answer even when pruning was too tight."""
+    if not extra or d not in extra:
+        return prob.cands[d]
+    out: list[list[int]] = []
+    for r, cand in enumerate(prob.cands[d]):
+        more = extra[d][r] - prob.cand_sets[d][r] if r < len(extra[d]) else set()
+        out.append(cand + sorted(more))
+    return out
+
+
+def _greedy_extra(sol: dict[int, Solution]) -> Extra:
+    out: Extra = {}
+    for d, (alloc, _) in sol.items():
+        regions = max((r for r, _ in alloc), default=-1) + 1
+        sets: list[set[int]] = [set() for _ in range(regions)]
+        for r, m in alloc:
+            sets[r].add(m)
+        out[d] = sets
+    return out
+
+
+def _milp_columns(
+    prob: _Problem, active: Sequence[int], pool_free: IntArray, extra: Extra | None = None
+) -> int:
     """How many x columns the MILP would have (to decide whether to build it at all)."""
     fleet = prob.fleet
     n = 0
     for d in active:
         ws = prob.states[d]
-        for cand in prob.cands[d]:
+        for cand in _milp_candidates(prob, d, extra):
             for m in cand:
                 n += sum(
                     1 for p in fleet.module_pools[m] if ws.eligible_pool[p] and pool_free[p] > 0
@@ -360,6 +422,7 @@ def _solve_milp(
     power_free_w: FloatArray,
     *,
     relax: bool = False,
+    extra: Extra | None = None,
 ) -> _MilpResult | None:
     """Build and solve the MILP (or its LP relaxation, for a lower bound)."""
     fleet, s = prob.fleet, prob.fleet.settings
@@ -390,11 +453,12 @@ def _solve_milp(
         row_lo.append(lo)
         row_hi.append(hi)
 
+    offset = 0.0
     for d in active:
         ws = prob.states[d]
         g = max(1, ws.workload.gpus_per_replica)
         module_cols: dict[int, list[int]] = {}
-        for r, cand in enumerate(prob.cands[d]):
+        for r, cand in enumerate(_milp_candidates(prob, d, extra)):
             n_r = int(ws.demand[r])
             if n_r <= 0:
                 continue
@@ -421,6 +485,13 @@ def _solve_milp(
                 new_row([(y, 1.0)] + [(c, -1.0) for c in xcols], -np.inf, 0.0)
             short = new_col(s.spread_cost, ws.spread, False)
             new_row([*ys, (short, 1.0)], ws.spread, np.inf)
+        elif ws.spread >= 1 and not module_cols:
+            offset += s.spread_cost * ws.spread  # nothing can be placed: all of it is short
+        elif ws.spread == 1:
+            # One module short exactly when nothing is placed: short >= 1 - sum(x).
+            short = new_col(s.spread_cost, 1.0, False)
+            xs = [(c, 1.0) for cols in module_cols.values() for c in cols]
+            new_row([*xs, (short, 1.0)], 1.0, np.inf)
     # Capacity rows only where the columns could together exceed them (others are redundant).
     for p, entries in sorted(pool_rows.items()):
         if sum(v * upper[col] for col, v in entries) > pool_free[p]:
@@ -429,7 +500,7 @@ def _solve_milp(
         if sum(v * upper[col] for col, v in entries) > power_free_w[m] + _EPS:
             new_row(entries, -np.inf, float(power_free_w[m]) + 1e-6)
     if not cost:
-        return _MilpResult({d: ({}, {}) for d in active}, True, 0.0)
+        return _MilpResult({d: ({}, {}) for d in active}, True, offset)
     a = sp.csr_array((vals, (rows, cols)), shape=(len(row_lo), len(cost)))
     options: dict[str, object] = {
         "time_limit": s.milp_time_limit_s,
@@ -451,6 +522,8 @@ def _solve_milp(
     bound = getattr(res, "mip_dual_bound", None)
     if relax:
         bound = float(res.fun)
+    if bound is not None:
+        bound = float(bound) + offset
     by_pool: dict[int, dict[tuple[int, int], int]] = {d: {} for d in active}
     for col, d, key in x_meta:
         k = round(float(res.x[col]))
@@ -506,11 +579,12 @@ def _solve(
     s = prob.fleet.settings
     notes: list[str] = []
     greedy = _Greedy(prob, active, pool_free.copy(), power_free_w.copy()).run()
-    columns = _milp_columns(prob, active, pool_free)
+    extra = _greedy_extra(greedy)
+    columns = _milp_columns(prob, active, pool_free, extra)
     if columns > s.milp_max_variables:
         notes.append(f"MILP skipped: {columns} columns > {s.milp_max_variables}; greedy solver")
         return greedy, "greedy", None, notes
-    res = _solve_milp(prob, active, pool_free, power_free_w)
+    res = _solve_milp(prob, active, pool_free, power_free_w, extra=extra)
     if res is None or not _fits(prob, res.sol, pool_free, power_free_w):
         notes.append("MILP found no usable solution within its limits; greedy solver")
         return greedy, "milp->greedy", None, notes
@@ -518,9 +592,9 @@ def _solve(
     m_obj = sum(_objective(prob, d, res.sol[d][0]) for d in active)
     if not res.optimal:
         notes.append("MILP stopped at its node/time limit")
-        if g_obj < m_obj - _EPS:
-            notes.append("greedy solution cheaper than the MILP incumbent; greedy used")
-            return greedy, "milp->greedy", res.bound, notes
+    if g_obj < m_obj - _EPS:
+        notes.append("greedy solution cheaper than the MILP's; greedy used")
+        return greedy, "milp->greedy", res.bound, notes
     return res.sol, "milp", res.bound, notes
 
 
@@ -531,16 +605,39 @@ def lower_bound(
     *,
     settings: PlacementSettings | None = None,
 ) -> float:
-    """The LP relaxation's optimum over the pruned candidates: a bound for benchmarks.
+    """The LP relaxation's optimum over every feasible (deployment, region, module): a true
+    lower bound on the fleet-wide cost without hysteresis (to within the 1e-9 tie-break).
 
-    It bounds the pruned problem, not the full one, and ignores hysteresis.
+    It has a column per feasible pair, so it suits benchmarks of medium instances only.
     """
     fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
     pols = tuple(policies)
     states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
-    prob = _build_problem(fleet, states)
+    prob = _build_problem(fleet, states, candidates=None)
     res = _solve_milp(prob, range(len(states)), fleet.pool_free, fleet.power_free_w, relax=True)
     return float("nan") if res is None or res.bound is None else res.bound
+
+
+def exact_cost(
+    workloads: Sequence[WorkloadView],
+    modules: FleetState | Iterable[ModuleView],
+    policies: Iterable[PolicyView] = (),
+    *,
+    settings: PlacementSettings | None = None,
+) -> float | None:
+    """The optimal fleet-wide cost by MILP over every feasible candidate, without pruning or
+    hysteresis (None if HiGHS does not prove optimality within the settings' limits).
+
+    A reference for tests and benchmarks on small instances.
+    """
+    fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
+    pols = tuple(policies)
+    states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
+    prob = _build_problem(fleet, states, candidates=None)
+    res = _solve_milp(prob, range(len(states)), fleet.pool_free, fleet.power_free_w)
+    if res is None or not res.optimal:
+        return None
+    return sum(deployment_cost(fleet, states[d], res.sol[d][0]) for d in range(len(states)))
 
 
 def place_fleet(

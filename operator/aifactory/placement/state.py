@@ -105,9 +105,9 @@ class FleetState:
         slots = max((len(m.pools) for m in mods), default=0)
         self.slot_pool = np.full((slots, n), -1, i64)
         self.module_pools: list[list[int]] = [[] for _ in range(n)]
-        for p, i in enumerate(self.pool_module.tolist()):
-            self.slot_pool[len(self.module_pools[i]), i] = p
-            self.module_pools[i].append(p)
+        for pool, i in enumerate(self.pool_module.tolist()):
+            self.slot_pool[len(self.module_pools[i]), i] = pool
+            self.module_pools[i].append(pool)
         self.gpus_total = np.bincount(
             self.pool_module, weights=self.pool_count, minlength=n
         ).astype(i64)
@@ -272,6 +272,9 @@ class WorkloadState:
     #: True when capacity was computed on the fleet's own free arrays (answers are shareable).
     initial_capacity: bool = True
     module_verdicts: list[Verdicts] = field(default_factory=list)
+    #: The cache keys of all module verdicts when every one came from the fleet's cache
+    #: (deployments with the same key share the module-level explanation counts).
+    verdicts_key: tuple[object, ...] | None = None
     region_verdicts: list[RegionVerdicts] = field(default_factory=list)
     module_ok: BoolArray = field(default_factory=lambda: np.zeros(0, np.bool_))
     #: Hard rules that hold whatever the capacity (model, jurisdiction, latency...).

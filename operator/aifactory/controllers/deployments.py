@@ -1,0 +1,296 @@
+"""InferenceDeployment: place with the engine, apply to member clusters, report in status.
+
+One reconcile, run on every change and every statusInterval, does all of it idempotently:
+  1. place the deployment against the fleet (the engine keeps the running placement unless a
+     hard rule breaks or the gain beats the hysteresis);
+  2. server-side apply each chosen module's Deployment and Service;
+  3. list what the operator owns in every member cluster, by label, and delete what no
+     placement wants, but only once the new placement is ready (make-before-break) unless the
+     old module is unusable or forbidden;
+  4. aggregate member readiness into status and conditions.
+Nothing depends on remembering earlier runs, so a killed operator converges on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from aifactory import metrics
+from aifactory.api import (
+    Condition,
+    ConditionStatus,
+    InferenceDeployment,
+    InferenceDeploymentStatus,
+    ModulePlacement,
+    RegionRouting,
+    RouteTarget,
+    Unsatisfied,
+    set_condition,
+)
+from aifactory.clusters import (
+    ClusterAccessError,
+    MemberTarget,
+    apply_module,
+    delete_named,
+    list_owned,
+)
+from aifactory.clusters.workload import MemberWorkload
+from aifactory.placement import Decision, place_one
+
+from .runtime import DEPLOYMENTS, GROUP, SETTINGS, VERSION, runtime
+from .world import World, engine_views, placement_settings, snapshot, usable
+
+log = logging.getLogger(__name__)
+
+_CLUSTER_ERRORS = (ClusterAccessError, ApiException, urllib3.exceptions.HTTPError, OSError)
+
+
+@dataclass
+class MemberState:
+    """What the member clusters showed during one reconcile."""
+
+    observed: dict[str, MemberWorkload] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)
+    kept_for_handover: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def _targets(world: World) -> tuple[dict[str, MemberTarget], set[str]]:
+    targets: dict[str, MemberTarget] = {}
+    failed: set[str] = set()
+    members = runtime().members
+    for m in world.modules:
+        try:
+            targets[m.name] = members.target(m)
+        except ClusterAccessError:
+            failed.add(m.name)
+    return targets, failed
+
+
+def converge_members(world: World, infd: InferenceDeployment, decision: Decision) -> MemberState:
+    """Make member clusters match the decision; returns what was observed."""
+    state = MemberState()
+    targets, state.unreachable = _targets(world)
+    wanted = {a.module: a.replicas for a in decision.assignments}
+    for module_name, replicas in sorted(wanted.items()):
+        target, module = targets.get(module_name), world.module(module_name)
+        if target is None or module is None:
+            state.unreachable.add(module_name)
+            continue
+        try:
+            apply_module(target, infd, module, replicas)
+        except _CLUSTER_ERRORS:
+            state.unreachable.add(module_name)
+    # one listing per distinct cluster finds both readiness and orphans
+    clusters: dict[str, MemberTarget] = {}
+    for name in sorted(targets):
+        clusters.setdefault(targets[name].cluster_key, targets[name])
+    orphans: list[tuple[MemberTarget, MemberWorkload]] = []
+    for key, target in sorted(clusters.items()):
+        try:
+            owned = list_owned(target.api, infd)
+        except _CLUSTER_ERRORS:
+            state.unreachable |= {n for n, t in targets.items() if t.cluster_key == key}
+            continue
+        for w in owned:
+            home = targets.get(w.module)
+            if w.module in wanted and home is not None and home.cluster_key == key:
+                state.observed[w.module] = w
+            else:
+                orphans.append((target, w))
+    ready_new = sum(w.ready_replicas for w in state.observed.values())
+    now = datetime.now(UTC)
+    for target, w in orphans:
+        module = world.module(w.module)
+        forbidden = decision.explanation.get(w.module, "").startswith("rejected")
+        healthy = module is not None and usable(module, now, SETTINGS.toleration_seconds)
+        if healthy and not forbidden and ready_new < decision.replicas and w.ready_replicas > 0:
+            state.kept_for_handover.append(w.module)  # make-before-break
+            continue
+        try:
+            delete_named(target.api, w.namespace, w.name)
+            state.removed.append(w.module)
+        except _CLUSTER_ERRORS:
+            state.unreachable.add(w.module)
+    return state
+
+
+def _cond(type_: str, ok: bool, reason: str, message: str, generation: int | None) -> Condition:
+    return Condition(type=type_, status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+                     reason=reason, message=message, observed_generation=generation)
+
+
+def build_status(infd: InferenceDeployment, decision: Decision, members: MemberState,
+                 now: datetime) -> InferenceDeploymentStatus:
+    """Status from the decision and what member clusters showed; pure, for tests."""
+    gen = infd.metadata.generation
+    placements = [
+        ModulePlacement(
+            module=a.module, replicas=a.replicas, regions=dict(a.regions),
+            ready_replicas=min(a.replicas, members.observed[a.module].ready_replicas)
+            if a.module in members.observed else 0,
+        )
+        for a in decision.assignments
+    ]
+    ready = sum(p.ready_replicas for p in placements)
+    # replicas still serving on modules being handed over count as ready: users are served
+    desired = decision.replicas
+    routing: list[RegionRouting] = []
+    for region in infd.spec.demand.regions:
+        serving = [(p.module, p.regions.get(region.name, 0)) for p in placements]
+        total = sum(k for _, k in serving)
+        if total:
+            routing.append(RegionRouting(region=region.name, modules=[
+                RouteTarget(module=m, weight=round(k / total, 4)) for m, k in serving if k]))
+    conditions = list(infd.status.conditions) if infd.status else []
+    placed_ok = decision.unplaced_replicas == 0 and desired > 0
+    placed_msg = (
+        f"{decision.placed_replicas} replicas on {len(placements)} modules: "
+        + ", ".join(f"{p.module} ({p.replicas})" for p in placements)
+        if placed_ok else decision.message or "no replicas requested"
+    )
+    conditions = set_condition(conditions, _cond(
+        "Placed", placed_ok, "Placed" if placed_ok else "Unschedulable", placed_msg, gen), now=now)
+    ready_ok = desired > 0 and ready >= desired
+    conditions = set_condition(conditions, _cond(
+        "Ready", ready_ok, "ReplicasReady" if ready_ok else "ReplicasNotReady",
+        f"{ready}/{desired} replicas ready", gen), now=now)
+    compliant = not decision.audit
+    conditions = set_condition(conditions, _cond(
+        "Compliant", compliant, "PoliciesSatisfied" if compliant else "AuditFindings",
+        "every bound policy is satisfied" if compliant else "; ".join(decision.audit), gen),
+        now=now)
+    problems = []
+    if decision.unplaced_replicas:
+        problems.append(f"{decision.unplaced_replicas} replicas unplaced")
+    down = sorted(m for m in members.unreachable if any(p.module == m for p in placements))
+    if down:
+        problems.append("unreachable modules: " + ", ".join(down))
+    if members.kept_for_handover:
+        problems.append("handing over from: " + ", ".join(sorted(members.kept_for_handover)))
+    conditions = set_condition(conditions, _cond(
+        "Degraded", bool(problems),
+        ("Unschedulable" if decision.unplaced_replicas else
+         "ModuleUnreachable" if down else "Migrating" if members.kept_for_handover else
+         "AsExpected"),
+        "; ".join(problems) or "all replicas placed on reachable modules", gen), now=now)
+    status = InferenceDeploymentStatus(
+        observed_generation=gen,
+        conditions=conditions,
+        replicas=desired,
+        ready_replicas=ready,
+        placements=placements,
+        routing=routing,
+        unsatisfied=Unsatisfied(replicas=decision.unplaced_replicas, reason=decision.message)
+        if decision.unplaced_replicas else None,
+        last_rebalance_time=infd.status.last_rebalance_time if infd.status else None,
+        cost=round(decision.cost, 4),
+    )
+    return status.summarized()
+
+
+def _changed(old: list[ModulePlacement], new: list[ModulePlacement]) -> bool:
+    def key(ps: list[ModulePlacement]) -> list[tuple[str, int]]:
+        return sorted((p.module, p.replicas) for p in ps if p.replicas > 0)
+    return key(old) != key(new)
+
+
+def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[str, Any]]) -> None:
+    with metrics.observe("inferencedeployment"):
+        infd = InferenceDeployment.from_manifest(body)
+        rt = runtime()
+        with rt.object_lock(infd.ref):
+            world = snapshot(indexes["module_index"], indexes["policy_index"],
+                             indexes["deployment_index"], indexes["namespace_index"])
+            with rt.placement_lock:
+                old = rt.reservations.get(infd.ref) or (
+                    list(infd.status.placements) if infd.status else [])
+                modules, workload, policies = engine_views(world, infd, rt.reservations)
+                decision = place_one(workload, modules, policies, settings=placement_settings())
+                new = [ModulePlacement(module=a.module, replicas=a.replicas, regions=dict(a.regions))
+                       for a in decision.assignments]
+                rt.reservations[infd.ref] = new
+            members = converge_members(world, infd, decision)
+            now = datetime.now(UTC)
+            status = build_status(infd, decision, members, now)
+            if _changed(old, new) and decision.placed_replicas:
+                summary = ", ".join(f"{p.module} ({p.replicas})" for p in new)
+                kopf.info(body, reason="Placed" if not old else "Rescheduled",
+                          message=f"{decision.placed_replicas}/{decision.replicas} replicas on "
+                                  f"{summary}; cost {decision.cost:.2f}")
+                metrics.MIGRATIONS_TOTAL.labels(infd.ref).inc()
+                if old:
+                    status = status.model_copy(update={"last_rebalance_time": now})
+            previous_reason = infd.status.unsatisfied.reason if (
+                infd.status and infd.status.unsatisfied) else ""
+            if decision.unplaced_replicas and decision.message != previous_reason:
+                kopf.warn(body, reason="PlacementFailed", message=decision.message)
+            for module in members.removed:
+                kopf.info(body, reason="MemberRemoved",
+                          message=f"removed member Deployment and Service from module {module}")
+            for p in new:
+                metrics.PLACED_REPLICAS.labels(infd.ref, p.module).set(p.replicas)
+            metrics.UNPLACED_REPLICAS.labels(infd.ref).set(decision.unplaced_replicas)
+            if decision.carbon_intensity is not None:
+                metrics.DEPLOYMENT_CARBON.labels(infd.ref).set(decision.carbon_intensity)
+            patch.status.update(status.model_dump(by_alias=True, mode="json", exclude_none=True))
+            for key in ("unsatisfied",):
+                if key not in patch.status and infd.status and getattr(infd.status, key):
+                    patch.status[key] = None
+
+
+@kopf.on.resume(GROUP, VERSION, DEPLOYMENTS)
+@kopf.on.create(GROUP, VERSION, DEPLOYMENTS)
+@kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
+def deployment_changed(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
+                       policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
+                       namespace_index: kopf.Index[str, Any], **_: Any) -> None:
+    reconcile(body, patch, {"module_index": module_index, "policy_index": policy_index,
+                            "deployment_index": deployment_index,
+                            "namespace_index": namespace_index})
+
+
+@kopf.timer(GROUP, VERSION, DEPLOYMENTS, interval=SETTINGS.status_interval)
+def deployment_refresh(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
+                       policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
+                       namespace_index: kopf.Index[str, Any], **_: Any) -> None:
+    reconcile(body, patch, {"module_index": module_index, "policy_index": policy_index,
+                            "deployment_index": deployment_index,
+                            "namespace_index": namespace_index})
+
+
+@kopf.on.delete(GROUP, VERSION, DEPLOYMENTS)
+def deployment_deleted(body: kopf.Body, retry: int, module_index: kopf.Index[str, Any],
+                       **_: Any) -> None:
+    """Remove every member object, found by label in every cluster (the finalizer's job)."""
+    infd = InferenceDeployment.from_manifest(body)
+    rt = runtime()
+    world = World(modules=snapshot(module_index, {}, {}, {}).modules, policies=(),
+                  deployments=(), namespace_labels={})  # type: ignore[arg-type]
+    targets, failed = _targets(world)
+    clusters: dict[str, MemberTarget] = {}
+    for name in sorted(targets):
+        clusters.setdefault(targets[name].cluster_key, targets[name])
+    for key, target in sorted(clusters.items()):
+        try:
+            for w in list_owned(target.api, infd):
+                delete_named(target.api, w.namespace, w.name)
+        except _CLUSTER_ERRORS:
+            failed |= {n for n, t in targets.items() if t.cluster_key == key}
+    with rt.placement_lock:
+        rt.reservations.pop(infd.ref, None)
+    if failed:
+        names = ", ".join(sorted(failed))
+        if retry < 6:
+            raise kopf.TemporaryError(f"cannot reach modules {names} to remove member objects",
+                                      delay=10)
+        kopf.warn(body, reason="CleanupIncomplete",
+                  message=f"modules {names} stayed unreachable; their member objects are left "
+                          "behind and carry the label aifactory.dev/inference-deployment")

@@ -1,0 +1,79 @@
+"""SovereigntyPolicy: which deployments it binds, and where they break it.
+
+Enforce policies are honoured by placement and admission; this status makes both kinds
+auditable: an Audit policy's violations are exactly what it exists to show, and an Enforce
+policy with violations means a module changed under running replicas (they are being moved).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from aifactory import metrics
+from aifactory.api import (
+    Condition,
+    ConditionStatus,
+    PolicyViolation,
+    SovereigntyPolicy,
+    set_condition,
+)
+from aifactory.placement import FleetState, policy_selects
+from aifactory.placement.compliance import module_violations
+from aifactory.placement.from_api import module_view, policy_view, workload_view
+
+from .runtime import GROUP, POLICIES, VERSION
+from .world import snapshot
+
+
+def policy_status(policy: SovereigntyPolicy, world: Any, now: datetime) -> dict[str, Any]:
+    view = policy_view(policy)
+    fleet = FleetState([module_view(m) for m in world.modules])
+    bound: list[str] = []
+    violations: list[PolicyViolation] = []
+    for d in world.deployments:
+        workload = workload_view(d, world.namespace_labels.get(d.namespace))
+        if not (policy_selects(view, workload) or policy.name in d.spec.sovereignty_policies):
+            continue
+        bound.append(d.ref)
+        for p in d.status.placements if d.status else []:
+            reasons = module_violations(fleet, view, p.module)
+            if reasons and p.replicas > 0:
+                violations.append(PolicyViolation(
+                    deployment=d.ref, module=p.module, message="; ".join(reasons)))
+    conditions = list(policy.status.conditions) if policy.status else []
+    ok = not violations
+    conditions = set_condition(conditions, Condition(
+        type="Ready", status=ConditionStatus.TRUE, reason="Evaluated",
+        message=f"binds {len(bound)} deployments",
+        observed_generation=policy.metadata.generation), now=now)
+    conditions = set_condition(conditions, Condition(
+        type="Compliant", status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        reason="NoViolations" if ok else "Violations",
+        message="no bound deployment runs where this policy forbids" if ok else
+        f"{len(violations)} placements break this policy",
+        observed_generation=policy.metadata.generation), now=now)
+    return {
+        "observedGeneration": policy.metadata.generation,
+        "boundDeployments": sorted(bound),
+        "boundCount": len(bound),
+        "violations": [v.model_dump(by_alias=True, mode="json", exclude_none=True)
+                       for v in violations],
+        "conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True)
+                       for c in conditions],
+    }
+
+
+@kopf.on.resume(GROUP, VERSION, POLICIES)
+@kopf.on.create(GROUP, VERSION, POLICIES)
+@kopf.on.update(GROUP, VERSION, POLICIES, field="spec")
+@kopf.timer(GROUP, VERSION, POLICIES, interval=10.0)
+def policy_refresh(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
+                   policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
+                   namespace_index: kopf.Index[str, Any], **_: Any) -> None:
+    with metrics.observe("sovereigntypolicy"):
+        policy = SovereigntyPolicy.from_manifest(body)
+        world = snapshot(module_index, policy_index, deployment_index, namespace_index)
+        patch.status.update(policy_status(policy, world, datetime.now(UTC)))

@@ -1,0 +1,178 @@
+"""The fleet as the operator last saw it, kept in memory by kopf indexes.
+
+Every reconcile needs the whole fleet (modules, policies, other deployments, namespace labels);
+kopf keeps these in memory from its watches, so a reconcile costs no extra API calls and the
+handlers only start once every index is filled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from aifactory.api import (
+    AIFactoryModule,
+    ConditionStatus,
+    InferenceDeployment,
+    ModulePlacement,
+    SovereigntyPolicy,
+)
+from aifactory.placement import ModuleView, PlacementSettings, PolicyView, WorkloadView
+from aifactory.placement.from_api import _held_gpus, module_view, policy_view, workload_view
+
+from .runtime import DEPLOYMENTS, GROUP, MODULES, POLICIES, SETTINGS, VERSION
+
+log = logging.getLogger(__name__)
+
+
+@kopf.index(GROUP, VERSION, MODULES)
+def module_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: dict(body)}
+
+
+@kopf.index(GROUP, VERSION, POLICIES)
+def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: dict(body)}
+
+
+@kopf.index(GROUP, VERSION, DEPLOYMENTS)
+def deployment_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {f"{namespace}/{name}": dict(body)}
+
+
+@kopf.index("", "v1", "namespaces")
+def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
+def _latest(index: kopf.Index[str, Any]) -> Iterable[tuple[str, Any]]:
+    for key, store in index.items():
+        for value in store:
+            yield key, value
+            break
+
+
+def _parse(kind: type[Any], raw: dict[str, Any]) -> Any | None:
+    try:
+        return kind.from_manifest(raw)
+    except ValidationError as exc:
+        # the CRD schema admits it, the models do not: an operator/CRD version skew
+        name = raw.get("metadata", {}).get("name")
+        log.warning("ignoring %s %s that the models reject: %s", kind.__name__, name,
+                    exc.errors()[0]["msg"])
+        return None
+
+
+@dataclass(frozen=True)
+class World:
+    """One consistent snapshot of what placement depends on."""
+
+    modules: tuple[AIFactoryModule, ...]
+    policies: tuple[SovereigntyPolicy, ...]
+    deployments: tuple[InferenceDeployment, ...]
+    namespace_labels: Mapping[str, Mapping[str, str]]
+
+    def module(self, name: str) -> AIFactoryModule | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+
+def snapshot(
+    module_index: kopf.Index[str, Any],
+    policy_index: kopf.Index[str, Any],
+    deployment_index: kopf.Index[str, Any],
+    namespace_index: kopf.Index[str, Any],
+) -> World:
+    modules = [m for _, raw in _latest(module_index) if (m := _parse(AIFactoryModule, raw))]
+    policies = [p for _, raw in _latest(policy_index) if (p := _parse(SovereigntyPolicy, raw))]
+    deps = [d for _, raw in _latest(deployment_index) if (d := _parse(InferenceDeployment, raw))]
+    return World(
+        modules=tuple(sorted(modules, key=lambda m: m.name)),
+        policies=tuple(sorted(policies, key=lambda p: p.name)),
+        deployments=tuple(sorted(deps, key=lambda d: d.ref)),
+        namespace_labels={k: v for k, v in _latest(namespace_index)},
+    )
+
+
+def placement_settings() -> PlacementSettings:
+    s = SETTINGS
+    return PlacementSettings(
+        earth_radius_km=s.earth_radius_km,
+        route_factor=s.route_factor,
+        fibre_km_per_ms=s.fibre_km_per_ms,
+        rtt_overhead_ms=s.rtt_overhead_ms,
+        carbon_normaliser=s.carbon_normaliser,
+        unplaced_cost=s.unplaced_cost,
+        hysteresis=s.hysteresis,
+        milp_time_limit_s=s.solver_time_limit,
+    )
+
+
+def usable(module: AIFactoryModule, now: datetime, toleration: float) -> bool:
+    """Ready, or NotReady for less than tolerationSeconds (its replicas stay where they are).
+
+    A module never seen by a heartbeat is not usable: the operator has not proven it exists.
+    """
+    cond = module.condition("Ready") if module.status else None
+    if cond is None:
+        return False
+    if cond.status is ConditionStatus.TRUE:
+        return True
+    since = cond.last_transition_time
+    return since is not None and (now - since).total_seconds() < toleration
+
+
+def with_placements(
+    deployment: InferenceDeployment, placements: list[ModulePlacement] | None
+) -> InferenceDeployment:
+    """The deployment as if its status showed `placements` (the reservation)."""
+    if placements is None:
+        return deployment
+    status = deployment.status.model_copy(update={"placements": placements}) if (
+        deployment.status) else None
+    if status is None:
+        from aifactory.api import InferenceDeploymentStatus
+
+        status = InferenceDeploymentStatus(placements=placements)
+    return deployment.model_copy(update={"status": status})
+
+
+def engine_views(
+    world: World,
+    target: InferenceDeployment,
+    reservations: Mapping[str, list[ModulePlacement]],
+    *,
+    now: datetime | None = None,
+) -> tuple[list[ModuleView], WorkloadView, list[PolicyView]]:
+    """Engine inputs for placing `target` against everything else in the fleet.
+
+    GPUs other deployments hold are counted from their placements (reservation first, then
+    status) as well as from discovery, whichever is larger: discovery lags the operator's own
+    decisions by a heartbeat, and the engine must never hand out a GPU twice.
+    """
+    now = now or datetime.now(UTC)
+    deps = {d.ref: with_placements(d, reservations.get(d.ref)) for d in world.deployments}
+    target = with_placements(target, reservations.get(target.ref)) if target.ref in reservations \
+        else target
+    deps[target.ref] = target
+    others = [d for k, d in deps.items() if k != target.ref]
+    held_target = _held_gpus(world.modules, [target])
+    held_others = _held_gpus(world.modules, others)
+    views = []
+    for m in world.modules:
+        mv = module_view(m, held=held_target.get(m.name), assume_ready=False)
+        reserved = held_others.get(m.name, {})
+        pools = tuple(
+            dataclasses.replace(p, allocated=min(p.count, max(p.allocated, reserved.get(p.model, 0))))
+            for p in mv.pools
+        )
+        views.append(dataclasses.replace(
+            mv, pools=pools, ready=usable(m, now, SETTINGS.toleration_seconds)))
+    workload = workload_view(target, world.namespace_labels.get(target.namespace))
+    return views, workload, [policy_view(p) for p in world.policies]
