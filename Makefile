@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv tools fleet-up fleet-down fleet-status crds lint test test-unit test-fleet demo bench clean
+.PHONY: help venv tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ test: tools lint  ## everything: lint, unit tests and tests against the real loc
 
 demo: tools  ## local fleet + CRDs + samples, then the placement of the sample workloads
 	$(PY) -m hack.demo
+
+demo-down:  ## stop the demo's operator and fleet
+	$(PY) -m hack.demo down
 
 bench: venv  ## placement benchmarks; results go to docs/benchmarks.md
 	$(PY) bench/placement.py

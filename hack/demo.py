@@ -8,6 +8,7 @@ is Ready. The fleet and the operator keep running afterwards (`make demo-down` s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,14 +25,19 @@ ROOT = REPO / ".fleet"
 OPERATOR_PID = ROOT / "operator.pid"
 
 
-def start_operator(fleet: Fleet, *, log_name: str = "operator.log",
-                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_operator(
+    fleet: Fleet, *, log_name: str = "operator.log", extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Run `python -m aifactory` against the hub, logging to .fleet/logs/."""
     env = {**os.environ, "KUBECONFIG": str(fleet.kubeconfig(HUB)), **(extra_env or {})}
     log = (fleet.log_dir / log_name).open("ab")
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "aifactory"], cwd=REPO, env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aifactory"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     return proc
@@ -40,8 +46,15 @@ def start_operator(fleet: Fleet, *, log_name: str = "operator.log",
 def install(fleet: Fleet) -> None:
     """CRDs (waited Established), then namespaces, policies, modules and deployments."""
     fleet.kubectl(HUB, "apply", "--server-side", "-f", str(REPO / "crds"))
-    fleet.kubectl(HUB, "wait", "--for=condition=Established", "--timeout=60s", "crd",
-                  "-l", "app.kubernetes.io/part-of=aifactory")
+    fleet.kubectl(
+        HUB,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=aifactory",
+    )
 
 
 def apply_samples(fleet: Fleet) -> None:
@@ -55,7 +68,8 @@ def placements_table(fleet: Fleet) -> str:
     for item in data["items"]:
         st = item.get("status", {})
         where = ", ".join(
-            f"{p['module']}={p.get('readyReplicas', 0)}/{p['replicas']}" for p in st.get("placements", [])
+            f"{p['module']}={p.get('readyReplicas', 0)}/{p['replicas']}"
+            for p in st.get("placements", [])
         )
         ref = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
         ready = f"{st.get('readyReplicas', 0)}/{st.get('replicas', 0)}"
@@ -74,19 +88,21 @@ def main() -> int:
     fleet.register_members()
     install(fleet)
     if OPERATOR_PID.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(int(OPERATOR_PID.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
     proc = start_operator(fleet)
     OPERATOR_PID.write_text(str(proc.pid))
     print(f"demo: operator running (pid {proc.pid}, log .fleet/logs/operator.log)", flush=True)
     apply_samples(fleet)
-    print("demo: samples applied; waiting for every InferenceDeployment to be Ready ...", flush=True)
+    print(
+        "demo: samples applied; waiting for every InferenceDeployment to be Ready ...", flush=True
+    )
     deadline = time.monotonic() + 240
     while True:
         try:
-            fleet.kubectl(HUB, "wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=10s")
+            fleet.kubectl(
+                HUB, "wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=10s"
+            )
             break
         except FleetError:
             if proc.poll() is not None:
@@ -103,8 +119,10 @@ def main() -> int:
     print()
     print("demo: fleet and operator keep running. Try:")
     print("  kubectl --kubeconfig .fleet/hub.kubeconfig get aifactory -A")
-    print("  kubectl --kubeconfig .fleet/dallas.kubeconfig get deploy,pods -A "
-          "-l app.kubernetes.io/managed-by=aifactory-operator")
+    print(
+        "  kubectl --kubeconfig .fleet/dallas.kubeconfig get deploy,pods -A "
+        "-l app.kubernetes.io/managed-by=aifactory-operator"
+    )
     print("  .venv/bin/aifactoryctl place -f samples/      # the same decision, offline")
     print("  make demo-down                                # stop everything")
     return 0
@@ -112,10 +130,8 @@ def main() -> int:
 
 def down() -> int:
     if OPERATOR_PID.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(int(OPERATOR_PID.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
         OPERATOR_PID.unlink()
     Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=ROOT)).down()
     print("demo: operator and fleet stopped")

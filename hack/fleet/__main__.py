@@ -59,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         help="explicit pools: 'hub=oslo:H100,warsaw:A100;paris=paris:H100:2:8' "
         "(cluster=module:MODEL[:NODES[:GPUS]])",
     )
-    up.add_argument("--modules", type=Path, default=None,
-                    help="derive clusters and node pools from AIFactoryModule manifests "
-                         "(file or directory, e.g. samples/) and register members in the hub")
+    up.add_argument(
+        "--modules",
+        type=Path,
+        default=None,
+        help="derive clusters and node pools from AIFactoryModule manifests "
+        "(file or directory, e.g. samples/) and register members in the hub",
+    )
     sub.add_parser("down", help="stop every process of the fleet")
     sub.add_parser("status", help="show what runs and whether each apiserver is ready")
     for name in ("stop", "start"):

@@ -613,14 +613,23 @@ class Fleet:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         ]
         for member in self.members:
-            docs.append({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": member, "namespace": namespace,
-                             "labels": {"aifactory.dev/member-cluster": member}},
-                "type": "Opaque",
-                "data": {"kubeconfig": base64.b64encode(self.kubeconfig(member).read_bytes()).decode()},
-            })
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": member,
+                        "namespace": namespace,
+                        "labels": {"aifactory.dev/member-cluster": member},
+                    },
+                    "type": "Opaque",
+                    "data": {
+                        "kubeconfig": base64.b64encode(
+                            self.kubeconfig(member).read_bytes()
+                        ).decode()
+                    },
+                }
+            )
         self.kubectl(HUB, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
         return self.members
 

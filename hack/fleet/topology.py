@@ -36,8 +36,12 @@ def module_docs(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def config_from_modules(path: Path = SAMPLES / "modules.yaml", *, root: Path = Path(".fleet"),
-                        ready_timeout: float = 120.0) -> FleetConfig:
+def config_from_modules(
+    path: Path = SAMPLES / "modules.yaml",
+    *,
+    root: Path = Path(".fleet"),
+    ready_timeout: float = 120.0,
+) -> FleetConfig:
     members: list[str] = []
     pools: dict[str, list[NodePool]] = {HUB: []}
     for doc in module_docs(path):
@@ -50,8 +54,10 @@ def config_from_modules(path: Path = SAMPLES / "modules.yaml", *, root: Path = P
         else:
             selector = cluster_spec.get("nodeSelector") or {}
             if selector.get(MODULE_LABEL) != name:
-                raise ValueError(f"module {name}: the local fleet labels node pools with "
-                                 f"{MODULE_LABEL}={name}; use that as nodeSelector")
+                raise ValueError(
+                    f"module {name}: the local fleet labels node pools with "
+                    f"{MODULE_LABEL}={name}; use that as nodeSelector"
+                )
             cluster = HUB
         for gpu in doc["spec"]["capacity"]["gpus"]:
             count = int(gpu["count"])
@@ -59,7 +65,13 @@ def config_from_modules(path: Path = SAMPLES / "modules.yaml", *, root: Path = P
                 continue
             size = _gpus_per_node(count)
             pools.setdefault(cluster, []).append(
-                NodePool(module=name, gpu_model=gpu["model"], nodes=count // size, gpus_per_node=size)
+                NodePool(
+                    module=name, gpu_model=gpu["model"], nodes=count // size, gpus_per_node=size
+                )
             )
-    return FleetConfig(root=root, members=tuple(members),
-                       pools={k: tuple(v) for k, v in pools.items()}, ready_timeout=ready_timeout)
+    return FleetConfig(
+        root=root,
+        members=tuple(members),
+        pools={k: tuple(v) for k, v in pools.items()},
+        ready_timeout=ready_timeout,
+    )

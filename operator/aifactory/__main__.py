@@ -22,15 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     import kopf
 
     import aifactory.controllers  # noqa: F401  registers the handlers
 
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    kopf.run(clusterwide=True, liveness_endpoint=liveness, standalone=settings.standalone,
-             priority=settings.peering_priority)
+    liveness = (
+        f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    )
+    kopf.run(
+        clusterwide=True,
+        liveness_endpoint=liveness,
+        standalone=settings.standalone,
+        priority=settings.peering_priority,
+    )
     return 0
 
 

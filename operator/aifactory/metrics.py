@@ -16,26 +16,31 @@ RECONCILE_TOTAL = Counter(
     "aifactory_reconcile_total", "Reconciliations run, by controller.", ["controller"]
 )
 RECONCILE_ERRORS = Counter(
-    "aifactory_reconcile_errors_total", "Reconciliations that failed, by controller.", ["controller"]
+    "aifactory_reconcile_errors_total",
+    "Reconciliations that failed, by controller.",
+    ["controller"],
 )
 RECONCILE_SECONDS = Histogram(
     "aifactory_reconcile_duration_seconds", "Time one reconciliation took.", ["controller"]
 )
 PLACED_REPLICAS = Gauge(
-    "aifactory_placed_replicas", "Replicas placed per deployment and module.",
+    "aifactory_placed_replicas",
+    "Replicas placed per deployment and module.",
     ["deployment", "module"],
 )
 UNPLACED_REPLICAS = Gauge(
     "aifactory_unplaced_replicas", "Replicas of a deployment that found no module.", ["deployment"]
 )
 FLEET_GPUS = Gauge(
-    "aifactory_module_gpus", "GPUs of a module by state (allocatable, allocated).",
+    "aifactory_module_gpus",
+    "GPUs of a module by state (allocatable, allocated).",
     ["module", "state"],
 )
 MODULE_READY = Gauge("aifactory_module_ready", "1 when the module is Ready.", ["module"])
 DEPLOYMENT_CARBON = Gauge(
     "aifactory_deployment_carbon_intensity_grams_per_kwh",
-    "Replica-weighted carbon intensity of the modules serving a deployment.", ["deployment"],
+    "Replica-weighted carbon intensity of the modules serving a deployment.",
+    ["deployment"],
 )
 MIGRATIONS_TOTAL = Counter(
     "aifactory_migrations_total", "Placement changes applied, by deployment.", ["deployment"]

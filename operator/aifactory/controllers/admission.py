@@ -22,9 +22,14 @@ from .world import snapshot
 
 
 @kopf.on.validate(GROUP, VERSION, DEPLOYMENTS, id="sovereignty", operations=["CREATE", "UPDATE"])
-def validate_sovereignty(body: kopf.Body, namespace: str | None, module_index: kopf.Index[str, Any],
-                         policy_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any],
-                         **_: Any) -> None:
+def validate_sovereignty(
+    body: kopf.Body,
+    namespace: str | None,
+    module_index: kopf.Index[str, Any],
+    policy_index: kopf.Index[str, Any],
+    namespace_index: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
     raw = dict(body)
     raw.setdefault("metadata", {}).setdefault("namespace", namespace)
     try:

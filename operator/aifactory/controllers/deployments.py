@@ -123,19 +123,28 @@ def converge_members(world: World, infd: InferenceDeployment, decision: Decision
 
 
 def _cond(type_: str, ok: bool, reason: str, message: str, generation: int | None) -> Condition:
-    return Condition(type=type_, status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-                     reason=reason, message=message, observed_generation=generation)
+    return Condition(
+        type=type_,
+        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+    )
 
 
-def build_status(infd: InferenceDeployment, decision: Decision, members: MemberState,
-                 now: datetime) -> InferenceDeploymentStatus:
+def build_status(
+    infd: InferenceDeployment, decision: Decision, members: MemberState, now: datetime
+) -> InferenceDeploymentStatus:
     """Status from the decision and what member clusters showed; pure, for tests."""
     gen = infd.metadata.generation
     placements = [
         ModulePlacement(
-            module=a.module, replicas=a.replicas, regions=dict(a.regions),
+            module=a.module,
+            replicas=a.replicas,
+            regions=dict(a.regions),
             ready_replicas=min(a.replicas, members.observed[a.module].ready_replicas)
-            if a.module in members.observed else 0,
+            if a.module in members.observed
+            else 0,
         )
         for a in decision.assignments
     ]
@@ -147,26 +156,51 @@ def build_status(infd: InferenceDeployment, decision: Decision, members: MemberS
         serving = [(p.module, p.regions.get(region.name, 0)) for p in placements]
         total = sum(k for _, k in serving)
         if total:
-            routing.append(RegionRouting(region=region.name, modules=[
-                RouteTarget(module=m, weight=round(k / total, 4)) for m, k in serving if k]))
+            routing.append(
+                RegionRouting(
+                    region=region.name,
+                    modules=[
+                        RouteTarget(module=m, weight=round(k / total, 4)) for m, k in serving if k
+                    ],
+                )
+            )
     conditions = list(infd.status.conditions) if infd.status else []
     placed_ok = decision.unplaced_replicas == 0 and desired > 0
     placed_msg = (
         f"{decision.placed_replicas} replicas on {len(placements)} modules: "
         + ", ".join(f"{p.module} ({p.replicas})" for p in placements)
-        if placed_ok else decision.message or "no replicas requested"
+        if placed_ok
+        else decision.message or "no replicas requested"
     )
-    conditions = set_condition(conditions, _cond(
-        "Placed", placed_ok, "Placed" if placed_ok else "Unschedulable", placed_msg, gen), now=now)
+    conditions = set_condition(
+        conditions,
+        _cond("Placed", placed_ok, "Placed" if placed_ok else "Unschedulable", placed_msg, gen),
+        now=now,
+    )
     ready_ok = desired > 0 and ready >= desired
-    conditions = set_condition(conditions, _cond(
-        "Ready", ready_ok, "ReplicasReady" if ready_ok else "ReplicasNotReady",
-        f"{ready}/{desired} replicas ready", gen), now=now)
+    conditions = set_condition(
+        conditions,
+        _cond(
+            "Ready",
+            ready_ok,
+            "ReplicasReady" if ready_ok else "ReplicasNotReady",
+            f"{ready}/{desired} replicas ready",
+            gen,
+        ),
+        now=now,
+    )
     compliant = not decision.audit
-    conditions = set_condition(conditions, _cond(
-        "Compliant", compliant, "PoliciesSatisfied" if compliant else "AuditFindings",
-        "every bound policy is satisfied" if compliant else "; ".join(decision.audit), gen),
-        now=now)
+    conditions = set_condition(
+        conditions,
+        _cond(
+            "Compliant",
+            compliant,
+            "PoliciesSatisfied" if compliant else "AuditFindings",
+            "every bound policy is satisfied" if compliant else "; ".join(decision.audit),
+            gen,
+        ),
+        now=now,
+    )
     problems = []
     if decision.unplaced_replicas:
         problems.append(f"{decision.unplaced_replicas} replicas unplaced")
@@ -175,12 +209,25 @@ def build_status(infd: InferenceDeployment, decision: Decision, members: MemberS
         problems.append("unreachable modules: " + ", ".join(down))
     if members.kept_for_handover:
         problems.append("handing over from: " + ", ".join(sorted(members.kept_for_handover)))
-    conditions = set_condition(conditions, _cond(
-        "Degraded", bool(problems),
-        ("Unschedulable" if decision.unplaced_replicas else
-         "ModuleUnreachable" if down else "Migrating" if members.kept_for_handover else
-         "AsExpected"),
-        "; ".join(problems) or "all replicas placed on reachable modules", gen), now=now)
+    conditions = set_condition(
+        conditions,
+        _cond(
+            "Degraded",
+            bool(problems),
+            (
+                "Unschedulable"
+                if decision.unplaced_replicas
+                else "ModuleUnreachable"
+                if down
+                else "Migrating"
+                if members.kept_for_handover
+                else "AsExpected"
+            ),
+            "; ".join(problems) or "all replicas placed on reachable modules",
+            gen,
+        ),
+        now=now,
+    )
     status = InferenceDeploymentStatus(
         observed_generation=gen,
         conditions=conditions,
@@ -189,7 +236,8 @@ def build_status(infd: InferenceDeployment, decision: Decision, members: MemberS
         placements=placements,
         routing=routing,
         unsatisfied=Unsatisfied(replicas=decision.unplaced_replicas, reason=decision.message)
-        if decision.unplaced_replicas else None,
+        if decision.unplaced_replicas
+        else None,
         last_rebalance_time=infd.status.last_rebalance_time if infd.status else None,
         cost=round(decision.cost, 4),
     )
@@ -199,6 +247,7 @@ def build_status(infd: InferenceDeployment, decision: Decision, members: MemberS
 def _changed(old: list[ModulePlacement], new: list[ModulePlacement]) -> bool:
     def key(ps: list[ModulePlacement]) -> list[tuple[str, int]]:
         return sorted((p.module, p.replicas) for p in ps if p.replicas > 0)
+
     return key(old) != key(new)
 
 
@@ -207,34 +256,48 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
         infd = InferenceDeployment.from_manifest(body)
         rt = runtime()
         with rt.object_lock(infd.ref):
-            world = snapshot(indexes["module_index"], indexes["policy_index"],
-                             indexes["deployment_index"], indexes["namespace_index"])
+            world = snapshot(
+                indexes["module_index"],
+                indexes["policy_index"],
+                indexes["deployment_index"],
+                indexes["namespace_index"],
+            )
             with rt.placement_lock:
                 old = rt.reservations.get(infd.ref) or (
-                    list(infd.status.placements) if infd.status else [])
+                    list(infd.status.placements) if infd.status else []
+                )
                 modules, workload, policies = engine_views(world, infd, rt.reservations)
                 decision = place_one(workload, modules, policies, settings=placement_settings())
-                new = [ModulePlacement(module=a.module, replicas=a.replicas, regions=dict(a.regions))
-                       for a in decision.assignments]
+                new = [
+                    ModulePlacement(module=a.module, replicas=a.replicas, regions=dict(a.regions))
+                    for a in decision.assignments
+                ]
                 rt.reservations[infd.ref] = new
             members = converge_members(world, infd, decision)
             now = datetime.now(UTC)
             status = build_status(infd, decision, members, now)
             if _changed(old, new) and decision.placed_replicas:
                 summary = ", ".join(f"{p.module} ({p.replicas})" for p in new)
-                kopf.info(body, reason="Placed" if not old else "Rescheduled",
-                          message=f"{decision.placed_replicas}/{decision.replicas} replicas on "
-                                  f"{summary}; cost {decision.cost:.2f}")
+                kopf.info(
+                    body,
+                    reason="Placed" if not old else "Rescheduled",
+                    message=f"{decision.placed_replicas}/{decision.replicas} replicas on "
+                    f"{summary}; cost {decision.cost:.2f}",
+                )
                 metrics.MIGRATIONS_TOTAL.labels(infd.ref).inc()
                 if old:
                     status = status.model_copy(update={"last_rebalance_time": now})
-            previous_reason = infd.status.unsatisfied.reason if (
-                infd.status and infd.status.unsatisfied) else ""
+            previous_reason = (
+                infd.status.unsatisfied.reason if (infd.status and infd.status.unsatisfied) else ""
+            )
             if decision.unplaced_replicas and decision.message != previous_reason:
                 kopf.warn(body, reason="PlacementFailed", message=decision.message)
             for module in members.removed:
-                kopf.info(body, reason="MemberRemoved",
-                          message=f"removed member Deployment and Service from module {module}")
+                kopf.info(
+                    body,
+                    reason="MemberRemoved",
+                    message=f"removed member Deployment and Service from module {module}",
+                )
             for p in new:
                 metrics.PLACED_REPLICAS.labels(infd.ref, p.module).set(p.replicas)
             metrics.UNPLACED_REPLICAS.labels(infd.ref).set(decision.unplaced_replicas)
@@ -249,31 +312,62 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
 @kopf.on.resume(GROUP, VERSION, DEPLOYMENTS)
 @kopf.on.create(GROUP, VERSION, DEPLOYMENTS)
 @kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
-def deployment_changed(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
-                       policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
-                       namespace_index: kopf.Index[str, Any], **_: Any) -> None:
-    reconcile(body, patch, {"module_index": module_index, "policy_index": policy_index,
-                            "deployment_index": deployment_index,
-                            "namespace_index": namespace_index})
+def deployment_changed(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    module_index: kopf.Index[str, Any],
+    policy_index: kopf.Index[str, Any],
+    deployment_index: kopf.Index[str, Any],
+    namespace_index: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
+    reconcile(
+        body,
+        patch,
+        {
+            "module_index": module_index,
+            "policy_index": policy_index,
+            "deployment_index": deployment_index,
+            "namespace_index": namespace_index,
+        },
+    )
 
 
 @kopf.timer(GROUP, VERSION, DEPLOYMENTS, interval=SETTINGS.status_interval)
-def deployment_refresh(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
-                       policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
-                       namespace_index: kopf.Index[str, Any], **_: Any) -> None:
-    reconcile(body, patch, {"module_index": module_index, "policy_index": policy_index,
-                            "deployment_index": deployment_index,
-                            "namespace_index": namespace_index})
+def deployment_refresh(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    module_index: kopf.Index[str, Any],
+    policy_index: kopf.Index[str, Any],
+    deployment_index: kopf.Index[str, Any],
+    namespace_index: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
+    reconcile(
+        body,
+        patch,
+        {
+            "module_index": module_index,
+            "policy_index": policy_index,
+            "deployment_index": deployment_index,
+            "namespace_index": namespace_index,
+        },
+    )
 
 
 @kopf.on.delete(GROUP, VERSION, DEPLOYMENTS)
-def deployment_deleted(body: kopf.Body, retry: int, module_index: kopf.Index[str, Any],
-                       **_: Any) -> None:
+def deployment_deleted(
+    body: kopf.Body, retry: int, module_index: kopf.Index[str, Any], **_: Any
+) -> None:
     """Remove every member object, found by label in every cluster (the finalizer's job)."""
     infd = InferenceDeployment.from_manifest(body)
     rt = runtime()
-    world = World(modules=snapshot(module_index, {}, {}, {}).modules, policies=(),
-                  deployments=(), namespace_labels={})  # type: ignore[arg-type]
+    world = World(
+        modules=snapshot(module_index, {}, {}, {}).modules,
+        policies=(),
+        deployments=(),
+        namespace_labels={},
+    )  # type: ignore[arg-type]
     targets, failed = _targets(world)
     clusters: dict[str, MemberTarget] = {}
     for name in sorted(targets):
@@ -289,8 +383,12 @@ def deployment_deleted(body: kopf.Body, retry: int, module_index: kopf.Index[str
     if failed:
         names = ", ".join(sorted(failed))
         if retry < 6:
-            raise kopf.TemporaryError(f"cannot reach modules {names} to remove member objects",
-                                      delay=10)
-        kopf.warn(body, reason="CleanupIncomplete",
-                  message=f"modules {names} stayed unreachable; their member objects are left "
-                          "behind and carry the label aifactory.dev/inference-deployment")
+            raise kopf.TemporaryError(
+                f"cannot reach modules {names} to remove member objects", delay=10
+            )
+        kopf.warn(
+            body,
+            reason="CleanupIncomplete",
+            message=f"modules {names} stayed unreachable; their member objects are left "
+            "behind and carry the label aifactory.dev/inference-deployment",
+        )

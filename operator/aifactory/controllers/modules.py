@@ -55,57 +55,90 @@ def heartbeat_status(module: AIFactoryModule, now: datetime) -> dict[str, Any]:
         target = runtime().members.target(module)
         pools = observe_capacity(target)
     except ClusterAccessError as exc:
-        reachable = Condition(type="Reachable", status=ConditionStatus.FALSE, reason=exc.reason,
-                              message=exc.message)
+        reachable = Condition(
+            type="Reachable", status=ConditionStatus.FALSE, reason=exc.reason, message=exc.message
+        )
         pools = None
     except ApiException as exc:
-        reachable = Condition(type="Reachable", status=ConditionStatus.FALSE,
-                              reason=REASON_API_ERROR,
-                              message=f"cluster answered HTTP {exc.status} {exc.reason or ''}".strip())
+        reachable = Condition(
+            type="Reachable",
+            status=ConditionStatus.FALSE,
+            reason=REASON_API_ERROR,
+            message=f"cluster answered HTTP {exc.status} {exc.reason or ''}".strip(),
+        )
         pools = None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reachable = Condition(type="Reachable", status=ConditionStatus.FALSE,
-                              reason=REASON_UNREACHABLE,
-                              message=f"cluster did not answer ({type(exc).__name__})")
+        reachable = Condition(
+            type="Reachable",
+            status=ConditionStatus.FALSE,
+            reason=REASON_UNREACHABLE,
+            message=f"cluster did not answer ({type(exc).__name__})",
+        )
         pools = None
     else:
-        reachable = Condition(type="Reachable", status=ConditionStatus.TRUE,
-                              reason=REASON_HEARTBEAT_OK, message="cluster answered")
+        reachable = Condition(
+            type="Reachable",
+            status=ConditionStatus.TRUE,
+            reason=REASON_HEARTBEAT_OK,
+            message="cluster answered",
+        )
         last_heartbeat = now
         out["lastHeartbeatTime"] = _iso(now)
     conditions = set_condition(conditions, reachable, now=now)
 
     if pools is not None:
-        capacity = ModuleCapacityStatus(gpus=[
-            GpuPoolStatus(model=p.model, gpus_allocatable=p.allocatable, gpus_allocated=p.allocated)
-            for p in pools
-        ])
+        capacity = ModuleCapacityStatus(
+            gpus=[
+                GpuPoolStatus(
+                    model=p.model, gpus_allocatable=p.allocatable, gpus_allocated=p.allocated
+                )
+                for p in pools
+            ]
+        )
         out["capacity"] = capacity.model_dump(by_alias=True, mode="json")
         total = sum(p.allocatable for p in pools)
         out["gpusTotal"] = total
         out["gpusFree"] = max(0, total - sum(p.allocated for p in pools))
         ready_nodes = sum(p.ready_nodes for p in pools)
         if ready_nodes:
-            ready = Condition(type="Ready", status=ConditionStatus.TRUE, reason=REASON_READY,
-                              message=f"{total} GPUs on {ready_nodes} ready nodes")
+            ready = Condition(
+                type="Ready",
+                status=ConditionStatus.TRUE,
+                reason=REASON_READY,
+                message=f"{total} GPUs on {ready_nodes} ready nodes",
+            )
         else:
-            ready = Condition(type="Ready", status=ConditionStatus.FALSE, reason=REASON_NO_GPUS,
-                              message="no ready node with nvidia.com/gpu allocatable")
+            ready = Condition(
+                type="Ready",
+                status=ConditionStatus.FALSE,
+                reason=REASON_NO_GPUS,
+                message="no ready node with nvidia.com/gpu allocatable",
+            )
         for p in pools:
             metrics.FLEET_GPUS.labels(module.name, "allocatable").set(p.allocatable)
             metrics.FLEET_GPUS.labels(module.name, "allocated").set(p.allocated)
     elif last_heartbeat is None:
-        ready = Condition(type="Ready", status=ConditionStatus.FALSE, reason=REASON_NEVER_SEEN,
-                          message=f"no successful heartbeat yet: {reachable.message}")
+        ready = Condition(
+            type="Ready",
+            status=ConditionStatus.FALSE,
+            reason=REASON_NEVER_SEEN,
+            message=f"no successful heartbeat yet: {reachable.message}",
+        )
     elif (now - last_heartbeat).total_seconds() >= SETTINGS.heartbeat_timeout:
         ready = Condition(
-            type="Ready", status=ConditionStatus.FALSE, reason=REASON_HEARTBEAT_TIMEOUT,
+            type="Ready",
+            status=ConditionStatus.FALSE,
+            reason=REASON_HEARTBEAT_TIMEOUT,
             message=f"no heartbeat since {_iso(last_heartbeat)}: {reachable.message}",
         )
     else:  # within the timeout: keep what Ready said
         previous = module.condition("Ready")
-        ready = previous or Condition(type="Ready", status=ConditionStatus.UNKNOWN,
-                                      reason=REASON_UNREACHABLE, message=reachable.message)
+        ready = previous or Condition(
+            type="Ready",
+            status=ConditionStatus.UNKNOWN,
+            reason=REASON_UNREACHABLE,
+            message=reachable.message,
+        )
     conditions = set_condition(conditions, ready, now=now)
     energy = status.energy if status else None
     if energy is None or energy.source in (None, ENERGY_FROM_SPEC):
@@ -113,7 +146,9 @@ def heartbeat_status(module: AIFactoryModule, now: datetime) -> dict[str, Any]:
         out["energy"] = {
             "carbonIntensity": module.spec.energy.carbon_intensity,
             "renewableShare": round(module.renewable_share(), 4),
-            "updatedAt": _iso(now) if energy is None or energy.updated_at is None
+            "updatedAt": _iso(now)
+            if energy is None
+            or energy.updated_at is None
             or energy.carbon_intensity != module.spec.energy.carbon_intensity
             else _iso(energy.updated_at),
             "source": ENERGY_FROM_SPEC,
@@ -121,7 +156,8 @@ def heartbeat_status(module: AIFactoryModule, now: datetime) -> dict[str, Any]:
     metrics.MODULE_READY.labels(module.name).set(1 if ready.status is ConditionStatus.TRUE else 0)
     out["conditions"] = [
         c.model_copy(update={"observed_generation": module.metadata.generation}).model_dump(
-            by_alias=True, mode="json", exclude_none=True)
+            by_alias=True, mode="json", exclude_none=True
+        )
         for c in conditions
     ]
     return out

@@ -41,28 +41,45 @@ def policy_status(policy: SovereigntyPolicy, world: Any, now: datetime) -> dict[
         for p in d.status.placements if d.status else []:
             reasons = module_violations(fleet, view, p.module)
             if reasons and p.replicas > 0:
-                violations.append(PolicyViolation(
-                    deployment=d.ref, module=p.module, message="; ".join(reasons)))
+                violations.append(
+                    PolicyViolation(deployment=d.ref, module=p.module, message="; ".join(reasons))
+                )
     conditions = list(policy.status.conditions) if policy.status else []
     ok = not violations
-    conditions = set_condition(conditions, Condition(
-        type="Ready", status=ConditionStatus.TRUE, reason="Evaluated",
-        message=f"binds {len(bound)} deployments",
-        observed_generation=policy.metadata.generation), now=now)
-    conditions = set_condition(conditions, Condition(
-        type="Compliant", status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-        reason="NoViolations" if ok else "Violations",
-        message="no bound deployment runs where this policy forbids" if ok else
-        f"{len(violations)} placements break this policy",
-        observed_generation=policy.metadata.generation), now=now)
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Ready",
+            status=ConditionStatus.TRUE,
+            reason="Evaluated",
+            message=f"binds {len(bound)} deployments",
+            observed_generation=policy.metadata.generation,
+        ),
+        now=now,
+    )
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Compliant",
+            status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+            reason="NoViolations" if ok else "Violations",
+            message="no bound deployment runs where this policy forbids"
+            if ok
+            else f"{len(violations)} placements break this policy",
+            observed_generation=policy.metadata.generation,
+        ),
+        now=now,
+    )
     return {
         "observedGeneration": policy.metadata.generation,
         "boundDeployments": sorted(bound),
         "boundCount": len(bound),
-        "violations": [v.model_dump(by_alias=True, mode="json", exclude_none=True)
-                       for v in violations],
-        "conditions": [c.model_dump(by_alias=True, mode="json", exclude_none=True)
-                       for c in conditions],
+        "violations": [
+            v.model_dump(by_alias=True, mode="json", exclude_none=True) for v in violations
+        ],
+        "conditions": [
+            c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions
+        ],
     }
 
 
@@ -70,9 +87,15 @@ def policy_status(policy: SovereigntyPolicy, world: Any, now: datetime) -> dict[
 @kopf.on.create(GROUP, VERSION, POLICIES)
 @kopf.on.update(GROUP, VERSION, POLICIES, field="spec")
 @kopf.timer(GROUP, VERSION, POLICIES, interval=10.0)
-def policy_refresh(body: kopf.Body, patch: kopf.Patch, module_index: kopf.Index[str, Any],
-                   policy_index: kopf.Index[str, Any], deployment_index: kopf.Index[str, Any],
-                   namespace_index: kopf.Index[str, Any], **_: Any) -> None:
+def policy_refresh(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    module_index: kopf.Index[str, Any],
+    policy_index: kopf.Index[str, Any],
+    deployment_index: kopf.Index[str, Any],
+    namespace_index: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
     with metrics.observe("sovereigntypolicy"):
         policy = SovereigntyPolicy.from_manifest(body)
         world = snapshot(module_index, policy_index, deployment_index, namespace_index)

@@ -35,18 +35,26 @@ def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
         san = x509.DNSName(host)
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName([san]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -59,7 +67,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # status fields would be pruned
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+        prefix=GROUP, key="last-handled-configuration"
+    )
     settings.persistence.finalizer = f"{GROUP}/cleanup-member-objects"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
@@ -73,10 +82,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if s.webhook_enabled:
         cert, key = s.webhook_cert_file, s.webhook_key_file
         if cert is None or key is None:
-            cert, key = self_signed(s.webhook_host, Path(tempfile.mkdtemp(prefix="aifactory-webhook-")))
+            cert, key = self_signed(
+                s.webhook_host, Path(tempfile.mkdtemp(prefix="aifactory-webhook-"))
+            )
         settings.admission.server = kopf.WebhookServer(
-            addr=s.webhook_listen, port=s.webhook_port, host=s.webhook_host,
-            certfile=str(cert), pkeyfile=str(key),
+            addr=s.webhook_listen,
+            port=s.webhook_port,
+            host=s.webhook_host,
+            certfile=str(cert),
+            pkeyfile=str(key),
             cafile=str(s.webhook_ca_file or cert),
         )
         settings.admission.managed = f"validating.{GROUP}"

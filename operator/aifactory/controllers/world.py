@@ -65,8 +65,9 @@ def _parse(kind: type[Any], raw: dict[str, Any]) -> Any | None:
     except ValidationError as exc:
         # the CRD schema admits it, the models do not: an operator/CRD version skew
         name = raw.get("metadata", {}).get("name")
-        log.warning("ignoring %s %s that the models reject: %s", kind.__name__, name,
-                    exc.errors()[0]["msg"])
+        log.warning(
+            "ignoring %s %s that the models reject: %s", kind.__name__, name, exc.errors()[0]["msg"]
+        )
         return None
 
 
@@ -134,8 +135,11 @@ def with_placements(
     """The deployment as if its status showed `placements` (the reservation)."""
     if placements is None:
         return deployment
-    status = deployment.status.model_copy(update={"placements": placements}) if (
-        deployment.status) else None
+    status = (
+        deployment.status.model_copy(update={"placements": placements})
+        if (deployment.status)
+        else None
+    )
     if status is None:
         from aifactory.api import InferenceDeploymentStatus
 
@@ -158,8 +162,11 @@ def engine_views(
     """
     now = now or datetime.now(UTC)
     deps = {d.ref: with_placements(d, reservations.get(d.ref)) for d in world.deployments}
-    target = with_placements(target, reservations.get(target.ref)) if target.ref in reservations \
+    target = (
+        with_placements(target, reservations.get(target.ref))
+        if target.ref in reservations
         else target
+    )
     deps[target.ref] = target
     others = [d for k, d in deps.items() if k != target.ref]
     held_target = _held_gpus(world.modules, [target])
@@ -169,10 +176,13 @@ def engine_views(
         mv = module_view(m, held=held_target.get(m.name), assume_ready=False)
         reserved = held_others.get(m.name, {})
         pools = tuple(
-            dataclasses.replace(p, allocated=min(p.count, max(p.allocated, reserved.get(p.model, 0))))
+            dataclasses.replace(
+                p, allocated=min(p.count, max(p.allocated, reserved.get(p.model, 0)))
+            )
             for p in mv.pools
         )
-        views.append(dataclasses.replace(
-            mv, pools=pools, ready=usable(m, now, SETTINGS.toleration_seconds)))
+        views.append(
+            dataclasses.replace(mv, pools=pools, ready=usable(m, now, SETTINGS.toleration_seconds))
+        )
     workload = workload_view(target, world.namespace_labels.get(target.namespace))
     return views, workload, [policy_view(p) for p in world.policies]

@@ -64,8 +64,8 @@ def admission_problems(
                 out.append(
                     Problem(
                         policy.name,
-                        f"SovereigntyPolicy {policy.name} (Enforce) forbids pinned module {module}: "
-                        f"{reason}",
+                        f"SovereigntyPolicy {policy.name} (Enforce) forbids pinned module "
+                        f"{module}: {reason}",
                     )
                 )
     candidates = np.ones(fleet.n, np.bool_)
@@ -86,8 +86,8 @@ def admission_problems(
                     Problem(
                         policy.name,
                         f"SovereigntyPolicy {policy.name} (Enforce) data residency: no allowed "
-                        f"module may serve region {region.name} ({region.country}); users there may "
-                        f"only be served from {region.country} or a shared group of {allowed}",
+                        f"module may serve region {region.name} ({region.country}); users there "
+                        f"may only be served from {region.country} or a shared group of {allowed}",
                     )
                 )
     return out

@@ -1,0 +1,63 @@
+"""The operator, run for real (`python -m aifactory`) against the session's local fleet.
+
+Short intervals keep the tests quick; every wait is on a condition, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hack.fleet import HUB, Fleet
+from tests.e2e.helpers import OperatorProcess, all_modules_ready, free_port, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _apply(kubectl: Any, *paths: Path) -> None:
+    for path in paths:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+
+
+@pytest.fixture(scope="session")
+def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
+    """CRDs, sample namespaces/policies/modules, and the operator with short intervals."""
+    _apply(kubectl, REPO / "crds")
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=aifactory",
+    )
+    fleet.register_members()
+    samples = REPO / "samples"
+    _apply(
+        kubectl, samples / "namespaces.yaml", samples / "policies.yaml", samples / "modules.yaml"
+    )
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(fleet.kubeconfig(HUB)),
+        "AIFACTORY_HEARTBEAT_INTERVAL": "2",
+        "AIFACTORY_HEARTBEAT_TIMEOUT": "6",
+        "AIFACTORY_STATUS_INTERVAL": "2",
+        "AIFACTORY_TOLERATION_SECONDS": "10",
+        "AIFACTORY_METRICS_PORT": str(free_port()),
+        "AIFACTORY_LIVENESS_PORT": str(free_port()),
+        "AIFACTORY_WEBHOOK_PORT": str(free_port()),
+    }
+    op = OperatorProcess(fleet, env, fleet.log_dir / "operator-e2e.log")
+    op.start()
+    try:
+        wait_for("every sample module Ready", lambda: all_modules_ready(kubectl), timeout=90)
+        yield op
+    finally:
+        kubectl(
+            "delete", "infd", "--all", "-A", "--wait=true", "--timeout=60s", check=False, timeout=90
+        )
+        op.kill(signal.SIGTERM)

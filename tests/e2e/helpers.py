@@ -1,0 +1,88 @@
+"""Helpers of the end-to-end tests: the operator process, waits on conditions, kubectl JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hack.fleet import HUB, Fleet
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120, every: float = 0.5) -> Any:
+    """Poll `probe` until it returns something truthy; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class OperatorProcess:
+    """One running operator; `restart` keeps the ports so the webhook stays registered."""
+
+    fleet: Fleet
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aifactory"],
+            cwd=REPO,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        self.starts += 1
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        self.kill(signal.SIGKILL)
+        self.start()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def get_json(kubectl: Any, *args: str, cluster: str = HUB) -> Any:
+    return json.loads(kubectl("get", *args, "-o", "json", cluster=cluster).stdout)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next(
+        (c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None
+    )
+
+
+def all_modules_ready(kubectl: Any) -> bool:
+    items = get_json(kubectl, "afm")["items"]
+    return bool(items) and all((condition(m, "Ready") or {}).get("status") == "True" for m in items)

@@ -1,0 +1,274 @@
+"""End to end: the operator places the samples on the real local fleet and keeps them right."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hack.fleet import HUB, Fleet
+from tests.e2e.helpers import OperatorProcess, condition, get_json, wait_for
+
+from aifactory.api.jurisdictions import EEA
+from aifactory.labels import GPU_RESOURCE, MODULE_LABEL
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[2]
+OWNER = "aifactory.dev/inference-deployment"
+
+
+def sample_deployments() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((REPO / "samples" / "deployments.yaml").read_text()) if d]
+
+
+def cluster_of(kubectl: Any, module: str) -> str:
+    spec = get_json(kubectl, "afm", module)["spec"]["cluster"]
+    return spec["kubeconfigSecretRef"]["name"] if "kubeconfigSecretRef" in spec else HUB
+
+
+def member_deployments(kubectl: Any, fleet: Fleet, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(cluster, Deployment) for every member Deployment owned by InferenceDeployment `name`."""
+    out = []
+    for cluster in fleet.clusters:
+        items = get_json(kubectl, "deployments", "-A", "-l", f"{OWNER}={name}", cluster=cluster)
+        out += [(cluster, d) for d in items["items"]]
+    return out
+
+
+def infd(kubectl: Any, ns: str, name: str) -> dict[str, Any]:
+    return get_json(kubectl, "infd", "-n", ns, name)
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    c = condition(obj, "Ready")
+    gen = obj["metadata"]["generation"]
+    return bool(c and c["status"] == "True" and obj["status"].get("observedGeneration") == gen)
+
+
+@pytest.fixture(scope="module")
+def samples_applied(operator: OperatorProcess, kubectl: Any) -> list[dict[str, Any]]:
+    kubectl("apply", "--server-side", "-f", str(REPO / "samples" / "deployments.yaml"))
+    kubectl("wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=180s", timeout=200)
+    return sample_deployments()
+
+
+def test_samples_run_on_kwok_gpu_nodes_of_the_chosen_modules(
+    samples_applied: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> None:
+    for d in samples_applied:
+        ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+        status = infd(kubectl, ns, name)["status"]
+        assert status["readyReplicas"] == status["replicas"] > 0
+        for p in status["placements"]:
+            cluster = cluster_of(kubectl, p["module"])
+            pods = get_json(
+                kubectl,
+                "pods",
+                "-n",
+                ns,
+                "-l",
+                f"{OWNER}={name},aifactory.dev/placed-on={p['module']}",
+                cluster=cluster,
+            )
+            running = [x for x in pods["items"] if x["status"]["phase"] == "Running"]
+            assert len(running) == p["replicas"], (name, p)
+            for pod in running:
+                node = get_json(kubectl, "node", pod["spec"]["nodeName"], cluster=cluster)
+                assert node["metadata"]["labels"][MODULE_LABEL] == p["module"]
+                limits = pod["spec"]["containers"][0]["resources"]["limits"]
+                assert limits[GPU_RESOURCE] == str(d["spec"]["resources"]["gpusPerReplica"])
+
+
+def test_eu_restricted_deployment_stays_in_eu_and_eea(
+    samples_applied: list[dict[str, Any]], kubectl: Any
+) -> None:
+    status = infd(kubectl, "eu-chat", "eu-assistant")["status"]
+    assert status["placements"]
+    for p in status["placements"]:
+        country = get_json(kubectl, "afm", p["module"])["spec"]["location"]["country"]
+        assert country in EEA, f"{p['module']} ({country}) is outside EU/EEA"
+
+
+def test_pinning_eu_deployment_to_a_us_module_is_rejected_at_admission(
+    samples_applied: list[dict[str, Any]], kubectl: Any
+) -> None:
+    eu = next(d for d in samples_applied if d["metadata"]["name"] == "eu-assistant")
+    pinned = copy.deepcopy(eu)
+    pinned["metadata"]["name"] = "eu-assistant-pinned"
+    pinned["spec"]["placement"] = {"modules": ["dallas"]}
+    out = kubectl("apply", "-f", "-", input=json.dumps(pinned), check=False)
+    assert out.returncode != 0
+    policy = yaml.safe_load_all((REPO / "samples" / "policies.yaml").read_text())
+    enforce = next(
+        p["metadata"]["name"]
+        for p in policy
+        if p and p["spec"].get("enforcement", "Enforce") == "Enforce"
+    )
+    assert "admission webhook" in out.stderr
+    assert enforce in out.stderr and "dallas" in out.stderr
+
+
+def test_more_demand_adds_replicas(
+    samples_applied: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> None:
+    before = infd(kubectl, "ml-platform", "support-classifier")["status"]["replicas"]
+    regions = infd(kubectl, "ml-platform", "support-classifier")["spec"]["demand"]["regions"]
+    doubled = [{**r, "requestsPerSecond": r["requestsPerSecond"] * 2} for r in regions]
+    kubectl(
+        "patch",
+        "infd",
+        "-n",
+        "ml-platform",
+        "support-classifier",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"demand": {"regions": doubled}}}),
+    )
+
+    def scaled() -> dict[str, Any] | None:
+        obj = infd(kubectl, "ml-platform", "support-classifier")
+        return obj if is_ready(obj) and obj["status"]["replicas"] > before else None
+
+    obj = wait_for("support-classifier scaled up and Ready", scaled, timeout=120)
+    members = member_deployments(kubectl, fleet, "support-classifier")
+    assert sum(d["spec"]["replicas"] for _, d in members) == obj["status"]["replicas"]
+    assert sum(d["status"].get("readyReplicas", 0) for _, d in members) == obj["status"]["replicas"]
+
+
+def test_deleting_a_deployment_removes_every_member_object(
+    samples_applied: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> None:
+    assert member_deployments(kubectl, fleet, "nightly-summarizer")
+    kubectl("delete", "infd", "-n", "batch", "nightly-summarizer", "--timeout=60s", timeout=90)
+    for cluster in fleet.clusters:
+        for kind in ("deployments", "services"):
+            left = get_json(
+                kubectl, kind, "-A", "-l", f"{OWNER}=nightly-summarizer", cluster=cluster
+            )
+            assert left["items"] == [], f"{kind} left in {cluster}"
+
+
+SECRET_TOKEN = "aifactory-e2e-very-secret-token-0123456789"
+
+
+def _bad_module(name: str, secret: str) -> dict[str, Any]:
+    base = next(
+        d
+        for d in yaml.safe_load_all((REPO / "samples" / "modules.yaml").read_text())
+        if d and d["metadata"]["name"] == "paris"
+    )
+    module = copy.deepcopy(base)
+    module["metadata"] = {"name": name}
+    module["spec"]["cluster"] = {
+        "kubeconfigSecretRef": {
+            "namespace": "aifactory-system",
+            "name": secret,
+            "key": "kubeconfig",
+        }
+    }
+    return module
+
+
+@pytest.mark.parametrize(
+    ("kubeconfig", "reason"),
+    [
+        (  # well-formed, but the server does not exist
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "x",
+                    "clusters": [
+                        {
+                            "name": "x",
+                            "cluster": {
+                                "server": "https://127.0.0.1:1",
+                                "insecure-skip-tls-verify": True,
+                            },
+                        }
+                    ],
+                    "users": [{"name": "x", "user": {"token": SECRET_TOKEN}}],
+                    "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+                }
+            ),
+            "ClusterUnreachable",
+        ),
+        (f"token: {SECRET_TOKEN}\nthis is: [not a kubeconfig", "InvalidKubeconfig"),
+    ],
+    ids=["unreachable-server", "garbage"],
+)
+def test_bad_kubeconfig_marks_only_that_module_unreachable_and_leaks_nothing(
+    operator: OperatorProcess, kubectl: Any, kubeconfig: str, reason: str
+) -> None:
+    name = f"broken-{reason.lower()}"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "aifactory-system"},
+        "data": {"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(secret))
+    kubectl("apply", "-f", "-", input=json.dumps(_bad_module(name, name)))
+    try:
+
+        def reachable_false() -> dict[str, Any] | None:
+            c = condition(get_json(kubectl, "afm", name), "Reachable")
+            return c if c and c["status"] == "False" else None
+
+        cond = wait_for(f"{name} Reachable=False", reachable_false, timeout=60)
+        assert cond["reason"] == reason
+        assert "aifactory-system/" + name in cond["message"] or reason == "ClusterUnreachable"
+        ready = condition(get_json(kubectl, "afm", name), "Ready")
+        assert ready is not None and ready["status"] == "False"
+        # the other modules are unaffected
+        for m in get_json(kubectl, "afm")["items"]:
+            if not m["metadata"]["name"].startswith("broken-"):
+                assert condition(m, "Ready")["status"] == "True", m["metadata"]["name"]
+        # nothing secret in status, events or operator logs
+        assert SECRET_TOKEN not in kubectl("get", "afm", "-o", "yaml").stdout
+        assert SECRET_TOKEN not in kubectl("get", "events", "-A", "-o", "yaml").stdout
+        assert SECRET_TOKEN not in operator.logs()
+    finally:
+        kubectl("delete", "afm", name, "--ignore-not-found", check=False)
+        kubectl(
+            "delete", "secret", "-n", "aifactory-system", name, "--ignore-not-found", check=False
+        )
+
+
+def test_operator_killed_mid_way_converges_without_duplicates_or_orphans(
+    samples_applied: list[dict[str, Any]], operator: OperatorProcess, kubectl: Any, fleet: Fleet
+) -> None:
+    base = next(d for d in samples_applied if d["metadata"]["name"] == "support-classifier")
+    crash = copy.deepcopy(base)
+    crash["metadata"] = {"name": "crash-test", "namespace": "ml-platform"}
+    kubectl("apply", "-f", "-", input=json.dumps(crash))
+    # kill as soon as the first member object exists: placement written half-way
+    wait_for(
+        "a first member Deployment",
+        lambda: member_deployments(kubectl, fleet, "crash-test"),
+        timeout=60,
+        every=0.1,
+    )
+    operator.restart()
+    wait_for(
+        "crash-test Ready after restart",
+        lambda: is_ready(infd(kubectl, "ml-platform", "crash-test")),
+        timeout=120,
+    )
+    status = infd(kubectl, "ml-platform", "crash-test")["status"]
+    members = member_deployments(kubectl, fleet, "crash-test")
+    placed = {p["module"]: p["replicas"] for p in status["placements"]}
+    seen: dict[str, int] = {}
+    for cluster, d in members:
+        module = d["metadata"]["labels"]["aifactory.dev/placed-on"]
+        assert cluster == cluster_of(kubectl, module)
+        assert module not in seen, f"duplicate member Deployment for {module}"
+        seen[module] = d["spec"]["replicas"]
+    assert seen == placed
+    kubectl("delete", "infd", "-n", "ml-platform", "crash-test", "--timeout=60s", timeout=90)
+    assert member_deployments(kubectl, fleet, "crash-test") == []
