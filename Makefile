@@ -30,8 +30,10 @@ fleet-down:  ## stop the local fleet
 fleet-status:  ## show the local fleet's processes
 	$(PY) -m hack.fleet status
 
-crds: venv  ## regenerate crds/ from the pydantic models
+crds: venv  ## regenerate crds/, the chart's CRDs and docs/reference.md from the pydantic models
 	$(PY) -m aifactory.api.crds --out crds
+	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds --peering
+	$(PY) -m aifactory.api.reference --out docs/reference.md
 
 lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check operator hack tests bench

@@ -2,7 +2,9 @@
 
 The fleet is started once per test session by `hack.fleet` and torn down at the end. Set
 AIFACTORY_REUSE_FLEET=1 to attach to a fleet already running under `.fleet/` (started with
-`python -m hack.fleet up`) and leave it running afterwards; this is for quick local iteration.
+`python -m hack.fleet up --modules samples/modules.yaml`) and leave it running afterwards; this
+is for quick local iteration. AIFACTORY_FLEET_ROOT moves the fleet's directory (default
+`.fleet`), so several fleets can run side by side (ports are always picked free).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Kubectl:
 def fleet() -> Iterator[Fleet]:
     reuse = os.environ.get("AIFACTORY_REUSE_FLEET") == "1"
     # the sample fleet: members reykjavik, paris, dallas; node-pool modules on the hub
-    f = Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=REPO / ".fleet"),
+    root = Path(os.environ.get("AIFACTORY_FLEET_ROOT") or REPO / ".fleet")
+    f = Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=root),
               attached=not reuse)
     if reuse and f.is_up():
         yield f

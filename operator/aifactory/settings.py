@@ -8,6 +8,7 @@ the file is named by AIFACTORY_CONFIG and uses the field names as keys.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,11 @@ class OperatorSettings(BaseModel):
     webhook_ca_file: Path | None = Field(
         None, description="CA bundle the apiserver trusts for the webhook (default: the cert)."
     )
+    webhook_managed: bool = Field(
+        True,
+        description="Let the operator create and patch its ValidatingWebhookConfiguration; "
+        "false when a Helm chart renders it (in-cluster Service and mounted certificate).",
+    )
     webhook_service: str | None = Field(
         None, description="In-cluster webhook Service as namespace/name (else host:port URL)."
     )
@@ -73,9 +79,29 @@ class OperatorSettings(BaseModel):
         "aifactory-system", description="Namespace of the operator's own objects."
     )
     peering_priority: int = Field(
-        0, description="kopf peering priority; distinct per replica for HA."
+        0, description="kopf peering priority; distinct per replica for HA (0 = from pod_name)."
+    )
+    peering_lifetime: int = Field(
+        60,
+        ge=2,
+        description="Seconds a replica's peering record lives without a keep-alive: how long a "
+        "standby waits for a crashed active replica before taking over.",
+    )
+    pod_name: str | None = Field(
+        None,
+        description="This replica's Pod name (downward API); with peering and no "
+        "peering_priority, a stable priority distinct per Pod is derived from it.",
     )
     standalone: bool = Field(True, description="Run without kopf peering (single replica).")
+
+    @property
+    def effective_peering_priority(self) -> int:
+        """peering_priority, else one derived from pod_name: kopf freezes every replica when
+        two share a priority, so each Pod of a Deployment needs its own."""
+        if self.peering_priority or not self.pod_name:
+            return self.peering_priority
+        digest = hashlib.sha256(self.pod_name.encode()).digest()
+        return 1 + int.from_bytes(digest[:4], "big") % (2**31 - 2)
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorSettings:

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
@@ -33,6 +33,10 @@ REPLICAS_ORDER_MESSAGE = "replicas.min must be less than or equal to replicas.ma
 THROUGHPUT_REQUIRED_MESSAGE = "throughputPerReplica is required when demand.regions is set"
 REGION_NAMES_UNIQUE = "demand.regions[].name"
 ENV_NAMES_UNIQUE = "model.env[].name"
+PROMETHEUS_URL_MESSAGE = "demand.prometheus.url must start with http:// or https://"
+PROMETHEUS_NEEDS_REGIONS_MESSAGE = (
+    "demand.prometheus needs demand.regions: they give each region's location and country"
+)
 
 #: Replicas when neither demand nor replicas.min/fixed says otherwise.
 DEFAULT_MIN_REPLICAS = 1
@@ -152,8 +156,73 @@ class DemandRegion(ApiModel):
     requests_per_second: float = Field(ge=0, description="Current request rate from this region.")
 
 
+def _check_http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{PROMETHEUS_URL_MESSAGE}; got {url!r}")
+    return url
+
+
+class PrometheusDemandSource(ApiModel):
+    """A Prometheus instant query that gives live requests per second per demand region.
+
+    Only the rates come from here: region locations and countries stay in `demand.regions`, so
+    placement, latency and sovereignty still follow what is declared in Git.
+    """
+
+    url: Annotated[str, AfterValidator(_check_http_url)] = Field(
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090; "
+            "/api/v1/query is appended."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.startsWith('http://') || self.startsWith('https://')",
+                    PROMETHEUS_URL_MESSAGE,
+                )
+            ]
+        },
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "PromQL instant query returning requests per second with a region label, e.g. "
+            "sum by (region) (rate(http_requests_total[1m])). Series of the same region are "
+            "summed."
+        ),
+    )
+    region_label: str = Field(
+        default="region",
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label of the result series that holds the demand region name.",
+    )
+    timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="HTTP timeout of one query in seconds (also sent to Prometheus).",
+    )
+
+
 class Demand(ApiModel):
     """Where traffic comes from; drives replica counts and the latency term of placement."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!has(self.prometheus) || (has(self.regions) && size(self.regions) > 0)",
+                    PROMETHEUS_NEEDS_REGIONS_MESSAGE,
+                    field_path=".prometheus",
+                )
+            ]
+        }
+    )
 
     headroom: float = Field(
         default=0.0, ge=0, description="Spare fraction on top of demand, e.g. 0.2 for 20%."
@@ -169,11 +238,25 @@ class Demand(ApiModel):
         },
     )
 
+    prometheus: PrometheusDemandSource | None = Field(
+        default=None,
+        description=(
+            "Live requests per second per region from Prometheus; regions the query does not "
+            "return keep their requestsPerSecond from regions."
+        ),
+    )
+
     @field_validator("regions")
     @classmethod
     def _unique_regions(cls, regions: list[DemandRegion]) -> list[DemandRegion]:
         unique((r.name for r in regions), REGION_NAMES_UNIQUE)
         return regions
+
+    @model_validator(mode="after")
+    def _prometheus_needs_regions(self) -> Self:
+        if self.prometheus is not None and not self.regions:
+            raise ValueError(PROMETHEUS_NEEDS_REGIONS_MESSAGE)
+        return self
 
 
 class Slo(ApiModel):
@@ -428,6 +511,7 @@ __all__ = [
     "ModulePlacement",
     "Objective",
     "PlacementConstraints",
+    "PrometheusDemandSource",
     "RegionRouting",
     "Replicas",
     "RouteTarget",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -29,10 +30,14 @@ from aifactory.api.common import (
 SHARES_MESSAGE = "energy.sources[].share must sum to 1 (within 0.001)"
 CLUSTER_MESSAGE = "cluster must set exactly one of kubeconfigSecretRef or nodeSelector"
 GPU_MODELS_UNIQUE = "capacity.gpus[].model"
+SCHEDULE_HOURS_MESSAGE = "energy.schedule[].fromHour must be less than toHour"
+SCHEDULE_OVERLAP_MESSAGE = "energy.schedule entries must not overlap"
 
 SHARE_TOLERANCE = 0.001
 MAX_GPU_POOLS = 32
 MAX_ENERGY_SOURCES = 16
+#: One entry per hour at most; also bounds the quadratic overlap rule's CEL cost.
+MAX_SCHEDULE_ENTRIES = 24
 
 
 class Location(ApiModel):
@@ -65,6 +70,44 @@ class EnergySource(ApiModel):
         description="solar, wind, hydro, geothermal, nuclear, grid, gas, diesel or battery."
     )
     share: float = Field(ge=0, le=1, description="Fraction of energy from this source, 0..1.")
+
+
+class EnergyScheduleEntry(ApiModel):
+    """Energy during a daily window of local hours [fromHour, toHour), e.g. solar daytime.
+
+    Windows do not wrap midnight: a night from 18 to 08 is two entries, 18-24 and 0-8, which
+    keeps the rules simple enough for CEL and for people reading the object.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule("self.fromHour < self.toHour", SCHEDULE_HOURS_MESSAGE)
+            ]
+        }
+    )
+
+    from_hour: int = Field(ge=0, le=23, description="First local hour of the window, 0..23.")
+    to_hour: int = Field(ge=1, le=24, description="Local hour the window ends (exclusive), 1..24.")
+    carbon_intensity: float = Field(ge=0, description="Carbon intensity in the window, gCO2e/kWh.")
+    renewable_share: float = Field(
+        ge=0, le=1, description="Renewable share of the energy in the window, 0..1."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.from_hour >= self.to_hour:
+            raise ValueError(
+                f"{SCHEDULE_HOURS_MESSAGE}; got fromHour={self.from_hour} toHour={self.to_hour}"
+            )
+        return self
+
+    def covers(self, hour: int) -> bool:
+        """True when local `hour` (0..23) falls in [fromHour, toHour)."""
+        return self.from_hour <= hour < self.to_hour
+
+    def overlaps(self, other: EnergyScheduleEntry) -> bool:
+        return self.from_hour < other.to_hour and other.from_hour < self.to_hour
 
 
 class ModuleEnergy(ApiModel):
@@ -103,6 +146,34 @@ class ModuleEnergy(ApiModel):
     pue: float = Field(
         default=1.0, ge=1, description="Power usage effectiveness (facility / IT power), >= 1."
     )
+    schedule: list[EnergyScheduleEntry] = Field(
+        default_factory=list,
+        max_length=MAX_SCHEDULE_ENTRIES,
+        description=(
+            "Carbon intensity and renewable share by local hour of day (e.g. solar: low carbon "
+            "by day); hours no entry covers use carbonIntensity and the sources' renewable "
+            "share. Entries must not overlap."
+        ),
+        json_schema_extra={
+            # Every entry overlaps exactly one entry: itself (fromHour < toHour holds).
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.all(a, self.exists_one(b, "
+                    "a.fromHour < b.toHour && b.fromHour < a.toHour))",
+                    SCHEDULE_OVERLAP_MESSAGE,
+                )
+            ]
+        },
+    )
+    utc_offset_hours: float = Field(
+        default=0.0,
+        ge=-12,
+        le=14,
+        description=(
+            "Offset of the module's local time from UTC in hours (-12..14, e.g. 5.5), for "
+            "schedule hours. Fixed: adjust it yourself for daylight saving time."
+        ),
+    )
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> Self:
@@ -110,6 +181,18 @@ class ModuleEnergy(ApiModel):
         if abs(total - 1.0) > SHARE_TOLERANCE:
             raise ValueError(f"{SHARES_MESSAGE}; got {total:g}")
         return self
+
+    @field_validator("schedule")
+    @classmethod
+    def _no_overlap(cls, schedule: list[EnergyScheduleEntry]) -> list[EnergyScheduleEntry]:
+        ordered = sorted(schedule, key=lambda e: e.from_hour)
+        for before, after in pairwise(ordered):
+            if before.overlaps(after):
+                raise ValueError(
+                    f"{SCHEDULE_OVERLAP_MESSAGE}; {before.from_hour}-{before.to_hour} and "
+                    f"{after.from_hour}-{after.to_hour} overlap"
+                )
+        return schedule
 
     def renewable_share(self) -> float:
         """Share of solar, wind, hydro and geothermal in the mix."""
@@ -354,6 +437,7 @@ __all__ = [
     "AIFactoryModuleSpec",
     "AIFactoryModuleStatus",
     "ClusterTarget",
+    "EnergyScheduleEntry",
     "EnergySource",
     "EnergyStatus",
     "GpuPool",

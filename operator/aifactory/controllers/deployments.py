@@ -13,6 +13,8 @@ Nothing depends on remembering earlier runs, so a killed operator converges on r
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,15 +39,18 @@ from aifactory.api import (
 from aifactory.clusters import (
     ClusterAccessError,
     MemberTarget,
+    apply,
     apply_module,
     delete_named,
     list_owned,
+    member_object_name,
 )
 from aifactory.clusters.workload import MemberWorkload
 from aifactory.placement import Decision, place_one
 
+from .rebalance import Plan, Step, make_plan, placement_key, step_towards, with_current
 from .runtime import DEPLOYMENTS, GROUP, SETTINGS, VERSION, runtime
-from .world import World, engine_views, placement_settings, snapshot, usable
+from .world import World, engine_views, fleet_views, placement_settings, snapshot, usable
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +80,16 @@ def _targets(world: World) -> tuple[dict[str, MemberTarget], set[str]]:
 
 
 def converge_members(world: World, infd: InferenceDeployment, decision: Decision) -> MemberState:
-    """Make member clusters match the decision; returns what was observed."""
+    """Make member clusters match the decision, make-before-break; returns what was observed.
+
+    Observe first (one listing per distinct cluster), then apply. Until the new placement is
+    fully ready, modules that lose replicas keep their old count and modules dropped from the
+    placement keep running, as long as they are healthy and still allowed: users keep being
+    served while the new replicas start. Unusable or forbidden modules are drained at once.
+    """
     state = MemberState()
     targets, state.unreachable = _targets(world)
     wanted = {a.module: a.replicas for a in decision.assignments}
-    for module_name, replicas in sorted(wanted.items()):
-        target, module = targets.get(module_name), world.module(module_name)
-        if target is None or module is None:
-            state.unreachable.add(module_name)
-            continue
-        try:
-            apply_module(target, infd, module, replicas)
-        except _CLUSTER_ERRORS:
-            state.unreachable.add(module_name)
-    # one listing per distinct cluster finds both readiness and orphans
     clusters: dict[str, MemberTarget] = {}
     for name in sorted(targets):
         clusters.setdefault(targets[name].cluster_key, targets[name])
@@ -105,14 +106,35 @@ def converge_members(world: World, infd: InferenceDeployment, decision: Decision
                 state.observed[w.module] = w
             else:
                 orphans.append((target, w))
-    ready_new = sum(w.ready_replicas for w in state.observed.values())
     now = datetime.now(UTC)
+
+    def may_hold(module_name: str) -> bool:
+        module = world.module(module_name)
+        forbidden = decision.explanation.get(module_name, "").startswith("rejected")
+        return (
+            module is not None
+            and not forbidden
+            and usable(module, now, SETTINGS.toleration_seconds)
+        )
+
+    ready_new = sum(min(w.ready_replicas, wanted[m]) for m, w in state.observed.items())
+    handed_over = ready_new >= sum(wanted.values())
+    for module_name, replicas in sorted(wanted.items()):
+        target, module = targets.get(module_name), world.module(module_name)
+        if target is None or module is None:
+            state.unreachable.add(module_name)
+            continue
+        seen = state.observed.get(module_name)
+        if seen and seen.replicas > replicas and not handed_over and may_hold(module_name):
+            replicas = seen.replicas  # shrink only once the new replicas are ready
+            state.kept_for_handover.append(module_name)
+        try:
+            apply_module(target, infd, module, replicas)
+        except _CLUSTER_ERRORS:
+            state.unreachable.add(module_name)
     for target, w in orphans:
-        module = world.module(w.module)
-        forbidden = decision.explanation.get(w.module, "").startswith("rejected")
-        healthy = module is not None and usable(module, now, SETTINGS.toleration_seconds)
-        if healthy and not forbidden and ready_new < decision.replicas and w.ready_replicas > 0:
-            state.kept_for_handover.append(w.module)  # make-before-break
+        if not handed_over and w.ready_replicas > 0 and may_hold(w.module):
+            state.kept_for_handover.append(w.module)
             continue
         try:
             delete_named(target.api, w.namespace, w.name)
@@ -251,6 +273,96 @@ def _changed(old: list[ModulePlacement], new: list[ModulePlacement]) -> bool:
     return key(old) != key(new)
 
 
+def decide(world: World, infd: InferenceDeployment, now: datetime) -> tuple[Decision, Step | None]:
+    """The placement to run now, and the rebalancing step that led to it (if any).
+
+    Called under the placement lock. Between rebalances the engine runs with a hysteresis of
+    100%: it keeps the running placement unless it breaks a hard rule or no longer matches the
+    replicas needed. Optimisation moves come only from the fleet-wide plan, bounded by the
+    disruption budget.
+    """
+    rt = runtime()
+    settings = placement_settings()
+    keep = dataclasses.replace(settings, hysteresis=1.0)
+    modules, workload, policies = engine_views(world, infd, rt.reservations, now=now)
+    decision = place_one(workload, modules, policies, settings=keep)
+    if not decision.kept_current:
+        return decision, None
+    plan: Plan | None = rt.plan
+    if plan is None or (now - plan.made_at).total_seconds() >= SETTINGS.rebalance_interval:
+        all_modules, workloads, all_policies = fleet_views(world, rt.reservations, now=now)
+        plan = rt.plan = make_plan(now, workloads, all_modules, all_policies, settings)
+    target = plan.decisions.get(infd.ref)
+    if (
+        target is None
+        or target.kept_current
+        or not target.stability.startswith("replaced")
+        or target.unplaced_replicas > decision.unplaced_replicas
+        or plan.started_from.get(infd.ref) != placement_key(workload.current)
+        or rt.adopted.get(infd.ref) == plan.made_at
+    ):
+        return decision, None
+    rt.adopted[infd.ref] = plan.made_at
+    step = step_towards(workload.current, target, SETTINGS.disruption_budget)
+    if not step.moves:
+        return decision, None
+    moved = place_one(with_current(workload, step.placement), modules, policies, settings=keep)
+    if not moved.kept_current:  # the step does not fit next to the others right now
+        return decision, None
+    return moved, step
+
+
+def _routing_configmap(
+    infd: InferenceDeployment, status: InferenceDeploymentStatus, world: World
+) -> dict[str, Any]:
+    """The routing table as a ConfigMap a global load balancer can consume."""
+
+    def cluster(module: str) -> str:
+        m = world.module(module)
+        if m is None or m.spec.cluster.kubeconfig_secret_ref is None:
+            return "hub"
+        return m.spec.cluster.kubeconfig_secret_ref.name
+
+    table = [
+        {
+            "region": r.region,
+            "targets": [
+                {
+                    "module": t.module,
+                    "weight": t.weight,
+                    "cluster": cluster(t.module),
+                    "service": f"{member_object_name(infd.name, t.module)}.{infd.namespace}.svc",
+                }
+                for t in r.modules
+            ],
+        }
+        for r in status.routing
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{infd.name}-routing",
+            "namespace": infd.namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "aifactory-operator",
+                "aifactory.dev/inference-deployment": infd.name,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "InferenceDeployment",
+                    "name": infd.name,
+                    "uid": infd.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "data": {"routing.json": json.dumps(table, indent=2, sort_keys=True)},
+    }
+
+
 def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[str, Any]]) -> None:
     with metrics.observe("inferencedeployment"):
         infd = InferenceDeployment.from_manifest(body)
@@ -262,30 +374,45 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
                 indexes["deployment_index"],
                 indexes["namespace_index"],
             )
+            now = datetime.now(UTC)
             with rt.placement_lock:
                 old = rt.reservations.get(infd.ref) or (
                     list(infd.status.placements) if infd.status else []
                 )
-                modules, workload, policies = engine_views(world, infd, rt.reservations)
-                decision = place_one(workload, modules, policies, settings=placement_settings())
+                decision, step = decide(world, infd, now)
                 new = [
                     ModulePlacement(module=a.module, replicas=a.replicas, regions=dict(a.regions))
                     for a in decision.assignments
                 ]
                 rt.reservations[infd.ref] = new
             members = converge_members(world, infd, decision)
-            now = datetime.now(UTC)
             status = build_status(infd, decision, members, now)
-            if _changed(old, new) and decision.placed_replicas:
-                summary = ", ".join(f"{p.module} ({p.replicas})" for p in new)
+            if step is not None:
+                moves = "; ".join(
+                    f"{n} serving {r or 'all'} {a} -> {b}" for r, a, b, n in step.moves
+                )
                 kopf.info(
                     body,
-                    reason="Placed" if not old else "Rescheduled",
-                    message=f"{decision.placed_replicas}/{decision.replicas} replicas on "
-                    f"{summary}; cost {decision.cost:.2f}",
+                    reason="Rebalanced",
+                    message=f"moved {sum(n for *_, n in step.moves)} replicas "
+                    f"(budget {SETTINGS.disruption_budget}): {moves}; "
+                    f"{'done' if step.complete else 'more moves next interval'}",
                 )
                 metrics.MIGRATIONS_TOTAL.labels(infd.ref).inc()
-                if old:
+                status = status.model_copy(update={"last_rebalance_time": now})
+            elif _changed(old, new) and decision.placed_replicas:
+                summary = ", ".join(f"{p.module} ({p.replicas})" for p in new)
+                moved_modules = {p.module for p in old} != {p.module for p in new}
+                reason = "Placed" if not old else ("Rescheduled" if moved_modules else "Scaled")
+                why = f" ({decision.stability})" if decision.stability else ""
+                kopf.info(
+                    body,
+                    reason=reason,
+                    message=f"{decision.placed_replicas}/{decision.replicas} replicas on "
+                    f"{summary}; cost {decision.cost:.2f}{why}",
+                )
+                if old and moved_modules:
+                    metrics.MIGRATIONS_TOTAL.labels(infd.ref).inc()
                     status = status.model_copy(update={"last_rebalance_time": now})
             previous_reason = (
                 infd.status.unsatisfied.reason if (infd.status and infd.status.unsatisfied) else ""
@@ -298,15 +425,20 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
                     reason="MemberRemoved",
                     message=f"removed member Deployment and Service from module {module}",
                 )
+            try:
+                apply(rt.hub, _routing_configmap(infd, status, world))
+            except _CLUSTER_ERRORS as exc:
+                log.warning(
+                    "routing ConfigMap for %s not written: %s", infd.ref, type(exc).__name__
+                )
             for p in new:
                 metrics.PLACED_REPLICAS.labels(infd.ref, p.module).set(p.replicas)
             metrics.UNPLACED_REPLICAS.labels(infd.ref).set(decision.unplaced_replicas)
             if decision.carbon_intensity is not None:
                 metrics.DEPLOYMENT_CARBON.labels(infd.ref).set(decision.carbon_intensity)
             patch.status.update(status.model_dump(by_alias=True, mode="json", exclude_none=True))
-            for key in ("unsatisfied",):
-                if key not in patch.status and infd.status and getattr(infd.status, key):
-                    patch.status[key] = None
+            if infd.status and infd.status.unsatisfied and status.unsatisfied is None:
+                patch.status["unsatisfied"] = None
 
 
 @kopf.on.resume(GROUP, VERSION, DEPLOYMENTS)

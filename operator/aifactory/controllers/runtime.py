@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
@@ -34,6 +35,9 @@ class Runtime:
     placement_lock: threading.Lock = field(default_factory=threading.Lock)
     #: "ns/name" -> placements this process decided last (ahead of what status shows)
     reservations: dict[str, list[ModulePlacement]] = field(default_factory=dict)
+    #: the rebalancer's latest fleet-wide plan, and which plan each deployment last acted on
+    plan: Any = None
+    adopted: dict[str, Any] = field(default_factory=dict)
     _object_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )

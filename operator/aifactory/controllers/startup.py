@@ -72,7 +72,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/cleanup-member-objects"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
-    settings.peering.priority = s.peering_priority
+    settings.peering.priority = s.effective_peering_priority
+    settings.peering.lifetime = s.peering_lifetime
     settings.peering.standalone = s.standalone
     settings.peering.name = "aifactory-operator"
     settings.peering.clusterwide = True
@@ -93,4 +94,5 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             pkeyfile=str(key),
             cafile=str(s.webhook_ca_file or cert),
         )
-        settings.admission.managed = f"validating.{GROUP}"
+        if s.webhook_managed:  # else the Helm chart renders the configuration
+            settings.admission.managed = f"validating.{GROUP}"

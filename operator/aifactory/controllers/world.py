@@ -147,6 +147,31 @@ def with_placements(
     return deployment.model_copy(update={"status": status})
 
 
+def fleet_views(
+    world: World,
+    reservations: Mapping[str, list[ModulePlacement]],
+    *,
+    now: datetime | None = None,
+) -> tuple[list[ModuleView], list[WorkloadView], list[PolicyView]]:
+    """Engine inputs for re-solving every deployment together (the rebalancer).
+
+    Every deployment's own GPUs are taken out of the discovered allocation, since all of them
+    are being placed again; what remains is other tenants' usage.
+    """
+    now = now or datetime.now(UTC)
+    deps = [with_placements(d, reservations.get(d.ref)) for d in world.deployments]
+    held = _held_gpus(world.modules, deps)
+    modules = [
+        dataclasses.replace(
+            module_view(m, held=held.get(m.name), assume_ready=False),
+            ready=usable(m, now, SETTINGS.toleration_seconds),
+        )
+        for m in world.modules
+    ]
+    workloads = [workload_view(d, world.namespace_labels.get(d.namespace)) for d in deps]
+    return modules, workloads, [policy_view(p) for p in world.policies]
+
+
 def engine_views(
     world: World,
     target: InferenceDeployment,

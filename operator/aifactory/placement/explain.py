@@ -92,6 +92,10 @@ def describe_cost(fleet: FleetState, ws: WorkloadState, i: int, regions: Iterabl
     return "cost/replica " + "; ".join(parts)
 
 
+def _replicas(n: int) -> str:
+    return f"{n} replica" if n == 1 else f"{n} replicas"
+
+
 def explain_modules(
     fleet: FleetState,
     ws: WorkloadState,
@@ -131,9 +135,9 @@ def explain_modules(
             count = sum(by_region.values())
             if ws.has_demand:
                 where = ", ".join(f"{ws.region_names[r]}={k}" for r, k in sorted(by_region.items()))
-                head = f"selected: {count} replicas ({where})"
+                head = f"selected: {_replicas(count)} ({where})"
             else:
-                head = f"selected: {count} replicas"
+                head = f"selected: {_replicas(count)}"
             text = f"{head}; {describe_cost(fleet, ws, i, sorted(by_region))}"
         else:
             statuses = module_status(ws, i)
