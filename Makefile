@@ -34,6 +34,7 @@ crds: venv  ## regenerate crds/, the chart's CRDs and docs/reference.md from the
 	$(PY) -m aifactory.api.crds --out crds
 	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds --peering
 	$(PY) -m aifactory.api.reference --out docs/reference.md
+	$(PY) -m hack.chart
 
 lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check operator hack tests bench

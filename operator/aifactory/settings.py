@@ -45,6 +45,9 @@ class OperatorSettings(BaseModel):
     disruption_budget: int = Field(
         2, ge=1, description="Replicas one deployment may move per rebalance interval."
     )
+    demand_poll_interval: float = Field(
+        15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
+    )
     solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
     # latency and cost model (BRIEF "Placement semantics")
     earth_radius_km: float = Field(6371.0, gt=0)

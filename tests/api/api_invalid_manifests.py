@@ -96,6 +96,11 @@ REGION = {
     "longitude": -6.26,
     "requestsPerSecond": 10,
 }
+SCHEDULE_DAY = {"fromHour": 8, "toHour": 18, "carbonIntensity": 40, "renewableShare": 0.9}
+PROMETHEUS = {
+    "url": "http://prometheus.monitoring:9090",
+    "query": "sum by (region) (rate(http_requests_total[1m]))",
+}
 
 INVALID: tuple[Invalid, ...] = (
     # AIFactoryModule
@@ -184,6 +189,34 @@ INVALID: tuple[Invalid, ...] = (
         "greater than or equal to 1",
     ),
     Invalid(
+        "schedule-from-after-to",
+        "AIFactoryModule",
+        (("spec.energy.schedule", [{**SCHEDULE_DAY, "fromHour": 18, "toHour": 8}]),),
+        "spec.energy.schedule[0]",
+        "energy.schedule[].fromHour must be less than toHour",
+    ),
+    Invalid(
+        "schedule-overlap",
+        "AIFactoryModule",
+        (("spec.energy.schedule", [SCHEDULE_DAY, {**SCHEDULE_DAY, "fromHour": 17, "toHour": 24}]),),
+        "spec.energy.schedule",
+        "energy.schedule entries must not overlap",
+    ),
+    Invalid(
+        "schedule-to-hour-25",
+        "AIFactoryModule",
+        (("spec.energy.schedule", [{**SCHEDULE_DAY, "toHour": 25}]),),
+        "spec.energy.schedule[0].toHour",
+        "less than or equal to 24",
+    ),
+    Invalid(
+        "utc-offset-15",
+        "AIFactoryModule",
+        (("spec.energy.utcOffsetHours", 15),),
+        "spec.energy.utcOffsetHours",
+        "less than or equal to 14",
+    ),
+    Invalid(
         "operator-country-unassigned",
         "AIFactoryModule",
         (("spec.security.operatorCountry", "UK"),),
@@ -247,6 +280,27 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.throughputPerReplica", DELETE),),
         "spec",
         "throughputPerReplica is required when demand.regions is set",
+    ),
+    Invalid(
+        "prometheus-url-without-scheme",
+        "InferenceDeployment",
+        (("spec.demand.prometheus", {**PROMETHEUS, "url": "prometheus.monitoring:9090"}),),
+        "spec.demand.prometheus.url",
+        "demand.prometheus.url must start with http:// or https://",
+    ),
+    Invalid(
+        "prometheus-empty-query",
+        "InferenceDeployment",
+        (("spec.demand.prometheus", {**PROMETHEUS, "query": ""}),),
+        "spec.demand.prometheus.query",
+        "at least 1 ch",
+    ),
+    Invalid(
+        "prometheus-without-regions",
+        "InferenceDeployment",
+        (("spec.demand.regions", DELETE), ("spec.demand.prometheus", PROMETHEUS)),
+        "spec.demand.prometheus",
+        "demand.prometheus needs demand.regions",
     ),
     Invalid(
         "unknown-classification",

@@ -6,6 +6,7 @@ naming the field, the same table test_models.py runs through pydantic offline.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.api.api_invalid_manifests import INVALID, Invalid
+from tests.api.api_invalid_manifests import INVALID, Invalid, base
 
 pytestmark = pytest.mark.fleet
 
@@ -188,3 +189,45 @@ def test_short_names(kubectl: Kubectl, samples: dict[str, Any]) -> None:
     assert "reykjavik" in kubectl("get", "afm", "-o", "name").stdout
     assert "eu-assistant" in kubectl("get", "infd", "-n", "eu-chat", "-o", "name").stdout
     assert "eu-restricted-data" in kubectl("get", "sovpol", "-o", "name").stdout
+
+
+def test_signal_fields_are_accepted_with_defaults(
+    kubectl: Kubectl, samples: dict[str, Any]
+) -> None:
+    """The live-signal fields (demand.prometheus, energy.schedule) pass the CEL rules as written
+    in docs/signals.md, and the apiserver fills their scalar defaults."""
+    module = base("AIFactoryModule")
+    module["metadata"] = {"name": "signals-solar"}
+    module["spec"]["energy"]["schedule"] = [
+        {"fromHour": 0, "toHour": 6, "carbonIntensity": 450, "renewableShare": 0.05},
+        {"fromHour": 8, "toHour": 18, "carbonIntensity": 40, "renewableShare": 0.9},
+        {"fromHour": 18, "toHour": 24, "carbonIntensity": 420, "renewableShare": 0.1},
+    ]
+    deployment = base("InferenceDeployment")
+    deployment["metadata"] = {
+        "name": "signals-live",
+        "namespace": deployment["metadata"]["namespace"],
+    }
+    deployment["spec"]["demand"]["prometheus"] = {
+        "url": "https://prometheus.monitoring:9090",
+        "query": "sum by (region) (rate(http_requests_total[1m]))",
+    }
+    for doc in (module, deployment):
+        proc = kubectl(
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            f"--field-manager={FIELD_MANAGER}",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            input=yaml.safe_dump(doc, sort_keys=False),
+        )
+        applied = json.loads(proc.stdout)
+        if doc is module:
+            assert applied["spec"]["energy"]["utcOffsetHours"] == 0
+            assert len(applied["spec"]["energy"]["schedule"]) == 3
+        else:
+            source = applied["spec"]["demand"]["prometheus"]
+            assert (source["regionLabel"], source["timeoutSeconds"]) == ("region", 5)

@@ -47,6 +47,8 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         "AIFACTORY_HEARTBEAT_TIMEOUT": "6",
         "AIFACTORY_STATUS_INTERVAL": "2",
         "AIFACTORY_TOLERATION_SECONDS": "10",
+        "AIFACTORY_REBALANCE_INTERVAL": "4",
+        "AIFACTORY_DISRUPTION_BUDGET": "2",
         "AIFACTORY_METRICS_PORT": str(free_port()),
         "AIFACTORY_LIVENESS_PORT": str(free_port()),
         "AIFACTORY_WEBHOOK_PORT": str(free_port()),
@@ -54,6 +56,7 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
     op = OperatorProcess(fleet, env, fleet.log_dir / "operator-e2e.log")
     op.start()
     try:
+        op.wait_serving()
         wait_for("every sample module Ready", lambda: all_modules_ready(kubectl), timeout=90)
         yield op
     finally:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,22 @@ class OperatorProcess:
         out.close()
         self.starts += 1
 
+    def serving(self) -> bool:
+        """Liveness answers (startup handlers done) and the webhook port accepts connections."""
+        try:
+            port = self.env["AIFACTORY_LIVENESS_PORT"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                if resp.status != 200:
+                    return False
+            with socket.create_connection(("127.0.0.1", int(self.env["AIFACTORY_WEBHOOK_PORT"])),
+                                          timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def wait_serving(self, timeout: float = 60) -> None:
+        wait_for("the operator to serve liveness and its webhook", self.serving, timeout=timeout)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
@@ -68,6 +85,7 @@ class OperatorProcess:
     def restart(self) -> None:
         self.kill(signal.SIGKILL)
         self.start()
+        self.wait_serving()
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")

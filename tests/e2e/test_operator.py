@@ -52,8 +52,13 @@ def is_ready(obj: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def samples_applied(operator: OperatorProcess, kubectl: Any) -> list[dict[str, Any]]:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f",
-            str(REPO / "samples" / "deployments.yaml"))
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        str(REPO / "samples" / "deployments.yaml"),
+    )
     kubectl("wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=180s", timeout=200)
     return sample_deployments()
 

@@ -66,8 +66,10 @@ def residency_ok(m: ModuleView, country: str | None, enforce: Sequence[PolicyVie
         if m.country == country:
             continue
         shared = [
-            g for g in p.allowed_jurisdictions
-            if g in GROUPS and country in GROUPS[g]
+            g
+            for g in p.allowed_jurisdictions
+            if g in GROUPS
+            and country in GROUPS[g]
             and (m.country in GROUPS[g] or g in m.jurisdictions)
         ]
         if not shared:
@@ -144,8 +146,12 @@ def spread_short(d: Decision, wl: WorkloadView) -> int:
     return max(0, need - len(d.assignments))
 
 
-def brief_cost(d: Decision, wl: WorkloadView, modules: Sequence[ModuleView],
-               settings: PlacementSettings | None = None) -> float:
+def brief_cost(
+    d: Decision,
+    wl: WorkloadView,
+    modules: Sequence[ModuleView],
+    settings: PlacementSettings | None = None,
+) -> float:
     """The brief's cost of one decision, recomputed from scratch."""
     s = settings or PlacementSettings()
     by_name = {m.name: m for m in modules}

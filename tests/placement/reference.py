@@ -11,10 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-
-from aifactory.placement import ModuleView, PlacementSettings, PolicyView, WorkloadView, bind
-from aifactory.placement.geo import rtt_ms
 from tests.placement.checks import module_allowed, residency_ok
+
+from aifactory.placement import (
+    ModuleView,
+    PlacementSettings,
+    PolicyView,
+    RegionDemand,
+    WorkloadView,
+    bind,
+)
+from aifactory.placement.geo import rtt_ms
 
 
 def optimum(
@@ -47,7 +54,9 @@ def optimum(
             enforce = (*enforce, PolicyView("missing", allowed_jurisdictions=("NOWHERE",)))
         g = wl.gpus_per_replica
         limit = wl.max_latency_ms or s.latency_normaliser_ms
-        regions = [(r.name, r.replicas, r) for r in wl.regions] or [("", wl.replicas, None)]
+        regions: list[tuple[str, int, RegionDemand | None]] = [
+            (r.name, r.replicas, r) for r in wl.regions
+        ] or [("", wl.replicas, None)]
         per_module: dict[int, list[int]] = {}
         for _name, n, r in regions:
             entries: dict[int, float] = {}

@@ -19,8 +19,14 @@ from aifactory.placement import (
 )
 
 PLACES = [
-    ("IS", 64.13, -21.90), ("NO", 59.91, 10.75), ("DE", 50.11, 8.68), ("FR", 48.86, 2.35),
-    ("IE", 53.35, -6.26), ("PL", 52.23, 21.01), ("US", 39.04, -77.49), ("SG", 1.35, 103.82),
+    ("IS", 64.13, -21.90),
+    ("NO", 59.91, 10.75),
+    ("DE", 50.11, 8.68),
+    ("FR", 48.86, 2.35),
+    ("IE", 53.35, -6.26),
+    ("PL", 52.23, 21.01),
+    ("US", 39.04, -77.49),
+    ("SG", 1.35, 103.82),
 ]
 MODELS = [("H100", 80.0, 700.0), ("A100", 80.0, 400.0), ("L40S", 48.0, 350.0), ("L4", 24.0, 72.0)]
 SOURCES = ["solar", "wind", "hydro", "geothermal", "nuclear", "grid", "gas"]
@@ -116,9 +122,7 @@ def policies(draw: st.DrawFn) -> list[PolicyView]:
                 name=f"p{i}",
                 enforcement=draw(st.sampled_from(["Enforce", "Enforce", "Audit"])),
                 namespace_selector=draw(st.sampled_from([None, Selector.of({"residency": "eu"})])),
-                data_classifications=frozenset(
-                    draw(st.sampled_from([[], ["restricted"]]))
-                ),
+                data_classifications=frozenset(draw(st.sampled_from([[], ["restricted"]]))),
                 allowed_jurisdictions=tuple(
                     draw(st.lists(st.sampled_from(TOKENS), max_size=3, unique=True))
                 ),

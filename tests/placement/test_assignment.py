@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from aifactory.placement import FleetState, PlacementSettings, place_one
-from aifactory.placement.filters import free_gpus, latency
-from aifactory.placement.geo import rtt_ms
 from tests.placement.factories import (
     DE,
     FR,
@@ -21,13 +17,19 @@ from tests.placement.factories import (
     workload,
 )
 
+from aifactory.placement import FleetState, PlacementSettings, place_one
+from aifactory.placement.filters import free_gpus, latency
+from aifactory.placement.geo import rtt_ms
+
 
 def test_replicas_follow_their_regions() -> None:
     modules = [module("paris", FR), module("virginia", US), module("singapore", SG)]
     wl = workload(regions=[region("eu", FR, 2), region("us", US, 3), region("ap", SG, 1)])
     d = place_one(wl, modules)
     assert {a.module: dict(a.regions) for a in d.assignments} == {
-        "paris": {"eu": 2}, "virginia": {"us": 3}, "singapore": {"ap": 1},
+        "paris": {"eu": 2},
+        "virginia": {"us": 3},
+        "singapore": {"ap": 1},
     }
     assert d.unplaced_replicas == 0 and d.replicas == 6
     expected = rtt_ms(FR[1], FR[2], FR[1], FR[2], PlacementSettings())
@@ -67,19 +69,26 @@ def test_spread_shortfall_costs_1000_per_module() -> None:
 
 
 def test_unplaced_replicas_cost_and_message() -> None:
-    modules = [module("a", DE, pools=[pool(count=2)]), module("b", DE, pools=[pool(count=8,
-                                                                                  allocated=8)])]
+    modules = [
+        module("a", DE, pools=[pool(count=2)]),
+        module("b", DE, pools=[pool(count=8, allocated=8)]),
+    ]
     d = place_one(workload(replicas=5, carbon_weight=0.0), modules)
     assert d.placed_replicas == 2 and d.unplaced_replicas == 3
     assert d.cost == pytest.approx(3 * 1000.0)
     insufficient = free_gpus.REASON_INSUFFICIENT.format(models="GPUs")
-    assert d.message == f"3/5 replicas unplaced; 1/2 modules are available: 1 {insufficient}."
+    assert d.message == (
+        f"3/5 replicas unplaced; 1/2 modules are available: 1 {insufficient}. "
+        "Allowed modules are full."
+    )
     assert d.unplaced_regions == {"": 3}
 
 
 def test_no_demand_places_on_carbon_only() -> None:
-    modules = [module("green", IS, carbon_intensity=28.0, pue=1.1),
-               module("grey", DE, carbon_intensity=380.0)]
+    modules = [
+        module("green", IS, carbon_intensity=28.0, pue=1.1),
+        module("grey", DE, carbon_intensity=380.0),
+    ]
     d = place_one(workload(replicas=2), modules)
     assert [(a.module, dict(a.regions)) for a in d.assignments] == [("green", {})]
     assert d.cost == pytest.approx(2 * 28.0 * 1.1 / 500)
@@ -88,8 +97,10 @@ def test_no_demand_places_on_carbon_only() -> None:
 
 def test_latency_and_carbon_trade_off() -> None:
     # Oslo is further from Dublin than Paris but much cleaner; weights decide.
-    modules = [module("paris", FR, carbon_intensity=300.0), module("oslo", NO,
-                                                                  carbon_intensity=30.0)]
+    modules = [
+        module("paris", FR, carbon_intensity=300.0),
+        module("oslo", NO, carbon_intensity=30.0),
+    ]
     regions = [region("eu", IE, 1)]
     by_latency = place_one(workload(regions=regions, carbon_weight=0.0), modules)
     by_carbon = place_one(workload(regions=regions, latency_weight=0.0), modules)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.placement.factories import policy, workload
 
 from aifactory.placement import Selector, bind, policy_selects
-from tests.placement.factories import policy, workload
 
 EU_NS = Selector.of({"residency": "eu"})
 
@@ -22,10 +22,16 @@ EU_NS = Selector.of({"residency": "eu"})
         ({"namespace_selector": Selector()}, {}, True),
         ({"deployment_selector": Selector.of({"team": "a"})}, {"labels": {"team": "a"}}, True),
         ({"deployment_selector": Selector.of({"team": "a"})}, {"labels": {"team": "b"}}, False),
-        ({"data_classifications": frozenset({"restricted"})},
-         {"data_classification": "restricted"}, True),
-        ({"data_classifications": frozenset({"restricted"})},
-         {"data_classification": "public"}, False),
+        (
+            {"data_classifications": frozenset({"restricted"})},
+            {"data_classification": "restricted"},
+            True,
+        ),
+        (
+            {"data_classifications": frozenset({"restricted"})},
+            {"data_classification": "public"},
+            False,
+        ),
         ({"data_classifications": frozenset({"restricted"})}, {}, False),
     ],
 )
@@ -39,8 +45,10 @@ def test_bind_splits_and_names() -> None:
         policy("a-audit", enforcement="Audit"),
         policy("named", namespace_selector=Selector.of({"never": "x"})),
     ]
-    b = bind(workload(namespace_labels={"residency": "eu"},
-                      sovereignty_policies=("named", "gone")), policies)
+    b = bind(
+        workload(namespace_labels={"residency": "eu"}, sovereignty_policies=("named", "gone")),
+        policies,
+    )
     assert [p.name for p in b.enforce] == ["named", "z-enforce"]
     assert [p.name for p in b.audit] == ["a-audit"]
     assert b.missing == ("gone",)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from tests.placement.factories import DE, FR, IN, SG, US, module, policy, pool, region, state
+from tests.placement.factories import workload as make_workload
+
 from aifactory.placement import place_one
 from aifactory.placement.explain import availability_message, reason_counts
 from aifactory.placement.filters import free_gpus, latency, sovereignty
-from tests.placement.factories import DE, FR, IN, SG, US, module, policy, pool, region, state
-from tests.placement.factories import workload as make_workload
 
 EU = policy("eu", allowed_jurisdictions=("EU", "EEA"))
 
@@ -15,15 +16,20 @@ def issue_fleet() -> list:  # type: ignore[type-arg]
     """Seven modules, none usable, for three different reasons."""
     full = [pool("H100", 8, allocated=8)]
     return [
-        module("us1", US), module("us2", US), module("sg", SG),
-        module("fra", DE, pools=full), module("par", FR, pools=full),
-        module("fra2", DE), module("par2", FR),
+        module("us1", US),
+        module("us2", US),
+        module("sg", SG),
+        module("fra", DE, pools=full),
+        module("par", FR, pools=full),
+        module("fra2", DE),
+        module("par2", FR),
     ]
 
 
 def test_message_counts_sorted_like_kube_scheduler() -> None:
-    wl = make_workload(regions=[region("ap-south", IN)], max_latency_ms=50,
-                       gpu_models=frozenset({"H100"}))
+    wl = make_workload(
+        regions=[region("ap-south", IN)], max_latency_ms=50, gpu_models=frozenset({"H100"})
+    )
     fleet, ws = state(issue_fleet(), wl, [EU])
     assert availability_message(fleet, ws) == (
         "0/7 modules are available: 3 outside allowed jurisdictions EU,EEA, "

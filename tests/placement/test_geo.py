@@ -15,6 +15,7 @@ from aifactory.placement.geo import (
     rtt_ms,
     rtt_ms_matrix,
     rtt_ms_row,
+    unit_vectors,
 )
 
 S = PlacementSettings()
@@ -50,7 +51,7 @@ def test_vectorised_matches_scalar(la: float, lo: float, points: list[tuple[floa
     lons = np.array([p[1] for p in points])
     km = haversine_km_matrix(np.array([la]), np.array([lo]), lats, lons, 6371.0)[0]
     rtt = rtt_ms_matrix(np.array([la]), np.array([lo]), lats, lons, S)[0]
-    row = rtt_ms_row(la, lo, np.radians(lats), np.radians(lons), np.cos(np.radians(lats)), S)
+    row = rtt_ms_row(la, lo, unit_vectors(lats, lons), S)
     for i, (pla, plo) in enumerate(points):
         assert km[i] == pytest.approx(haversine_km(la, lo, pla, plo, 6371.0), abs=1e-6)
         assert rtt[i] == pytest.approx(rtt_ms(la, lo, pla, plo, S), abs=1e-6)

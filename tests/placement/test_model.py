@@ -53,7 +53,9 @@ def test_selector_semantics() -> None:
     assert Selector().matches(labels)
     assert Selector.of({"tier": "green"}).matches(labels)
     assert not Selector.of({"tier": "gold"}).matches(labels)
-    assert Selector.of(match_expressions=[Requirement("tier", "In", ("green", "x"))]).matches(labels)
+    assert Selector.of(match_expressions=[Requirement("tier", "In", ("green", "x"))]).matches(
+        labels
+    )
     assert Selector.of(match_expressions=[Requirement("gpu", "NotIn", ("x",))]).matches(labels)
     assert Selector.of(match_expressions=[Requirement("zone", "Exists")]).matches(labels)
     assert not Selector.of(match_expressions=[Requirement("zone", "DoesNotExist")]).matches(labels)

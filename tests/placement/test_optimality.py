@@ -10,6 +10,8 @@ last test pins that down, because it is the reason the fleet-wide mode exists.
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import DE, IE, US, module, pool, region, workload
+from tests.placement.reference import optimum
 
 from aifactory.placement import place_fleet, place_sequential
 from aifactory.placement.optimize import exact_cost
@@ -19,8 +21,6 @@ from aifactory.placement.synthetic import (
     random_workloads,
     standard_policies,
 )
-from tests.placement.factories import DE, IE, US, module, pool, region, workload
-from tests.placement.reference import optimum
 
 MIX = WorkloadMix(
     max_regions=2,

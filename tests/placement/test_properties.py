@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 from hypothesis import HealthCheck, given, settings
+from tests.placement.checks import brief_cost, violations
+from tests.placement.strategies import instances
 
 from aifactory.placement import (
     ModuleView,
@@ -19,8 +21,6 @@ from aifactory.placement import (
     place_one,
     place_sequential,
 )
-from tests.placement.checks import brief_cost, violations
-from tests.placement.strategies import instances
 
 Instance = tuple[list[ModuleView], list[WorkloadView], list[PolicyView]]
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,8 +58,11 @@ def test_output_is_deterministic_whatever_the_input_order(inst: Instance) -> Non
     modules, wls, pols = inst
     first = place_fleet(wls, modules, pols).to_dict()
     rng = random.Random(0)
-    shuffled = (rng.sample(wls, len(wls)), rng.sample(modules, len(modules)),
-                rng.sample(pols, len(pols)))
+    shuffled = (
+        rng.sample(wls, len(wls)),
+        rng.sample(modules, len(modules)),
+        rng.sample(pols, len(pols)),
+    )
     assert place_fleet(*shuffled).to_dict() == first
     assert place_fleet(wls, modules, pols).to_dict() == first
     seq = place_sequential(wls, modules, pols).to_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tests.placement.factories import DE, module, pool, workload
 
 from aifactory.placement import (
     CurrentAssignment,
@@ -13,7 +14,6 @@ from aifactory.placement import (
     place_fleet,
     place_one,
 )
-from tests.placement.factories import DE, module, pool, workload
 
 
 def fleet(current_ci: float, other_ci: float, **current: object) -> list[ModuleView]:
@@ -52,8 +52,7 @@ def test_hysteresis(place: str, current_ci: float, other_ci: float, kept: bool) 
         ({"pools": ()}, "breaks a hard rule"),
     ],
 )
-def test_broken_hard_rule_replaces_even_when_cheaper(change: dict[str, object],
-                                                     why: str) -> None:
+def test_broken_hard_rule_replaces_even_when_cheaper(change: dict[str, object], why: str) -> None:
     modules = fleet(10.0, 100.0, **change)
     d = place_one(running(), modules)
     assert not d.kept_current
@@ -87,7 +86,8 @@ def test_fleet_mode_reserves_kept_placements_first() -> None:
         module("current", DE, carbon_intensity=100.0, pools=[pool("H100", 2)]),
         module("other", DE, carbon_intensity=104.0),
     ]
-    result = place_fleet([workload("a/new", 1), dataclasses.replace(running(2), key="b/running")],
-                         modules)
+    result = place_fleet(
+        [workload("a/new", 1), dataclasses.replace(running(2), key="b/running")], modules
+    )
     assert result.decision("b/running").kept_current
     assert [a.module for a in result.decision("a/new").assignments] == ["other"]

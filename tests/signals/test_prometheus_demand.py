@@ -162,7 +162,9 @@ class Prometheus:
             return json.load(response)
 
 
-def _start_prometheus(binary: str, tmp: Path, exporter: Exporter) -> tuple[subprocess.Popen[bytes], str]:
+def _start_prometheus(
+    binary: str, tmp: Path, exporter: Exporter
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     config = tmp / "prometheus.yml"
     config.write_text(
@@ -247,12 +249,12 @@ def test_sum_by_region_query_and_timestamp(prometheus: Prometheus) -> None:
     # sum() of a NaN series stays NaN for that region: it is left out, not zeroed; the
     # orphan series sums into one without a region label
     assert sample.requests_per_second == {"eu-west": 120.0, "us-east": 30.0}
-    assert sorted(sample.skipped) == ["{region=\"ap-south\"}: value NaN", "{}: no 'region' label"]
+    assert sorted(sample.skipped) == ['{region="ap-south"}: value NaN', "{}: no 'region' label"]
     assert sample.timestamp == now
 
 
 def test_custom_region_label(prometheus: Prometheus) -> None:
-    source = prometheus.source('demand_rps{region="eu-west"}', regionLabel="pod")
+    source = prometheus.source('demand_rps{region="eu-west"}', region_label="pod")
     assert fetch_demand(source).requests_per_second == {"a": 100.0, "b": 20.0}
 
 
@@ -310,7 +312,7 @@ def test_silent_server_times_out_as_unreachable() -> None:
         listener.listen(1)
         port = listener.getsockname()[1]
         source = PrometheusDemandSource(
-            url=f"http://127.0.0.1:{port}", query="demand_rps", timeoutSeconds=0.5
+            url=f"http://127.0.0.1:{port}", query="demand_rps", timeout_seconds=0.5
         )
         started = time.monotonic()
         with pytest.raises(DemandSignalError) as info:

@@ -446,6 +446,14 @@ class InferenceDeploymentStatus(StatusModel):
     last_rebalance_time: datetime | None = Field(
         default=None, description="When the placement last changed."
     )
+    observed_demand: dict[str, float] | None = Field(
+        default=None,
+        description="Requests per second per region from spec.demand.prometheus, as last read "
+        "successfully; kept while the source is unreachable.",
+    )
+    demand_updated_at: datetime | None = Field(
+        default=None, description="When observedDemand was last read from the live source."
+    )
     cost: float | None = Field(
         default=None, description="Placement cost of the current placement (lower is better)."
     )

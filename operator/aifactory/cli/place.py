@@ -120,7 +120,7 @@ def render_table(result: FleetDecision, out: TextIO) -> None:
                 )
             _table(rows, out, indent="  ")
         if d.unplaced_regions:
-            where = ", ".join(f"{r or 'total'}={k}" for r, k in d.unplaced_regions.items())
+            where = ", ".join(f"{r}={k}" if r else str(k) for r, k in d.unplaced_regions.items())
             out.write(f"  unplaced: {where}\n")
         rejected = [(m, why) for m, why in d.explanation.items() if why.startswith("rejected: ")]
         if rejected:

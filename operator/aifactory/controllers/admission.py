@@ -18,18 +18,11 @@ from aifactory.placement.compliance import admission_problems
 from aifactory.placement.from_api import module_view, policy_view, workload_view
 
 from .runtime import DEPLOYMENTS, GROUP, VERSION
-from .world import snapshot
+from .world import from_kwargs
 
 
 @kopf.on.validate(GROUP, VERSION, DEPLOYMENTS, id="sovereignty", operations=["CREATE", "UPDATE"])
-def validate_sovereignty(
-    body: kopf.Body,
-    namespace: str | None,
-    module_index: kopf.Index[str, Any],
-    policy_index: kopf.Index[str, Any],
-    namespace_index: kopf.Index[str, Any],
-    **_: Any,
-) -> None:
+def validate_sovereignty(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     raw = dict(body)
     raw.setdefault("metadata", {}).setdefault("namespace", namespace)
     try:
@@ -38,7 +31,7 @@ def validate_sovereignty(
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         raise kopf.AdmissionError(f"{loc}: {err['msg']}", code=422) from None
-    world = snapshot(module_index, policy_index, {}, namespace_index)  # type: ignore[arg-type]
+    world = from_kwargs({**kwargs, "deployment_index": {}})
     workload = workload_view(infd, world.namespace_labels.get(infd.namespace))
     problems = admission_problems(
         workload, [module_view(m) for m in world.modules], [policy_view(p) for p in world.policies]

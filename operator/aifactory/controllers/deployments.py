@@ -47,10 +47,11 @@ from aifactory.clusters import (
 )
 from aifactory.clusters.workload import MemberWorkload
 from aifactory.placement import Decision, place_one
+from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
 
 from .rebalance import Plan, Step, make_plan, placement_key, step_towards, with_current
 from .runtime import DEPLOYMENTS, GROUP, SETTINGS, VERSION, runtime
-from .world import World, engine_views, fleet_views, placement_settings, snapshot, usable
+from .world import World, engine_views, fleet_views, from_kwargs, placement_settings, usable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class MemberState:
     observed: dict[str, MemberWorkload] = field(default_factory=dict)
     unreachable: set[str] = field(default_factory=set)
     kept_for_handover: list[str] = field(default_factory=list)
+    #: ready replicas still serving on modules being handed over (old placement)
+    handover_ready: int = 0
     removed: list[str] = field(default_factory=list)
 
 
@@ -120,21 +123,23 @@ def converge_members(world: World, infd: InferenceDeployment, decision: Decision
     ready_new = sum(min(w.ready_replicas, wanted[m]) for m, w in state.observed.items())
     handed_over = ready_new >= sum(wanted.values())
     for module_name, replicas in sorted(wanted.items()):
-        target, module = targets.get(module_name), world.module(module_name)
-        if target is None or module is None:
+        home, module = targets.get(module_name), world.module(module_name)
+        if home is None or module is None:
             state.unreachable.add(module_name)
             continue
         seen = state.observed.get(module_name)
         if seen and seen.replicas > replicas and not handed_over and may_hold(module_name):
+            state.handover_ready += max(0, seen.ready_replicas - replicas)
             replicas = seen.replicas  # shrink only once the new replicas are ready
             state.kept_for_handover.append(module_name)
         try:
-            apply_module(target, infd, module, replicas)
+            apply_module(home, infd, module, replicas)
         except _CLUSTER_ERRORS:
             state.unreachable.add(module_name)
     for target, w in orphans:
         if not handed_over and w.ready_replicas > 0 and may_hold(w.module):
             state.kept_for_handover.append(w.module)
+            state.handover_ready += w.ready_replicas
             continue
         try:
             delete_named(target.api, w.namespace, w.name)
@@ -171,7 +176,6 @@ def build_status(
         for a in decision.assignments
     ]
     ready = sum(p.ready_replicas for p in placements)
-    # replicas still serving on modules being handed over count as ready: users are served
     desired = decision.replicas
     routing: list[RegionRouting] = []
     for region in infd.spec.demand.regions:
@@ -254,7 +258,8 @@ def build_status(
         observed_generation=gen,
         conditions=conditions,
         replicas=desired,
-        ready_replicas=ready,
+        # replicas still serving on modules being handed over count: users are being served
+        ready_replicas=ready + members.handover_ready,
         placements=placements,
         routing=routing,
         unsatisfied=Unsatisfied(replicas=decision.unplaced_replicas, reason=decision.message)
@@ -271,6 +276,85 @@ def _changed(old: list[ModulePlacement], new: list[ModulePlacement]) -> bool:
         return sorted((p.module, p.replicas) for p in ps if p.replicas > 0)
 
     return key(old) != key(new)
+
+
+@dataclass(frozen=True)
+class DemandReading:
+    """The live demand a deployment is placed with, and how fresh it is."""
+
+    requests_per_second: dict[str, float]
+    read_at: datetime
+
+
+def live_demand(
+    infd: InferenceDeployment, now: datetime
+) -> tuple[InferenceDeployment, Condition | None, DemandReading | None]:
+    """The deployment with live demand applied, the DemandSignal condition, the reading used.
+
+    Reads spec.demand.prometheus at most every demandPollInterval. When the source fails, the
+    last good reading (kept in memory and in status.observedDemand, so it survives a restart)
+    stays in force: an outage never scales a deployment to zero. Before the first good
+    reading the static spec.demand values apply.
+    """
+    source = infd.spec.demand.prometheus
+    if source is None:
+        return infd, None, None
+    rt = runtime()
+    last: DemandReading | None = rt.demand.get(infd.ref)
+    if (
+        last is None
+        and infd.status
+        and infd.status.observed_demand
+        and infd.status.demand_updated_at
+    ):
+        last = DemandReading(dict(infd.status.observed_demand), infd.status.demand_updated_at)
+    error: DemandSignalError | None = None
+    fresh = (
+        last is not None and (now - last.read_at).total_seconds() < SETTINGS.demand_poll_interval
+    )
+    if not fresh or last is None:
+        try:
+            sample = fetch_demand(source, now=now)
+            apply_demand(infd, sample.requests_per_second)  # validates: refuses empty samples
+            last = DemandReading(dict(sample.requests_per_second), now)
+            rt.demand[infd.ref] = last
+        except DemandSignalError as exc:
+            error = exc
+            if last is not None and (
+                rt.demand.get(infd.ref) is None or rt.demand[infd.ref].read_at != last.read_at
+            ):
+                rt.demand[infd.ref] = last
+    gen = infd.metadata.generation
+    if error is None:
+        assert last is not None
+        cond = _cond(
+            "DemandSignal",
+            True,
+            "LiveDemand",
+            "requests per second from Prometheus: "
+            + ", ".join(f"{k}={v:g}" for k, v in sorted(last.requests_per_second.items())),
+            gen,
+        )
+    elif last is not None:
+        cond = _cond(
+            "DemandSignal",
+            False,
+            error.reason,
+            f"{error.message}; keeping the demand read at "
+            f"{last.read_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            gen,
+        )
+    else:
+        cond = _cond(
+            "DemandSignal",
+            False,
+            error.reason,
+            f"{error.message}; using the static spec.demand values until a first reading",
+            gen,
+        )
+    if last is None:
+        return infd, cond, None
+    return apply_demand(infd, last.requests_per_second), cond, last
 
 
 def decide(world: World, infd: InferenceDeployment, now: datetime) -> tuple[Decision, Step | None]:
@@ -290,7 +374,10 @@ def decide(world: World, infd: InferenceDeployment, now: datetime) -> tuple[Deci
         return decision, None
     plan: Plan | None = rt.plan
     if plan is None or (now - plan.made_at).total_seconds() >= SETTINGS.rebalance_interval:
-        all_modules, workloads, all_policies = fleet_views(world, rt.reservations, now=now)
+        live = {ref: r.requests_per_second for ref, r in rt.demand.items()}
+        all_modules, workloads, all_policies = fleet_views(
+            world, rt.reservations, now=now, demand=live
+        )
         plan = rt.plan = make_plan(now, workloads, all_modules, all_policies, settings)
     target = plan.decisions.get(infd.ref)
     if (
@@ -363,18 +450,14 @@ def _routing_configmap(
     }
 
 
-def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[str, Any]]) -> None:
+def reconcile(body: kopf.Body, patch: kopf.Patch, handler_kwargs: dict[str, Any]) -> None:
     with metrics.observe("inferencedeployment"):
         infd = InferenceDeployment.from_manifest(body)
         rt = runtime()
         with rt.object_lock(infd.ref):
-            world = snapshot(
-                indexes["module_index"],
-                indexes["policy_index"],
-                indexes["deployment_index"],
-                indexes["namespace_index"],
-            )
+            world = from_kwargs(handler_kwargs)
             now = datetime.now(UTC)
+            infd, demand_condition, demand = live_demand(infd, now)
             with rt.placement_lock:
                 old = rt.reservations.get(infd.ref) or (
                     list(infd.status.placements) if infd.status else []
@@ -387,6 +470,19 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
                 rt.reservations[infd.ref] = new
             members = converge_members(world, infd, decision)
             status = build_status(infd, decision, members, now)
+            if demand_condition is not None:
+                status = status.model_copy(
+                    update={
+                        "conditions": set_condition(status.conditions, demand_condition, now=now)
+                    }
+                )
+            if demand is not None:
+                status = status.model_copy(
+                    update={
+                        "observed_demand": demand.requests_per_second,
+                        "demand_updated_at": demand.read_at,
+                    }
+                )
             if step is not None:
                 moves = "; ".join(
                     f"{n} serving {r or 'all'} {a} -> {b}" for r, a, b, n in step.moves
@@ -444,62 +540,21 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, indexes: dict[str, kopf.Index[
 @kopf.on.resume(GROUP, VERSION, DEPLOYMENTS)
 @kopf.on.create(GROUP, VERSION, DEPLOYMENTS)
 @kopf.on.update(GROUP, VERSION, DEPLOYMENTS, field="spec")
-def deployment_changed(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    module_index: kopf.Index[str, Any],
-    policy_index: kopf.Index[str, Any],
-    deployment_index: kopf.Index[str, Any],
-    namespace_index: kopf.Index[str, Any],
-    **_: Any,
-) -> None:
-    reconcile(
-        body,
-        patch,
-        {
-            "module_index": module_index,
-            "policy_index": policy_index,
-            "deployment_index": deployment_index,
-            "namespace_index": namespace_index,
-        },
-    )
+def deployment_changed(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    reconcile(body, patch, kwargs)
 
 
 @kopf.timer(GROUP, VERSION, DEPLOYMENTS, interval=SETTINGS.status_interval)
-def deployment_refresh(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    module_index: kopf.Index[str, Any],
-    policy_index: kopf.Index[str, Any],
-    deployment_index: kopf.Index[str, Any],
-    namespace_index: kopf.Index[str, Any],
-    **_: Any,
-) -> None:
-    reconcile(
-        body,
-        patch,
-        {
-            "module_index": module_index,
-            "policy_index": policy_index,
-            "deployment_index": deployment_index,
-            "namespace_index": namespace_index,
-        },
-    )
+def deployment_refresh(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    reconcile(body, patch, kwargs)
 
 
 @kopf.on.delete(GROUP, VERSION, DEPLOYMENTS)
-def deployment_deleted(
-    body: kopf.Body, retry: int, module_index: kopf.Index[str, Any], **_: Any
-) -> None:
+def deployment_deleted(body: kopf.Body, retry: int, **kwargs: Any) -> None:
     """Remove every member object, found by label in every cluster (the finalizer's job)."""
     infd = InferenceDeployment.from_manifest(body)
     rt = runtime()
-    world = World(
-        modules=snapshot(module_index, {}, {}, {}).modules,
-        policies=(),
-        deployments=(),
-        namespace_labels={},
-    )  # type: ignore[arg-type]
+    world = from_kwargs(kwargs)
     targets, failed = _targets(world)
     clusters: dict[str, MemberTarget] = {}
     for name in sorted(targets):

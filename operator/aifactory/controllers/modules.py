@@ -25,6 +25,7 @@ from aifactory.api import (
     set_condition,
 )
 from aifactory.clusters import ClusterAccessError, observe_capacity
+from aifactory.signals.energy import declared_energy, operator_owns_energy
 
 from .runtime import GROUP, MODULES, SETTINGS, VERSION, runtime
 
@@ -37,7 +38,6 @@ REASON_READY = "GpusAvailable"
 REASON_NO_GPUS = "NoGpuNodes"
 REASON_HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 REASON_NEVER_SEEN = "NoHeartbeatYet"
-ENERGY_FROM_SPEC = "spec"
 
 
 def _iso(t: datetime) -> str:
@@ -141,18 +141,18 @@ def heartbeat_status(module: AIFactoryModule, now: datetime) -> dict[str, Any]:
         )
     conditions = set_condition(conditions, ready, now=now)
     energy = status.energy if status else None
-    if energy is None or energy.source in (None, ENERGY_FROM_SPEC):
-        # live feeds own status.energy once they write it; until then mirror the spec
-        out["energy"] = {
-            "carbonIntensity": module.spec.energy.carbon_intensity,
-            "renewableShare": round(module.renewable_share(), 4),
-            "updatedAt": _iso(now)
-            if energy is None
-            or energy.updated_at is None
-            or energy.carbon_intensity != module.spec.energy.carbon_intensity
-            else _iso(energy.updated_at),
-            "source": ENERGY_FROM_SPEC,
-        }
+    if operator_owns_energy(energy):
+        # the schedule (per local hour) or the spec; an external feed owns status.energy once
+        # it writes it. Written only on a change, so a heartbeat never races a feed's patch.
+        reading = declared_energy(module, now)
+        if energy is None or (energy.carbon_intensity, energy.renewable_share, energy.source) != (
+            reading.carbon_intensity,
+            reading.renewable_share,
+            reading.source,
+        ):
+            out["energy"] = reading.to_status(now).model_dump(
+                by_alias=True, mode="json", exclude_none=True
+            )
     metrics.MODULE_READY.labels(module.name).set(1 if ready.status is ConditionStatus.TRUE else 0)
     out["conditions"] = [
         c.model_copy(update={"observed_generation": module.metadata.generation}).model_dump(

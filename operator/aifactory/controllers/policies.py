@@ -25,10 +25,10 @@ from aifactory.placement.compliance import module_violations
 from aifactory.placement.from_api import module_view, policy_view, workload_view
 
 from .runtime import GROUP, POLICIES, VERSION
-from .world import snapshot
+from .world import World, from_kwargs
 
 
-def policy_status(policy: SovereigntyPolicy, world: Any, now: datetime) -> dict[str, Any]:
+def policy_status(policy: SovereigntyPolicy, world: World, now: datetime) -> dict[str, Any]:
     view = policy_view(policy)
     fleet = FleetState([module_view(m) for m in world.modules])
     bound: list[str] = []
@@ -87,16 +87,8 @@ def policy_status(policy: SovereigntyPolicy, world: Any, now: datetime) -> dict[
 @kopf.on.create(GROUP, VERSION, POLICIES)
 @kopf.on.update(GROUP, VERSION, POLICIES, field="spec")
 @kopf.timer(GROUP, VERSION, POLICIES, interval=10.0)
-def policy_refresh(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    module_index: kopf.Index[str, Any],
-    policy_index: kopf.Index[str, Any],
-    deployment_index: kopf.Index[str, Any],
-    namespace_index: kopf.Index[str, Any],
-    **_: Any,
-) -> None:
+def policy_refresh(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     with metrics.observe("sovereigntypolicy"):
         policy = SovereigntyPolicy.from_manifest(body)
-        world = snapshot(module_index, policy_index, deployment_index, namespace_index)
+        world = from_kwargs(kwargs)
         patch.status.update(policy_status(policy, world, datetime.now(UTC)))

@@ -38,6 +38,8 @@ class Runtime:
     #: the rebalancer's latest fleet-wide plan, and which plan each deployment last acted on
     plan: Any = None
     adopted: dict[str, Any] = field(default_factory=dict)
+    #: last good live-demand reading per deployment
+    demand: dict[str, Any] = field(default_factory=dict)
     _object_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )

@@ -26,6 +26,7 @@ from aifactory.api import (
 )
 from aifactory.placement import ModuleView, PlacementSettings, PolicyView, WorkloadView
 from aifactory.placement.from_api import _held_gpus, module_view, policy_view, workload_view
+from aifactory.signals.demand import apply_demand
 
 from .runtime import DEPLOYMENTS, GROUP, MODULES, POLICIES, SETTINGS, VERSION
 
@@ -43,8 +44,8 @@ def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, DEPLOYMENTS)
-def deployment_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {f"{namespace}/{name}": dict(body)}
+def deployment_index(name: str, body: kopf.Body, **kwargs: Any) -> dict[str, Any]:
+    return {f"{kwargs.get('namespace')}/{name}": dict(body)}
 
 
 @kopf.index("", "v1", "namespaces")
@@ -52,7 +53,7 @@ def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[
     return {name: dict(labels)}
 
 
-def _latest(index: kopf.Index[str, Any]) -> Iterable[tuple[str, Any]]:
+def _latest(index: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
     for key, store in index.items():
         for value in store:
             yield key, value
@@ -84,12 +85,16 @@ class World:
         return next((m for m in self.modules if m.name == name), None)
 
 
+_NONE: Mapping[str, Any] = {}
+
+
 def snapshot(
-    module_index: kopf.Index[str, Any],
-    policy_index: kopf.Index[str, Any],
-    deployment_index: kopf.Index[str, Any],
-    namespace_index: kopf.Index[str, Any],
+    module_index: Mapping[str, Any] = _NONE,
+    policy_index: Mapping[str, Any] = _NONE,
+    deployment_index: Mapping[str, Any] = _NONE,
+    namespace_index: Mapping[str, Any] = _NONE,
 ) -> World:
+    """The fleet from kopf's indexes (handlers receive them as keyword arguments by name)."""
     modules = [m for _, raw in _latest(module_index) if (m := _parse(AIFactoryModule, raw))]
     policies = [p for _, raw in _latest(policy_index) if (p := _parse(SovereigntyPolicy, raw))]
     deps = [d for _, raw in _latest(deployment_index) if (d := _parse(InferenceDeployment, raw))]
@@ -98,6 +103,16 @@ def snapshot(
         policies=tuple(sorted(policies, key=lambda p: p.name)),
         deployments=tuple(sorted(deps, key=lambda d: d.ref)),
         namespace_labels={k: v for k, v in _latest(namespace_index)},
+    )
+
+
+def from_kwargs(kwargs: Mapping[str, Any]) -> World:
+    """The snapshot from a kopf handler's keyword arguments (kopf passes indexes by name)."""
+    return snapshot(
+        kwargs.get("module_index", _NONE),
+        kwargs.get("policy_index", _NONE),
+        kwargs.get("deployment_index", _NONE),
+        kwargs.get("namespace_index", _NONE),
     )
 
 
@@ -152,6 +167,7 @@ def fleet_views(
     reservations: Mapping[str, list[ModulePlacement]],
     *,
     now: datetime | None = None,
+    demand: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[list[ModuleView], list[WorkloadView], list[PolicyView]]:
     """Engine inputs for re-solving every deployment together (the rebalancer).
 
@@ -159,7 +175,13 @@ def fleet_views(
     are being placed again; what remains is other tenants' usage.
     """
     now = now or datetime.now(UTC)
-    deps = [with_placements(d, reservations.get(d.ref)) for d in world.deployments]
+    demand = demand or {}
+    deps = [
+        with_placements(
+            apply_demand(d, demand[d.ref]) if demand.get(d.ref) else d, reservations.get(d.ref)
+        )
+        for d in world.deployments
+    ]
     held = _held_gpus(world.modules, deps)
     modules = [
         dataclasses.replace(

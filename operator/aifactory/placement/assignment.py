@@ -18,6 +18,7 @@ current-placement checks are shared with the fleet-wide optimiser.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +43,13 @@ _IMPROVE_EPS = 1e-9
 def tiebreak(n: int) -> FloatArray:
     """A tiny cost that grows with module index (= name order): among equal costs the module
     that sorts first wins, in every solver, so output never depends on array order quirks."""
+    return _tiebreak(n)
+
+
+@functools.lru_cache(maxsize=8)
+def _tiebreak(n: int) -> FloatArray:
     out: FloatArray = np.arange(n, dtype=np.float64) * (1e-9 / max(n, 1))
+    out.flags.writeable = False
     return out
 
 
@@ -106,13 +113,14 @@ def assign_one(
     cap_all = ws.capacity if capacity is None else capacity
     feasible_all = ws.feasible & (cap_all > 0)[None, :]
     keep = total + ws.spread
+    tb = tiebreak(fleet.n)
     chosen: set[int] = set()
     for r in range(len(ws.region_names)):
         if ws.demand[r] <= 0:
             continue
         idx = np.flatnonzero(feasible_all[r])
         if len(idx) > keep:
-            row = ws.cost[r, idx] + tiebreak(fleet.n)[idx]
+            row = ws.cost[r, idx] + tb[idx]
             idx = idx[np.argpartition(row, keep - 1)[:keep]]
         chosen.update(idx.tolist())
     if bonus is not None:  # the running modules stay candidates, or stickiness means nothing
@@ -121,7 +129,7 @@ def assign_one(
         return {}
     # From here on the problem is small: only the pruned candidate modules.
     cand = np.array(sorted(chosen), np.int64)
-    cost = ws.cost[:, cand] + tiebreak(fleet.n)[cand][None, :]
+    cost = ws.cost[:, cand] + tb[cand][None, :]
     if bonus is not None:
         cost = cost - bonus[:, cand]
     feasible = feasible_all[:, cand]
@@ -432,6 +440,16 @@ def build_decision(
     message = availability_message(fleet, ws)
     if placed < ws.total:
         message = f"{ws.total - placed}/{ws.total} replicas unplaced; {message}"
+        # Allowed modules exist, but their room is used up (by this deployment or others).
+        crowded = [
+            name
+            for r, name in enumerate(ws.region_names)
+            if name in unplaced_regions and ws.static_ok[r].any()
+        ]
+        if crowded and ws.has_demand:
+            message += f" Allowed modules are full for: {', '.join(crowded)}."
+        elif crowded:
+            message += " Allowed modules are full."
     return Decision(
         deployment=ws.key,
         replicas=ws.total,

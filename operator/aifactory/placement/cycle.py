@@ -116,6 +116,7 @@ def run_filters(fleet: FleetState, ws: WorkloadState) -> None:
     ws.module_ok = module_ok
     ws.static_ok = static_module[None, :] & region_ok
     ws.feasible = module_ok[None, :] & region_ok
+    ws.feasible_any = np.asarray(ws.feasible.any(axis=0), np.bool_)
 
 
 def run_scores(fleet: FleetState, ws: WorkloadState) -> None:

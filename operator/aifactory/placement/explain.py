@@ -191,7 +191,7 @@ def reason_counts(fleet: FleetState, ws: WorkloadState) -> Counter[str]:
         return Counter()
     base, any_failed = _module_level(fleet, ws)
     counts = Counter(base)
-    no_region = ~any_failed & ~ws.feasible.any(axis=0)
+    no_region = ~any_failed & ~ws.feasible_any
     if no_region.any():
         for r in range(len(ws.region_names)):
             for rv in ws.region_verdicts:
@@ -203,7 +203,7 @@ def reason_counts(fleet: FleetState, ws: WorkloadState) -> Counter[str]:
 
 def availability_message(fleet: FleetState, ws: WorkloadState) -> str:
     """kube-scheduler style: "2/7 modules are available: 3 outside ..., 2 insufficient H100."."""
-    available = int(ws.feasible.any(axis=0).sum()) if fleet.n else 0
+    available = int(ws.feasible_any.sum()) if fleet.n else 0
     counts = reason_counts(fleet, ws)
     head = f"{available}/{fleet.n} modules are available"
     if not counts:

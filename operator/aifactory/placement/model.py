@@ -64,8 +64,8 @@ class PlacementSettings:
     #: Fleet-wide optimiser: candidate modules kept per (deployment, region) before solving.
     candidates_per_region: int = 8
     #: Above this many MILP columns the fleet-wide optimiser skips the MILP (see optimize.py).
-    milp_max_variables: int = 25_000
-    milp_time_limit_s: float = 8.0
+    milp_max_variables: int = 10_000
+    milp_time_limit_s: float = 5.0
     #: Branch-and-bound node cap: unlike the time limit, it stops at the same point every run.
     milp_node_limit: int = 2_000
     milp_rel_gap: float = 1e-3
@@ -74,7 +74,7 @@ class PlacementSettings:
     #: Explain every module when the fleet has at most this many; else the chosen, the best
     #: alternatives and aggregated counts (a string per module per deployment costs time).
     explain_all_up_to: int = 200
-    explain_alternatives: int = 5
+    explain_alternatives: int = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,26 +4,30 @@ Approach (chosen so a reconcile cycle stays bounded on two cores):
 
 1. Candidates. For each (deployment, demand region) keep the K cheapest feasible modules
    (`candidates_per_region`, default 8) plus the modules it runs on now. Far modules almost
-   never help and dropping them shrinks the program by two orders of magnitude.
-2. Solve.
-   * Small and medium instances (at most `milp_max_variables` columns): a mixed-integer
-     program over pool-level replica counts x[d,r,p] with unplaced slack u[d,r] (cost 1000),
-     one binary y[d,m] per candidate module of a deployment with minModules > 1 and a shortfall
-     s[d] (cost 1000); rows: demand per region, GPUs per pool, power per module, spread.
-     Solved by HiGHS (scipy.optimize.milp) within a node limit (deterministic) and a time
-     limit (a safety net). If HiGHS fails, or stops early with a worse answer than the greedy
-     solver, the greedy answer is used.
-   * Large instances: the greedy solver alone. Regions are served in order of regret (how much
-     a deployment loses if its best module fills up: Vogel's rule), each from its cheapest
-     modules with room; then spread repair, then local improvement that moves replicas to
-     cheaper modules with room and swaps pairs of replicas between deployments.
-3. Stability. A deployment keeps its running placement when the solution would lower its cost
-   by less than the hysteresis fraction and the running placement breaks no hard rule and still
-   fits; those placements are reserved first and the others re-solved around them. The solve
-   itself prefers running (region, module) pairs by a small stickiness bonus.
+   never help, and dropping them shrinks the program by two orders of magnitude.
+2. Greedy, always (it is cheap and is both the fallback and the yardstick). Deployments go in
+   order of regret (how much a deployment's busiest region loses if its best module fills up:
+   Vogel's rule); each is assigned with the incremental-mode algorithm on the capacity left
+   (vectorised, falling back beyond the K candidates when they are full). Then a few passes of
+   local improvement: replicas move to cheaper candidates with room, pairs of replicas of
+   different deployments swap modules when the sum drops, leftovers take freed room.
+3. MILP, when the program is small enough (`milp_max_variables` columns, 10,000 by default):
+   integer replica counts x[d,r,p] per candidate GPU pool, unplaced slack u[d,r] (cost 1000),
+   one binary y[d,m] per candidate module of a deployment with minModules > 1 and a shortfall
+   s[d] (cost 1000); rows: demand per region, GPUs per pool, power per module, spread. The
+   greedy's modules are added to the candidates, so the MILP can only do better. Solved by
+   HiGHS (scipy.optimize.milp) within a node limit (deterministic) and a time limit (a safety
+   net); the cheaper of the MILP and greedy answers wins, and the greedy one is used when
+   HiGHS fails. Above the threshold the greedy answer stands: on uncongested fleets it is
+   within 0.01% of the MILP (see docs/benchmarks.md), and the MILP's time grows much faster.
+4. Stability. A deployment keeps its running placement when the new solution would lower its
+   cost by less than the hysteresis fraction and the running placement breaks no hard rule and
+   still fits; those placements are reserved first and the others re-solved around them. The
+   solve itself prefers running (region, module) pairs by a small stickiness bonus.
 
-Costs carry a tie-break of at most 1e-9 by module name order, and every loop runs in sorted
-order, so the same input gives the same output.
+Costs carry a tie-break of at most 1e-9 by module name order and every loop runs in sorted
+order, so the same input gives the same output (unless HiGHS hits its time limit before its
+node limit, which the defaults avoid on instances below the threshold).
 """
 
 from __future__ import annotations
@@ -162,6 +166,12 @@ class _Greedy:
         self.holders: dict[int, set[tuple[int, int]]] = {}
         self.spread = {d: prob.states[d].spread for d in self.active}
         self.gpus = {d: prob.states[d].workload.gpus_per_replica for d in self.active}
+        #: module -> (deployment, region) pairs that have it as a candidate
+        self.wanted_by: dict[int, set[tuple[int, int]]] = {}
+        for d in self.active:
+            for r, cand in enumerate(prob.cands[d]):
+                for m in cand:
+                    self.wanted_by.setdefault(m, set()).add((d, r))
         #: d -> region -> candidate module -> cost (dict lookups beat numpy scalar indexing)
         self.cand_cost: dict[int, list[dict[int, float]]] = {
             d: [
@@ -214,7 +224,10 @@ class _Greedy:
         """Assign one deployment on what is left, with the incremental-mode algorithm."""
         ws = self.prob.states[d]
         g = self.gpus[d]
-        cap, _ = self.fleet.capacity(ws.eligible_pool, g, self.pool_free, self.power_free)
+        usable = np.flatnonzero(ws.feasible_any)
+        cap, _ = self.fleet.capacity(
+            ws.eligible_pool, g, self.pool_free, self.power_free, modules=usable
+        )
         alloc = assign_one(self.fleet, ws, capacity=cap, bonus=self.prob.bonus[d])
         alloc, parts = take_pools(self.fleet, ws, alloc, self.pool_free, self.power_free)
         self.alloc[d] = dict(alloc)
@@ -313,11 +326,10 @@ class _Greedy:
                     c1b = c1[b]
                     if c1b >= c1a - _EPS or self.alloc[d1].get((r1, a), 0) <= 0:
                         break
-                    # Set order is deterministic here: int tuples hash the same every run.
-                    for d2, r2 in list(self.holders.get(b, ())):
-                        c2 = self.cand_cost[d2][r2]
-                        c2a = c2.get(a)
-                        if d2 == d1 or c2a is None:
+                    partners = self.holders.get(b, set()) & self.wanted_by.get(a, set())
+                    for d2, r2 in sorted(partners):
+                        c2a = self.cand_cost[d2][r2][a]
+                        if d2 == d1:
                             continue
                         if c1a + self._cost(d2, r2, b) - c1b - c2a <= _EPS:
                             continue

@@ -16,7 +16,7 @@ import numpy as np
 
 from aifactory.placement.binding import Binding
 from aifactory.placement.framework import BoolArray, FloatArray, IntArray, RegionVerdicts, Verdicts
-from aifactory.placement.geo import rtt_ms_row
+from aifactory.placement.geo import rtt_ms_row, unit_vectors
 from aifactory.placement.model import (
     SOURCE_TYPES,
     ModuleView,
@@ -124,9 +124,7 @@ class FleetState:
         #: Per-cycle answers shared across deployments: filter verdicts, policy masks, GPU
         #: shapes. Keys start with the name of whoever stores them.
         self.cache: dict[object, object] = {}
-        self._lat_rad = np.radians(self.latitude)
-        self._lon_rad = np.radians(self.longitude)
-        self._cos_lat = np.cos(self._lat_rad)
+        self._units = unit_vectors(self.latitude, self.longitude)
 
     def _country_id(self, code: str | None) -> int:
         if code is None:
@@ -163,9 +161,7 @@ class FleetState:
         key = (latitude, longitude)
         hit = self._rtt_cache.get(key)
         if hit is None:
-            hit = rtt_ms_row(
-                latitude, longitude, self._lat_rad, self._lon_rad, self._cos_lat, self.settings
-            )
+            hit = rtt_ms_row(latitude, longitude, self._units, self.settings)
             self._rtt_cache[key] = hit
         return hit
 
@@ -175,30 +171,40 @@ class FleetState:
         gpus_per_replica: int,
         pool_free: IntArray,
         power_free_w: FloatArray,
+        modules: IntArray | None = None,
     ) -> tuple[IntArray, IntArray]:
         """Replicas of one shape that fit per module: (by GPUs and power, by GPUs alone).
 
         Pools are filled lowest board power first, which maximises the count under a budget.
+        With `modules`, only those are computed (the rest read 0): solvers ask only about the
+        modules a deployment may use at all.
         """
         g = max(1, gpus_per_replica)
         cap = np.zeros(self.n, np.int64)
+        gpu_cap = np.zeros(self.n, np.int64)
         if self.n_pools == 0:
-            return cap, cap.copy()
+            return cap, gpu_cap
+        idx = np.arange(self.n) if modules is None else modules
         per_pool = np.where(eligible_pool, pool_free // g, 0)
-        gpu_cap = np.bincount(self.pool_module, weights=per_pool, minlength=self.n).astype(np.int64)
-        rem = power_free_w.copy()
+        sub_gpu = np.zeros(len(idx), np.int64)
+        sub_cap = np.zeros(len(idx), np.int64)
+        rem = power_free_w[idx].astype(np.float64)
+        pue = self.pue[idx]
         for s in range(self.slot_pool.shape[0]):
-            p = self.slot_pool[s]
+            p = self.slot_pool[s, idx]
             valid = p >= 0
             pp = np.where(valid, p, 0)
             n_s = np.where(valid, per_pool[pp], 0)
-            need = g * self.pool_power_w[pp] * self.pue
+            sub_gpu += n_s
+            need = g * self.pool_power_w[pp] * pue
             with np.errstate(divide="ignore", invalid="ignore"):
                 fit = np.where(need > 0, np.floor((rem + _EPS_W) / need), np.inf)
             fit = np.maximum(fit, 0)
             n_s = np.minimum(n_s, fit).astype(np.int64)
             rem = rem - n_s * np.where(need > 0, need, 0.0)
-            cap += n_s
+            sub_cap += n_s
+        cap[idx] = sub_cap
+        gpu_cap[idx] = sub_gpu
         return cap, gpu_cap
 
     def fit_pools(
@@ -281,6 +287,8 @@ class WorkloadState:
     static_ok: BoolArray = field(default_factory=lambda: np.zeros((0, 0), np.bool_))
     #: static_ok and capacity / readiness now: where a replica may go in this cycle.
     feasible: BoolArray = field(default_factory=lambda: np.zeros((0, 0), np.bool_))
+    #: Modules that may take a replica for at least one region.
+    feasible_any: BoolArray = field(default_factory=lambda: np.zeros(0, np.bool_))
     cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     latency_cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))

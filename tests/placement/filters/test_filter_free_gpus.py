@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import module, pool, state, workload
 
 from aifactory.placement import Code
 from aifactory.placement.filters import free_gpus
-from tests.placement.factories import module, pool, state, workload
 
 
 @pytest.mark.parametrize(
@@ -18,10 +18,13 @@ from tests.placement.factories import module, pool, state, workload
         (8, 6, 2, frozenset({"H100"}), True),
     ],
 )
-def test_free_gpus(count: int, allocated: int, per_replica: int, models: frozenset[str],
-                   ok: bool) -> None:
-    fleet, ws = state([module(pools=[pool("H100", count, allocated=allocated)])],
-                      workload(gpus_per_replica=per_replica, gpu_models=models))
+def test_free_gpus(
+    count: int, allocated: int, per_replica: int, models: frozenset[str], ok: bool
+) -> None:
+    fleet, ws = state(
+        [module(pools=[pool("H100", count, allocated=allocated)])],
+        workload(gpus_per_replica=per_replica, gpu_models=models),
+    )
     status = free_gpus.filter(fleet, ws).status(0)
     if ok:
         assert status.ok
@@ -34,5 +37,5 @@ def test_free_gpus(count: int, allocated: int, per_replica: int, models: frozens
 
 def test_capacity_counts_only_accepted_pools() -> None:
     m = module(pools=[pool("L4", 8, 24, 72), pool("H100", 4)])
-    fleet, ws = state([m], workload(gpu_models=frozenset({"H100"})))
+    _fleet, ws = state([m], workload(gpu_models=frozenset({"H100"})))
     assert int(ws.gpu_capacity[0]) == 4

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from tests.placement.factories import DE, IE, IN, SG, module, region, state, workload
+
 from aifactory.placement import PlacementSettings
 from aifactory.placement.explain import module_status
 from aifactory.placement.filters import latency
 from aifactory.placement.geo import rtt_ms
-from tests.placement.factories import DE, IE, IN, SG, module, region, state, workload
 
 
 def test_rtt_within_slo() -> None:
@@ -25,8 +26,10 @@ def test_no_slo_no_filter() -> None:
 
 
 def test_module_serving_no_region_is_infeasible() -> None:
-    fleet, ws = state([module("sg", SG)],
-                      workload(regions=[region("eu-west", IE)], max_latency_ms=50))
+    _fleet, ws = state(
+        [module("sg", SG)], workload(regions=[region("eu-west", IE)], max_latency_ms=50)
+    )
     assert not ws.feasible.any()
     assert module_status(ws, 0)[0].reasons == (
-        latency.REASON_LATENCY.format(ms=50, region="eu-west"),)
+        latency.REASON_LATENCY.format(ms=50, region="eu-west"),
+    )

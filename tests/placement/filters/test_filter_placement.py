@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.placement.factories import module, state, workload
 
 from aifactory.placement import Code, Requirement, Selector
 from aifactory.placement.filters import placement
-from tests.placement.factories import module, state, workload
 
 
 @pytest.mark.parametrize(
@@ -19,10 +19,22 @@ from tests.placement.factories import module, state, workload
         ({"placement_modules": frozenset({"b"})}, placement.REASON_NOT_LISTED),
         ({"module_selector": Selector.of({"tier": "green"})}, None),
         ({"module_selector": Selector.of({"tier": "gold"})}, placement.REASON_SELECTOR),
-        ({"module_selector": Selector.of(match_expressions=[
-            Requirement("tier", "NotIn", ("green",))])}, placement.REASON_SELECTOR),
-        ({"module_selector": Selector.of(match_expressions=[
-            Requirement("gpu", "DoesNotExist")])}, None),
+        (
+            {
+                "module_selector": Selector.of(
+                    match_expressions=[Requirement("tier", "NotIn", ("green",))]
+                )
+            },
+            placement.REASON_SELECTOR,
+        ),
+        (
+            {
+                "module_selector": Selector.of(
+                    match_expressions=[Requirement("gpu", "DoesNotExist")]
+                )
+            },
+            None,
+        ),
         ({"module_selector": Selector()}, None),
     ],
 )

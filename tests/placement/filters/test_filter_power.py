@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import module, pool, state, workload
 
 from aifactory.placement import Code
 from aifactory.placement.filters import power
-from tests.placement.factories import module, pool, state, workload
 
 
 @pytest.mark.parametrize(
@@ -20,10 +20,12 @@ from tests.placement.factories import module, pool, state, workload
         (0.6, 1.0, 0, 1, 0),
     ],
 )
-def test_power_bounds_capacity(budget_kw: float, pue: float, allocated: int, per_replica: int,
-                               capacity: int) -> None:
-    m = module(pools=[pool("H100", 8, power=700, allocated=allocated)], budget_kw=budget_kw,
-               pue=pue)
+def test_power_bounds_capacity(
+    budget_kw: float, pue: float, allocated: int, per_replica: int, capacity: int
+) -> None:
+    m = module(
+        pools=[pool("H100", 8, power=700, allocated=allocated)], budget_kw=budget_kw, pue=pue
+    )
     fleet, ws = state([m], workload(gpus_per_replica=per_replica))
     assert int(ws.capacity[0]) == capacity
     status = power.filter(fleet, ws).status(0)
@@ -37,5 +39,5 @@ def test_power_bounds_capacity(budget_kw: float, pue: float, allocated: int, per
 def test_low_power_pool_is_filled_first() -> None:
     # 1 kW: one H100 (700 W) or thirteen L4 (72 W); the engine packs the L4s first.
     m = module(pools=[pool("H100", 8, power=700), pool("L4", 16, 24, 72)], budget_kw=1.0)
-    fleet, ws = state([m], workload())
+    _fleet, ws = state([m], workload())
     assert int(ws.capacity[0]) == 13

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import module, state, workload
 
 from aifactory.placement import Code
 from aifactory.placement.filters import readiness
-from tests.placement.factories import module, state, workload
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ allowedJurisdictions that both the module and the region's country belong to."""
 from __future__ import annotations
 
 import pytest
-
-from aifactory.placement.filters import residency
 from tests.placement.factories import DE, FR, IE, IN, IS, NO, US, module, policy, region, state
 from tests.placement.factories import workload as make_workload
+
+from aifactory.placement.filters import residency
 
 RESIDENT = residency.SAME_JURISDICTION
 
@@ -25,8 +25,12 @@ RESIDENT = residency.SAME_JURISDICTION
         (US, US, ("EU",), True),
     ],
 )
-def test_residency(where: tuple[str, float, float], demand: tuple[str, float, float],
-                   allowed: tuple[str, ...], ok: bool) -> None:
+def test_residency(
+    where: tuple[str, float, float],
+    demand: tuple[str, float, float],
+    allowed: tuple[str, ...],
+    ok: bool,
+) -> None:
     pol = policy(allowed_jurisdictions=allowed, data_residency=RESIDENT)
     fleet, ws = state([module(where=where)], make_workload(regions=[region("r", demand)]), [pol])
     v = residency.filter(fleet, ws)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import module, state, workload
 
 from aifactory.placement import PlacementSettings
 from aifactory.placement.explain import score_terms
 from aifactory.placement.scores import carbon
-from tests.placement.factories import module, state, workload
 
 
 @pytest.mark.parametrize(
@@ -19,10 +19,10 @@ from tests.placement.factories import module, state, workload
         (100.0, 1.0, 0.0, 0.0, 80.0),
     ],
 )
-def test_carbon_cost(intensity: float, pue: float, weight: float, expected: float,
-                     normalized: float) -> None:
-    fleet, ws = state([module(carbon_intensity=intensity, pue=pue)],
-                      workload(carbon_weight=weight))
+def test_carbon_cost(
+    intensity: float, pue: float, weight: float, expected: float, normalized: float
+) -> None:
+    fleet, ws = state([module(carbon_intensity=intensity, pue=pue)], workload(carbon_weight=weight))
     assert float(carbon.cost(fleet, ws)[0]) == pytest.approx(expected)
     assert float(ws.cost[0, 0]) == pytest.approx(expected)  # no demand: carbon only
     term = score_terms(fleet, ws, 0, 0)[-1]
@@ -31,6 +31,9 @@ def test_carbon_cost(intensity: float, pue: float, weight: float, expected: floa
 
 
 def test_normaliser_is_configurable() -> None:
-    fleet, ws = state([module(carbon_intensity=100.0)], workload(),
-                      settings=PlacementSettings(carbon_normaliser=100.0))
+    fleet, ws = state(
+        [module(carbon_intensity=100.0)],
+        workload(),
+        settings=PlacementSettings(carbon_normaliser=100.0),
+    )
     assert float(carbon.cost(fleet, ws)[0]) == pytest.approx(1.0)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tests.placement.factories import DE, IE, module, region, state, workload
 
 from aifactory.placement import PlacementSettings
 from aifactory.placement.explain import score_terms
 from aifactory.placement.geo import rtt_ms
 from aifactory.placement.scores import latency
-from tests.placement.factories import DE, IE, module, region, state, workload
 
 
 @pytest.mark.parametrize(

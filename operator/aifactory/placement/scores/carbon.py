@@ -20,8 +20,11 @@ def normaliser(settings: PlacementSettings) -> float:
 
 
 def raw(fleet: FleetState) -> FloatArray:
-    """Carbon intensity times PUE per module."""
-    out: FloatArray = fleet.carbon * fleet.pue
+    """Carbon intensity times PUE per module (computed once per cycle)."""
+    hit = fleet.cache.get((NAME, "raw"))
+    if hit is None:
+        hit = fleet.cache[(NAME, "raw")] = fleet.carbon * fleet.pue
+    out: FloatArray = hit  # type: ignore[assignment]
     return out
 
 
