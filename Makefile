@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down bench clean
+.PHONY: help venv system-deps tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv with the operator and test dependencies
+
+system-deps:  ## Debian packages the tests need (a real Prometheus for live-demand tests)
+	@command -v prometheus >/dev/null || { \
+		echo "installing prometheus (Debian package)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 tools: venv  ## build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm (cached)
 	$(PY) -m hack.fleet tools
@@ -43,7 +49,7 @@ lint: venv  ## ruff and mypy
 test-unit: venv  ## pure tests, no fleet
 	$(VENV)/bin/pytest -m 'not fleet'
 
-test: tools lint  ## everything: lint, unit tests and tests against the real local fleet
+test: tools system-deps lint  ## everything: lint, unit tests and tests against the real local fleet
 	$(VENV)/bin/pytest
 
 demo: tools  ## local fleet + CRDs + samples, then the placement of the sample workloads

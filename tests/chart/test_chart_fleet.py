@@ -76,8 +76,6 @@ def _running_hashes(kubectl: Any) -> set[str]:
 
 def test_install_upgrade_uninstall(restricted_namespace: str, kubectl: Any, fleet: Fleet) -> None:
     kubeconfig = fleet.kubeconfig(HUB)
-    for crd in CRDS:  # only the chart installs them in this test
-        kubectl("delete", "crd", crd, "--ignore-not-found", "--wait=true", timeout=120)
     install = helm(
         "install",
         RELEASE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -179,3 +180,13 @@ def test_console_script_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "totalCost" in json.loads(proc.stdout)
+
+
+def test_reads_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "\n---\n".join(p.read_text() for p in sorted((DATA / "small").glob("*.yaml")))
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    code, out, _ = run(capsys, "place", "-f", "-", "-o", "json")
+    assert code == 0
+    assert {p["deployment"] for p in json.loads(out)["placements"]} == {"eu/chat", "jobs/batch"}

@@ -49,6 +49,7 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         "AIFACTORY_TOLERATION_SECONDS": "10",
         "AIFACTORY_REBALANCE_INTERVAL": "4",
         "AIFACTORY_DISRUPTION_BUDGET": "2",
+        "AIFACTORY_DEMAND_POLL_INTERVAL": "2",
         "AIFACTORY_METRICS_PORT": str(free_port()),
         "AIFACTORY_LIVENESS_PORT": str(free_port()),
         "AIFACTORY_WEBHOOK_PORT": str(free_port()),

@@ -68,8 +68,9 @@ class OperatorProcess:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
                 if resp.status != 200:
                     return False
-            with socket.create_connection(("127.0.0.1", int(self.env["AIFACTORY_WEBHOOK_PORT"])),
-                                          timeout=2):
+            with socket.create_connection(
+                ("127.0.0.1", int(self.env["AIFACTORY_WEBHOOK_PORT"])), timeout=2
+            ):
                 return True
         except OSError:
             return False

@@ -6,22 +6,24 @@ fail rather than skip, so CI cannot go green without exercising the real HTTP AP
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from tests.prometheus_server import (
+    INSTALL_HINT,
+    JOB,
+    Exporter,
+    Prometheus,
+    free_port,
+    log_tail,
+    start_prometheus,
+)
 
 from aifactory.api.deployment import PrometheusDemandSource
 from aifactory.signals.demand import (
@@ -35,8 +37,6 @@ from aifactory.signals.demand import (
 
 pytestmark = pytest.mark.timeout(180)
 
-INSTALL_HINT = "install it with: apt-get install -y prometheus (as root; run apt-get update first)"
-JOB = "demand-exporter"
 STARTUP_TIMEOUT = 60.0
 CHANGE_TIMEOUT = 30.0
 
@@ -60,139 +60,8 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, what: str) -> T:
     pytest.fail(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 # --------------------------------------------------------------------------------------------
 # The exporter: a gauge with exact values and a counter growing at a set rate
-
-
-@dataclass
-class _Counter:
-    rate: float
-    base: float = 1000.0
-    since: float = field(default_factory=time.monotonic)
-
-    def value(self, now: float) -> float:
-        return self.base + self.rate * (now - self.since)
-
-    def set_rate(self, rate: float) -> None:
-        now = time.monotonic()
-        self.base, self.since, self.rate = self.value(now), now, rate
-
-
-class Exporter:
-    """Serves /metrics in the Prometheus text format from values the test changes."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        #: label string (without braces) -> value, for the gauge demand_rps
-        self.gauges: dict[str, float | str] = {}
-        #: region -> counter, for http_requests_total
-        self.counters: dict[str, _Counter] = {}
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def render(self) -> str:
-        now = time.monotonic()
-        with self.lock:
-            lines = ["# TYPE demand_rps gauge"]
-            lines += [f"demand_rps{{{labels}}} {value}" for labels, value in self.gauges.items()]
-            lines.append("# TYPE http_requests_total counter")
-            lines += [
-                f'http_requests_total{{region="{region}"}} {counter.value(now):.6f}'
-                for region, counter in self.counters.items()
-            ]
-        return "\n".join(lines) + "\n"
-
-    def set_gauge(self, labels: str, value: float | str) -> None:
-        with self.lock:
-            self.gauges[labels] = value
-
-    def set_rate(self, region: str, rate: float) -> None:
-        with self.lock:
-            if region in self.counters:
-                self.counters[region].set_rate(rate)
-            else:
-                self.counters[region] = _Counter(rate)
-
-    def __enter__(self) -> Exporter:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# --------------------------------------------------------------------------------------------
-# Prometheus
-
-
-@dataclass
-class Prometheus:
-    url: str
-    exporter: Exporter
-
-    def source(self, query: str, **extra: Any) -> PrometheusDemandSource:
-        return PrometheusDemandSource(url=self.url, query=query, **extra)
-
-    def api(self, query: str) -> Any:
-        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)
-
-
-def _start_prometheus(
-    binary: str, tmp: Path, exporter: Exporter
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        "global:\n"
-        "  scrape_interval: 1s\n"
-        "  scrape_timeout: 1s\n"
-        "scrape_configs:\n"
-        f"  - job_name: {JOB}\n"
-        "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{exporter.port}']\n"
-    )
-    log = (tmp / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _log_tail(tmp: Path) -> str:
-    path = tmp / "prometheus.log"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +78,12 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         exporter.set_gauge('region="ap-south",pod="a"', "NaN")  # not a number: skipped
         exporter.set_rate("eu-west", 50)
         exporter.set_rate("us-east", 10)
-        proc, url = _start_prometheus(binary, tmp, exporter)
+        proc, url = start_prometheus(binary, tmp, exporter)
         prom = Prometheus(url, exporter)
         try:
 
             def target_up() -> bool:
-                assert proc.poll() is None, f"prometheus exited:\n{_log_tail(tmp)}"
+                assert proc.poll() is None, f"prometheus exited:\n{log_tail(tmp)}"
                 result = prom.api(f'up{{job="{JOB}"}}')["data"]["result"]
                 return bool(result) and result[0]["value"][1] == "1"
 

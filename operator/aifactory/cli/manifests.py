@@ -8,6 +8,7 @@ would look for it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic import ValidationError
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: `-f -` reads standard input, as kubectl does.
+STDIN = Path("<stdin>")
 
 
 class ManifestError(Exception):
@@ -55,7 +58,9 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if str(raw) == "-":
+            out.append(STDIN)
+        elif path.is_dir():
             out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES))
         else:
             out.append(path)
@@ -64,7 +69,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def _documents(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, document) for every document, flattening `kind: List` items."""
-    text = path.read_text()
+    text = sys.stdin.read() if path == STDIN else path.read_text()
     for i, doc in enumerate(yaml.safe_load_all(text), start=1):
         where = f"{path}: document {i}"
         if (

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         required=True,
         metavar="PATH",
-        help="manifest file or directory (repeatable)",
+        help="manifest file or directory, or - for standard input (repeatable)",
     )
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.add_argument(
