@@ -191,17 +191,19 @@ def naive_place(
     used: dict[str, int] = {}
     # minModules the obvious way: no module takes more than its even share.
     spread = min(wl.min_modules, wl.replicas)
-    share = math.ceil(wl.replicas / spread) if spread > 1 else wl.replicas
+    share = max(1, wl.replicas // spread) if spread > 1 else wl.replicas
     for name, n, _ in regions:
         left = n
-        for cost, mname, m in sorted(options.get(name, []), key=lambda o: (o[0], o[1])):
-            if left == 0:
-                break
-            got = fleet.take(m, wl, min(left, share - used.get(mname, 0)))
-            if got:
-                used[mname] = used.get(mname, 0) + got
-                total += got * cost
-                left -= got
+        ranked = sorted(options.get(name, []), key=lambda o: (o[0], o[1]))
+        for cap in (share, wl.replicas):  # even shares first, then whatever room is left
+            for cost, mname, m in ranked:
+                if left == 0:
+                    break
+                got = fleet.take(m, wl, min(left, cap - used.get(mname, 0)))
+                if got:
+                    used[mname] = used.get(mname, 0) + got
+                    total += got * cost
+                    left -= got
         total += settings.unplaced_cost * left
     total += settings.spread_cost * max(0, spread - len(used))
     return total

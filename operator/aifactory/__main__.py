@@ -22,12 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     import kopf
 
+    # kopf's own log setup prefixes object messages with [namespace/name]
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     import aifactory.controllers  # noqa: F401  registers the handlers
 
     liveness = (

@@ -278,3 +278,68 @@ def test_operator_killed_mid_way_converges_without_duplicates_or_orphans(
     assert seen == placed
     kubectl("delete", "infd", "-n", "ml-platform", "crash-test", "--timeout=60s", timeout=90)
     assert member_deployments(kubectl, fleet, "crash-test") == []
+
+
+def test_module_that_stops_complying_loses_enforced_replicas(
+    samples_applied: list[dict[str, Any]], kubectl: Any
+) -> None:
+    """paris drops ISO27001: the Enforce policy's deployment leaves it; the policy shows it."""
+    before = {p["module"] for p in infd(kubectl, "eu-chat", "eu-assistant")["status"]["placements"]}
+    assert "paris" in before, "the sample places eu-assistant partly on paris"
+    certs = get_json(kubectl, "afm", "paris")["spec"]["security"]["certifications"]
+    kubectl(
+        "patch",
+        "afm",
+        "paris",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"security": {"certifications": ["SOC2"]}}}),
+    )
+    try:
+
+        def moved() -> bool:
+            obj = infd(kubectl, "eu-chat", "eu-assistant")
+            mods = {p["module"] for p in obj["status"]["placements"]}
+            return "paris" not in mods and is_ready(obj)
+
+        wait_for("eu-assistant off paris and Ready", moved, timeout=90)
+        events = get_json(
+            kubectl,
+            "events",
+            "-n",
+            "eu-chat",
+            "--field-selector",
+            "involvedObject.name=eu-assistant",
+        )["items"]
+        assert any(e["reason"] == "Rescheduled" and "ISO27001" in e["message"] for e in events)
+    finally:
+        kubectl(
+            "patch",
+            "afm",
+            "paris",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"security": {"certifications": certs}}}),
+        )
+
+
+def test_audit_policy_flags_but_does_not_move(
+    samples_applied: list[dict[str, Any]], kubectl: Any
+) -> None:
+    """The Audit policy (no FIVE_EYES operators for confidential data) records, never filters."""
+    def bound() -> dict[str, Any] | None:
+        policy = get_json(kubectl, "sovpol", "confidential-no-five-eyes")
+        refs = policy.get("status", {}).get("boundDeployments", [])
+        return policy if "ml-platform/support-classifier" in refs else None
+
+    policy = wait_for("the Audit policy to list support-classifier", bound, timeout=30)
+    status = infd(kubectl, "ml-platform", "support-classifier")["status"]
+    on_five_eyes = [p["module"] for p in status["placements"] if p["module"] == "dallas"]
+    compliant = condition(infd(kubectl, "ml-platform", "support-classifier"), "Compliant")
+    if on_five_eyes:
+        assert (
+            compliant["status"] == "False" and "confidential-no-five-eyes" in compliant["message"]
+        )
+        assert any(v["module"] == "dallas" for v in policy["status"]["violations"])
+    else:
+        assert compliant["status"] == "True"

@@ -13,7 +13,7 @@ import pytest
 from tests.placement.factories import DE, IE, US, module, pool, region, workload
 from tests.placement.reference import optimum
 
-from aifactory.placement import place_fleet, place_sequential
+from aifactory.placement import PlacementSettings, place_fleet, place_sequential
 from aifactory.placement.optimize import exact_cost
 from aifactory.placement.synthetic import (
     WorkloadMix,
@@ -22,6 +22,7 @@ from aifactory.placement.synthetic import (
     standard_policies,
 )
 
+GREEDY_ONLY = PlacementSettings(milp_max_variables=0)
 MIX = WorkloadMix(
     max_regions=2,
     max_region_replicas=4,
@@ -43,6 +44,10 @@ def test_modes_against_exact_optimum(seed: int) -> None:
     incremental = place_sequential(wls, modules, pols).total_cost
     assert fleet <= best * 1.01 + 1e-6
     assert incremental <= best * 1.10 + 1e-6
+    # The greedy solver alone (the path large fleets take) is within 1% here too.
+    greedy = place_fleet(wls, modules, pols, settings=GREEDY_ONLY)
+    assert greedy.solver == "greedy"
+    assert greedy.total_cost <= best * 1.01 + 1e-6
     # The engine's own exact solve agrees with the independent one.
     engine_exact = exact_cost(wls, modules, pols)
     assert engine_exact == pytest.approx(best, rel=1e-6, abs=1e-6)

@@ -15,6 +15,7 @@ from tests.placement.strategies import instances
 
 from aifactory.placement import (
     ModuleView,
+    PlacementSettings,
     PolicyView,
     WorkloadView,
     place_fleet,
@@ -23,6 +24,7 @@ from aifactory.placement import (
 )
 
 Instance = tuple[list[ModuleView], list[WorkloadView], list[PolicyView]]
+GREEDY_ONLY = PlacementSettings(milp_max_variables=0)
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -38,6 +40,17 @@ def test_fleet_mode_keeps_every_hard_rule(inst: Instance) -> None:
     assert abs(result.total_cost - sum(d.cost for d in result.placements)) < 1e-6
     for usage in result.modules:
         assert 0 <= usage.gpus_used <= usage.gpus_total
+
+
+@PROPS
+@given(instances())
+def test_greedy_fleet_solver_keeps_every_hard_rule(inst: Instance) -> None:
+    # The path large fleets take (no MILP), exercised on small random instances.
+    modules, wls, pols = inst
+    result = place_fleet(wls, modules, pols, settings=GREEDY_ONLY)
+    assert result.solver == "greedy"
+    assert violations(result.placements, modules, wls, pols) == []
+    assert result.to_dict() == place_fleet(wls, modules, pols, settings=GREEDY_ONLY).to_dict()
 
 
 @PROPS

@@ -195,7 +195,8 @@ def fleet_rows(raw_modules: Sequence[dict[str, Any]], now: datetime) -> list[Mod
     return rows
 
 
-def run_fleet(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_fleet(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     rows = fleet_rows(_hub(args).list_cluster(MODULES), datetime.now(UTC))
     if args.output == "json":
         out.write(
@@ -302,7 +303,8 @@ def explain_modules(
     return verdicts, decision.message
 
 
-def run_explain(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     hub = _hub(args)
     raw = hub.get_deployment(args.namespace, args.name)
     infd = InferenceDeployment.from_manifest(raw)
@@ -390,7 +392,8 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_cordon(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_cordon(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     hub = _hub(args)
     hub.get_module(args.module)  # a clear "not found" before patching
     hub.patch_module(args.module, {"spec": {"schedulable": False}})
@@ -401,7 +404,8 @@ def run_cordon(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def run_uncordon(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_uncordon(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     hub = _hub(args)
     hub.get_module(args.module)
     hub.patch_module(
@@ -429,7 +433,8 @@ def replicas_on(raw_deployments: Sequence[dict[str, Any]], module: str) -> dict[
     return dict(sorted(out.items()))
 
 
-def run_drain(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_drain(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     hub = _hub(args)
     hub.get_module(args.module)
     hub.patch_module(

@@ -24,7 +24,7 @@ from aifactory.placement import FleetState, policy_selects
 from aifactory.placement.compliance import module_violations
 from aifactory.placement.from_api import module_view, policy_view, workload_view
 
-from .runtime import GROUP, POLICIES, VERSION
+from .runtime import GROUP, POLICIES, SETTINGS, VERSION
 from .world import World, from_kwargs
 
 
@@ -86,7 +86,7 @@ def policy_status(policy: SovereigntyPolicy, world: World, now: datetime) -> dic
 @kopf.on.resume(GROUP, VERSION, POLICIES)
 @kopf.on.create(GROUP, VERSION, POLICIES)
 @kopf.on.update(GROUP, VERSION, POLICIES, field="spec")
-@kopf.timer(GROUP, VERSION, POLICIES, interval=10.0)
+@kopf.timer(GROUP, VERSION, POLICIES, interval=SETTINGS.status_interval)
 def policy_refresh(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     with metrics.observe("sovereigntypolicy"):
         policy = SovereigntyPolicy.from_manifest(body)

@@ -63,7 +63,8 @@ class PlacementSettings:
     stickiness: float = 0.01
     #: Fleet-wide optimiser: candidate modules kept per (deployment, region) before solving.
     candidates_per_region: int = 8
-    #: Above this many MILP columns the fleet-wide optimiser skips the MILP (see optimize.py).
+    #: Above this many MILP columns the fleet-wide optimiser skips the MILP (see optimize.py);
+    #: 0 never runs it.
     milp_max_variables: int = 10_000
     milp_time_limit_s: float = 5.0
     #: Branch-and-bound node cap: unlike the time limit, it stops at the same point every run.

@@ -593,7 +593,7 @@ def _solve(
     greedy = _Greedy(prob, active, pool_free.copy(), power_free_w.copy()).run()
     extra = _greedy_extra(greedy)
     columns = _milp_columns(prob, active, pool_free, extra)
-    if columns > s.milp_max_variables:
+    if s.milp_max_variables <= 0 or columns > s.milp_max_variables:
         notes.append(f"MILP skipped: {columns} columns > {s.milp_max_variables}; greedy solver")
         return greedy, "greedy", None, notes
     res = _solve_milp(prob, active, pool_free, power_free_w, extra=extra)

@@ -1,0 +1,55 @@
+"""Operator settings: env over file over defaults, and one clear error naming each bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aifactory.settings import SettingsError, load_settings
+
+
+def test_defaults_follow_the_brief() -> None:
+    s = load_settings({})
+    assert (s.hysteresis, s.toleration_seconds, s.earth_radius_km, s.route_factor) == (
+        0.10,
+        60.0,
+        6371.0,
+        1.6,
+    )
+
+
+def test_env_overrides_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("heartbeat_interval: 4\nrebalance_interval: 30\n")
+    s = load_settings({"AIFACTORY_CONFIG": str(cfg), "AIFACTORY_REBALANCE_INTERVAL": "12"})
+    assert s.heartbeat_interval == 4 and s.rebalance_interval == 12
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AIFACTORY_HYSTERESIS": "1.5"}, "AIFACTORY_HYSTERESIS"),
+        ({"AIFACTORY_HEARTBEAT_INTERVAL": "soon"}, "AIFACTORY_HEARTBEAT_INTERVAL"),
+        ({"AIFACTORY_DISRUPTION_BUDGET": "0"}, "AIFACTORY_DISRUPTION_BUDGET"),
+        (
+            {"AIFACTORY_HEARTBEAT_INTERVAL": "60", "AIFACTORY_HEARTBEAT_TIMEOUT": "10"},
+            "heartbeat_timeout must be at least heartbeat_interval",
+        ),
+    ],
+)
+def test_invalid_values_are_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+def test_unknown_file_key_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("heartbeat_intervall: 4\n")
+    with pytest.raises(SettingsError, match="heartbeat_intervall"):
+        load_settings({"AIFACTORY_CONFIG": str(cfg)})
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read AIFACTORY_CONFIG"):
+        load_settings({"AIFACTORY_CONFIG": str(tmp_path / "missing.yaml")})
