@@ -446,6 +446,11 @@ class InferenceDeploymentStatus(StatusModel):
     last_rebalance_time: datetime | None = Field(
         default=None, description="When the placement last changed."
     )
+    explanation: dict[str, str] | None = Field(
+        default=None,
+        description="Per module, why it was chosen or rejected (at most 64 modules: the chosen "
+        "ones first, then the rest by name); `aifactoryctl explain` prints it.",
+    )
     observed_demand: dict[str, float] | None = Field(
         default=None,
         description="Requests per second per region from spec.demand.prometheus, as last read "

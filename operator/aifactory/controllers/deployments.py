@@ -267,8 +267,20 @@ def build_status(
         else None,
         last_rebalance_time=infd.status.last_rebalance_time if infd.status else None,
         cost=round(decision.cost, 4),
+        explanation=_explanation(decision),
     )
     return status.summarized()
+
+
+MAX_EXPLAINED_MODULES = 64
+
+
+def _explanation(decision: Decision) -> dict[str, str]:
+    """The engine's per-module reasons, bounded so status stays small on a large fleet."""
+    chosen = [a.module for a in decision.assignments]
+    rest = sorted(m for m in decision.explanation if m not in chosen)
+    keep = (chosen + rest)[:MAX_EXPLAINED_MODULES]
+    return {m: decision.explanation[m] for m in keep if m in decision.explanation}
 
 
 def _changed(old: list[ModulePlacement], new: list[ModulePlacement]) -> bool:
