@@ -25,7 +25,7 @@ from aifactory.api import (
     SovereigntyPolicy,
 )
 from aifactory.placement import ModuleView, PlacementSettings, PolicyView, WorkloadView
-from aifactory.placement.from_api import _held_gpus, module_view, policy_view, workload_view
+from aifactory.placement.from_api import held_gpus, module_view, policy_view, workload_view
 from aifactory.signals.demand import apply_demand
 
 from .runtime import DEPLOYMENTS, GROUP, MODULES, POLICIES, SETTINGS, VERSION
@@ -182,7 +182,7 @@ def fleet_views(
         )
         for d in world.deployments
     ]
-    held = _held_gpus(world.modules, deps)
+    held = held_gpus(world.modules, deps)
     modules = [
         dataclasses.replace(
             module_view(m, held=held.get(m.name), assume_ready=False),
@@ -216,8 +216,8 @@ def engine_views(
     )
     deps[target.ref] = target
     others = [d for k, d in deps.items() if k != target.ref]
-    held_target = _held_gpus(world.modules, [target])
-    held_others = _held_gpus(world.modules, others)
+    held_target = held_gpus(world.modules, [target])
+    held_others = held_gpus(world.modules, others)
     views = []
     for m in world.modules:
         mv = module_view(m, held=held_target.get(m.name), assume_ready=False)
