@@ -127,11 +127,16 @@ def test_explain_shows_status_and_why_each_module_was_chosen_or_rejected(
     assert "dallas" in out and "rejected" in out and "outside allowed jurisdictions EU,EEA" in out
     code, out = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant", "-o", "json")
     report = json.loads(out)
-    verdicts = {m["module"]: m for m in report["engine"]["modules"]}
+    verdicts = {m["module"]: m for m in report["modules"]}
     assert set(verdicts) == {m["metadata"]["name"] for m in get_json(kubectl, "afm")["items"]}
     chosen = {p["module"]: p["replicas"] for p in status["placements"]}
     assert {m: v["replicas"] for m, v in verdicts.items() if v["verdict"] == "selected"} == chosen
     assert verdicts["singapore"]["verdict"] == "rejected"
+    # the operator's own explanation from status comes first; the engine fills the rest
+    assert set(status.get("explanation", {})) == {
+        m for m, v in verdicts.items() if v["source"] == "status"
+    }
+    assert all(v["source"] == "status" for v in verdicts.values())  # 7 modules <= 64 kept
     assert report["conditions"] == status["conditions"]
 
 
@@ -155,7 +160,7 @@ def test_cordon_keeps_what_runs_and_places_nothing_new(
     still = get_json(kubectl, "infd", "-n", "batch", "day2-first")["status"]["placements"]
     assert favourite in {p["module"] for p in still}
     code, out = ctl(capsys, hub, "explain", "-n", "batch", "day2-second", "-o", "json")
-    verdict = {m["module"]: m for m in json.loads(out)["engine"]["modules"]}[favourite]
+    verdict = {m["module"]: m for m in json.loads(out)["modules"]}[favourite]
     assert verdict["verdict"] == "rejected" and "cordoned" in verdict["detail"]
 
     code, out = ctl(capsys, hub, "uncordon", favourite)

@@ -261,6 +261,7 @@ def test_solar_module_at_night_loses_carbon_weighted_replicas_to_hydro(
         st = status(kubectl, "solar-probe")
         assert "hydro" in [s["type"] for s in module_spec("oslo")["energy"]["sources"]]
         assert st.get("lastRebalanceTime")
+        assert st["lastMoves"] and all("-> oslo" in m for m in st["lastMoves"])
         # budget 2 per interval: three replicas need at least two rebalancing steps
         assert events(kubectl, "solar-probe", "Rebalanced") >= 2
         routing = get_json(kubectl, "configmap", "-n", NS, "solar-probe-routing")

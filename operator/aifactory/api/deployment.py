@@ -446,6 +446,11 @@ class InferenceDeploymentStatus(StatusModel):
     last_rebalance_time: datetime | None = Field(
         default=None, description="When the placement last changed."
     )
+    last_moves: list[str] | None = Field(
+        default=None,
+        description="Replica moves of the last rebalancing step, e.g. '2 serving eu-west: "
+        "frankfurt -> oslo'.",
+    )
     explanation: dict[str, str] | None = Field(
         default=None,
         description="Per module, why it was chosen or rejected (at most 64 modules: the chosen "

@@ -7,9 +7,9 @@
     aifactoryctl drain MODULE [--wait SECONDS]         cordon, then ask for its replicas to move
 
 Every command accepts `--kubeconfig` and `--context`. `explain` shows what the operator wrote
-in status (conditions, placements, unsatisfied replicas) and re-runs the placement engine
-against the live fleet for the per-module reasons, exactly as the operator's engine would with
-default constants.
+in status (conditions, placements, unsatisfied replicas, and its per-module explanation), and
+re-runs the placement engine against the live fleet for modules status does not cover (status
+keeps at most 64) or when the operator has not written one yet.
 """
 
 from __future__ import annotations
@@ -267,6 +267,17 @@ class ModuleVerdict:
     verdict: str  # selected | not selected | rejected
     detail: str
     replicas: int
+    source: str = "engine"  # status: the operator's last decision; engine: re-evaluated now
+
+
+def status_verdicts(status: dict[str, Any]) -> list[ModuleVerdict]:
+    """The operator's own per-module explanation from status.explanation (bounded there)."""
+    replicas = {p["module"]: int(p.get("replicas", 0)) for p in status.get("placements") or []}
+    out = []
+    for name, text in sorted((status.get("explanation") or {}).items()):
+        verdict, _, detail = str(text).partition(": ")
+        out.append(ModuleVerdict(name, verdict, detail, replicas.get(name, 0), "status"))
+    return out
 
 
 def _parse(kind: type[Any], raw: dict[str, Any]) -> Any | None:
@@ -310,8 +321,12 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
     infd = InferenceDeployment.from_manifest(raw)
     modules = [m for r in hub.list_cluster(MODULES) if (m := _parse(AIFactoryModule, r))]
     policies = [p for r in hub.list_cluster(POLICIES) if (p := _parse(SovereigntyPolicy, r))]
-    verdicts, summary = explain_modules(infd, modules, policies, hub.namespace_labels())
     status = raw.get("status", {}) or {}
+    fresh, summary = explain_modules(infd, modules, policies, hub.namespace_labels())
+    # the operator's decision first; the engine fills in modules status does not cover
+    verdicts = status_verdicts(status)
+    covered = {v.module for v in verdicts}
+    verdicts += [v for v in fresh if v.module not in covered]
     if args.output == "json":
         out.write(
             json.dumps(
@@ -322,19 +337,17 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     "conditions": status.get("conditions", []),
                     "placements": status.get("placements", []),
                     "unsatisfied": status.get("unsatisfied"),
-                    "engine": {
-                        "source": EXPLAIN_SOURCE,
-                        "summary": summary,
-                        "modules": [
-                            {
-                                "module": v.module,
-                                "verdict": v.verdict,
-                                "replicas": v.replicas,
-                                "detail": v.detail,
-                            }
-                            for v in verdicts
-                        ],
-                    },
+                    "summary": summary,
+                    "modules": [
+                        {
+                            "module": v.module,
+                            "verdict": v.verdict,
+                            "replicas": v.replicas,
+                            "detail": v.detail,
+                            "source": v.source,
+                        }
+                        for v in verdicts
+                    ],
                 },
                 indent=2,
             )
@@ -376,14 +389,15 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(
             f"\nUnsatisfied: {unsatisfied.get('replicas')} replicas: {unsatisfied.get('reason')}\n"
         )
-    out.write(f"\nModules ({EXPLAIN_SOURCE}):\n")
+    out.write("\nModules (status: the operator's last decision; engine: " + EXPLAIN_SOURCE + "):\n")
     if summary:
         out.write(f"  {summary.strip()}\n")
-    rows = [("MODULE", "VERDICT", "REPLICAS", "WHY")]
-    rows += [
-        (v.module, v.verdict, str(v.replicas) if v.replicas else "-", v.detail) for v in verdicts
+    module_rows = [("MODULE", "VERDICT", "REPLICAS", "SOURCE", "WHY")]
+    module_rows += [
+        (v.module, v.verdict, str(v.replicas) if v.replicas else "-", v.source, v.detail)
+        for v in verdicts
     ]
-    _table(rows, out)
+    _table(module_rows, out)
     return 0
 
 
@@ -550,4 +564,5 @@ __all__ = [
     "fleet_rows",
     "register",
     "replicas_on",
+    "status_verdicts",
 ]

@@ -266,6 +266,7 @@ def build_status(
         if decision.unplaced_replicas
         else None,
         last_rebalance_time=infd.status.last_rebalance_time if infd.status else None,
+        last_moves=infd.status.last_moves if infd.status else None,
         cost=round(decision.cost, 4),
         explanation=_explanation(decision),
     )
@@ -496,18 +497,16 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, handler_kwargs: dict[str, Any]
                     }
                 )
             if step is not None:
-                moves = "; ".join(
-                    f"{n} serving {r or 'all'} {a} -> {b}" for r, a, b, n in step.moves
-                )
+                moves = [f"{n} serving {r or 'all'}: {a} -> {b}" for r, a, b, n in step.moves]
                 kopf.info(
                     body,
                     reason="Rebalanced",
                     message=f"moved {sum(n for *_, n in step.moves)} replicas "
-                    f"(budget {SETTINGS.disruption_budget}): {moves}; "
+                    f"(budget {SETTINGS.disruption_budget}): {'; '.join(moves)}; "
                     f"{'done' if step.complete else 'more moves next interval'}",
                 )
                 metrics.MIGRATIONS_TOTAL.labels(infd.ref).inc()
-                status = status.model_copy(update={"last_rebalance_time": now})
+                status = status.model_copy(update={"last_rebalance_time": now, "last_moves": moves})
             elif _changed(old, new) and decision.placed_replicas:
                 summary = ", ".join(f"{p.module} ({p.replicas})" for p in new)
                 moved_modules = {p.module for p in old} != {p.module for p in new}
