@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,12 @@ def test_unknown_file_key_is_rejected(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read AIFACTORY_CONFIG"):
         load_settings({"AIFACTORY_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_operator_refuses_to_start_with_bad_settings() -> None:
+    env = {**os.environ, "AIFACTORY_HYSTERESIS": "2", "KUBECONFIG": "/nonexistent"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "aifactory"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "AIFACTORY_HYSTERESIS" in proc.stderr and "Traceback" not in proc.stderr
