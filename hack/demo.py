@@ -44,8 +44,8 @@ def start_operator(
 
 
 def install(fleet: Fleet) -> None:
-    """CRDs (waited Established), then namespaces, policies, modules and deployments."""
-    fleet.kubectl(HUB, "apply", "--server-side", "-f", str(REPO / "crds"))
+    """The CRDs, waited until Established so objects of the new kinds can be applied."""
+    fleet.kubectl(HUB, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     fleet.kubectl(
         HUB,
         "wait",
@@ -57,9 +57,15 @@ def install(fleet: Fleet) -> None:
     )
 
 
-def apply_samples(fleet: Fleet) -> None:
-    for name in ("namespaces.yaml", "policies.yaml", "modules.yaml", "deployments.yaml"):
-        fleet.kubectl(HUB, "apply", "--server-side", "-f", str(REPO / "samples" / name))
+SAMPLE_FILES = ("namespaces.yaml", "policies.yaml", "modules.yaml", "deployments.yaml")
+
+
+def apply_samples(fleet: Fleet, files: tuple[str, ...] = SAMPLE_FILES) -> None:
+    """Server-side apply sample files in dependency order (namespaces before what lives in them)."""
+    for name in files:
+        fleet.kubectl(
+            HUB, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "samples" / name)
+        )
 
 
 def placements_table(fleet: Fleet) -> str:

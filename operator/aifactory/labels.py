@@ -14,3 +14,6 @@ GPU_MODEL_LABEL = "nvidia.com/gpu.product"
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"
 #: Extended resource name of NVIDIA GPUs.
 GPU_RESOURCE = "nvidia.com/gpu"
+
+#: Module annotation set by `aifactoryctl drain`: move every replica off the module.
+DRAIN_ANNOTATION = "aifactory.dev/drain"

@@ -12,34 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hack.demo import SAMPLE_FILES, apply_samples, install
 from hack.fleet import HUB, Fleet
 from tests.e2e.helpers import OperatorProcess, all_modules_ready, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _apply(kubectl: Any, *paths: Path) -> None:
-    for path in paths:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-
-
 @pytest.fixture(scope="session")
 def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
     """CRDs, sample namespaces/policies/modules, and the operator with short intervals."""
-    _apply(kubectl, REPO / "crds")
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=aifactory",
-    )
+    install(fleet)
     fleet.register_members()
-    samples = REPO / "samples"
-    _apply(
-        kubectl, samples / "namespaces.yaml", samples / "policies.yaml", samples / "modules.yaml"
-    )
+    apply_samples(fleet, SAMPLE_FILES[:3])  # namespaces, policies, modules; tests add deployments
     env = {
         **os.environ,
         "KUBECONFIG": str(fleet.kubeconfig(HUB)),

@@ -105,3 +105,35 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 def all_modules_ready(kubectl: Any) -> bool:
     items = get_json(kubectl, "afm")["items"]
     return bool(items) and all((condition(m, "Ready") or {}).get("status") == "True" for m in items)
+
+
+#: Demand regions the tests use: (country, latitude, longitude).
+PLACES: dict[str, tuple[str, float, float]] = {
+    "eu-west": ("IE", 53.35, -6.26),
+    "ap-southeast": ("SG", 1.35, 103.82),
+    "de-central": ("DE", 50.11, 8.68),
+}
+
+
+def region(name: str, rps: float) -> dict[str, Any]:
+    country, lat, lon = PLACES[name]
+    return {
+        "name": name,
+        "country": country,
+        "latitude": lat,
+        "longitude": lon,
+        "requestsPerSecond": rps,
+    }
+
+
+def elastic_spec(
+    *regions: dict[str, Any], min_replicas: int, max_latency_ms: float, **demand: Any
+) -> dict[str, Any]:
+    """An InferenceDeployment spec sized by demand: 100 rps per replica, no headroom."""
+    return {
+        "resources": {"gpusPerReplica": 1, "gpuModels": ["L4", "L40S", "A100"]},
+        "replicas": {"min": min_replicas, "max": 10},
+        "throughputPerReplica": 100,
+        "demand": {"headroom": 0.0, "regions": list(regions), **demand},
+        "slo": {"maxLatencyMs": max_latency_ms, "minModules": 1},
+    }

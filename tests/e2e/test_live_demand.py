@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.helpers import OperatorProcess, condition, get_json, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    condition,
+    elastic_spec,
+    get_json,
+    region,
+    wait_for,
+)
 from tests.prometheus_server import (
     INSTALL_HINT,
     JOB,
@@ -68,23 +75,12 @@ def test_replicas_follow_prometheus_and_survive_its_outage(
         "metadata": {"name": "live", "namespace": NS},
         "spec": {
             "model": {"name": "live", "image": "registry.example/serve:1.0"},
-            "resources": {"gpusPerReplica": 1, "gpuModels": ["L4", "L40S", "A100"]},
-            "replicas": {"min": 1, "max": 10},
-            "throughputPerReplica": 100,
-            "demand": {
-                "headroom": 0.0,
-                "regions": [
-                    {
-                        "name": "eu-west",
-                        "country": "IE",
-                        "latitude": 53.35,
-                        "longitude": -6.26,
-                        "requestsPerSecond": 100,
-                    }
-                ],
-                "prometheus": {"url": prom.url, "query": "sum by (region) (demand_rps)"},
-            },
-            "slo": {"maxLatencyMs": 40, "minModules": 1},
+            **elastic_spec(
+                region("eu-west", 100),
+                min_replicas=1,
+                max_latency_ms=40,
+                prometheus={"url": prom.url, "query": "sum by (region) (demand_rps)"},
+            ),
         },
     }
     kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))

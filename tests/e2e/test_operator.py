@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +329,7 @@ def test_audit_policy_flags_but_does_not_move(
     samples_applied: list[dict[str, Any]], kubectl: Any
 ) -> None:
     """The Audit policy (no FIVE_EYES operators for confidential data) records, never filters."""
+
     def bound() -> dict[str, Any] | None:
         policy = get_json(kubectl, "sovpol", "confidential-no-five-eyes")
         refs = policy.get("status", {}).get("boundDeployments", [])
@@ -343,3 +346,54 @@ def test_audit_policy_flags_but_does_not_move(
         assert any(v["module"] == "dallas" for v in policy["status"]["violations"])
     else:
         assert compliant["status"] == "True"
+
+
+def test_drain_moves_every_replica_off_a_module_make_before_break(
+    samples_applied: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> None:
+    """`aifactoryctl drain paris --wait` returns once nothing is placed there any more."""
+
+    def on_paris() -> int:
+        return sum(
+            p["replicas"]
+            for d in get_json(kubectl, "infd", "-A")["items"]
+            for p in d.get("status", {}).get("placements", [])
+            if p["module"] == "paris"
+        )
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "aifactory.cli.main",
+            *args,
+            "--kubeconfig",
+            str(fleet.kubeconfig(HUB)),
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+
+    assert on_paris() > 0, "the samples place replicas on paris"
+    try:
+        proc = ctl("drain", "paris", "--wait", "120")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "drained" in proc.stdout
+        assert on_paris() == 0
+        kubectl(
+            "wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=90s", timeout=120
+        )
+        wait_for(
+            "member Deployments removed from paris",
+            lambda: (
+                not get_json(
+                    kubectl,
+                    "deployments",
+                    "-A",
+                    "-l",
+                    "aifactory.dev/placed-on=paris",
+                    cluster="paris",
+                )["items"]
+            ),
+            timeout=60,
+        )
+    finally:
+        ctl("uncordon", "paris")

@@ -32,12 +32,11 @@ from aifactory.api import (
     InferenceDeployment,
     SovereigntyPolicy,
 )
+from aifactory.labels import DRAIN_ANNOTATION
 
 MODULES = "aifactorymodules"
 DEPLOYMENTS = "inferencedeployments"
 POLICIES = "sovereigntypolicies"
-#: Set by `drain` on the module: the operator moves its replicas elsewhere (see docs).
-DRAIN_ANNOTATION = f"{API_GROUP}/drain"
 DRAIN_TIME_ANNOTATION = f"{API_GROUP}/drain-requested-at"
 EXPLAIN_SOURCE = "re-evaluated now by the placement engine against the live fleet"
 
@@ -466,8 +465,8 @@ def run_drain(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write("no replicas run there: drained\n")
         return 0
     out.write(
-        f"{sum(moving.values())} replicas to move (make-before-break, within the "
-        "disruption budget):\n"
+        f"{sum(moving.values())} replicas to move (make-before-break: they keep serving "
+        "until their replacements are ready):\n"
     )
     for ref, n in moving.items():
         out.write(f"  {ref}: {n}\n")

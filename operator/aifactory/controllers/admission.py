@@ -17,11 +17,10 @@ from aifactory.api import InferenceDeployment
 from aifactory.placement.compliance import admission_problems
 from aifactory.placement.from_api import module_view, policy_view, workload_view
 
-from .runtime import DEPLOYMENTS, GROUP, VERSION
+from .runtime import DEPLOYMENTS, GROUP, SETTINGS, VERSION
 from .world import from_kwargs
 
 
-@kopf.on.validate(GROUP, VERSION, DEPLOYMENTS, id="sovereignty", operations=["CREATE", "UPDATE"])
 def validate_sovereignty(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     raw = dict(body)
     raw.setdefault("metadata", {}).setdefault("namespace", namespace)
@@ -38,3 +37,11 @@ def validate_sovereignty(body: kopf.Body, namespace: str | None, **kwargs: Any) 
     )
     if problems:
         raise kopf.AdmissionError("; ".join(p.message for p in problems), code=403)
+
+
+# kopf refuses to start with admission handlers but no admission server, so the handler is
+# registered only when the webhook is enabled (chart value webhook.enabled).
+if SETTINGS.webhook_enabled:
+    kopf.on.validate(
+        GROUP, VERSION, DEPLOYMENTS, id="sovereignty", operations=["CREATE", "UPDATE"]
+    )(validate_sovereignty)

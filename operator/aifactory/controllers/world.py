@@ -24,6 +24,7 @@ from aifactory.api import (
     ModulePlacement,
     SovereigntyPolicy,
 )
+from aifactory.labels import DRAIN_ANNOTATION
 from aifactory.placement import ModuleView, PlacementSettings, PolicyView, WorkloadView
 from aifactory.placement.from_api import held_gpus, module_view, policy_view, workload_view
 from aifactory.signals.demand import apply_demand
@@ -130,6 +131,21 @@ def placement_settings() -> PlacementSettings:
     )
 
 
+def draining(module: AIFactoryModule) -> bool:
+    """`aifactoryctl drain` asked for every replica to leave this module."""
+    return module.metadata.annotations.get(DRAIN_ANNOTATION) == "true"
+
+
+def placeable(module: AIFactoryModule, now: datetime) -> bool:
+    """What the engine sees as ready: usable and not draining.
+
+    A draining module counts as not ready, so the running placement breaks a hard rule and is
+    re-placed; it stays usable for the member side, which keeps it serving until the new
+    replicas are ready (make-before-break).
+    """
+    return usable(module, now, SETTINGS.toleration_seconds) and not draining(module)
+
+
 def usable(module: AIFactoryModule, now: datetime, toleration: float) -> bool:
     """Ready, or NotReady for less than tolerationSeconds (its replicas stay where they are).
 
@@ -186,7 +202,7 @@ def fleet_views(
     modules = [
         dataclasses.replace(
             module_view(m, held=held.get(m.name), assume_ready=False),
-            ready=usable(m, now, SETTINGS.toleration_seconds),
+            ready=placeable(m, now),
         )
         for m in world.modules
     ]
@@ -228,8 +244,6 @@ def engine_views(
             )
             for p in mv.pools
         )
-        views.append(
-            dataclasses.replace(mv, pools=pools, ready=usable(m, now, SETTINGS.toleration_seconds))
-        )
+        views.append(dataclasses.replace(mv, pools=pools, ready=placeable(m, now)))
     workload = workload_view(target, world.namespace_labels.get(target.namespace))
     return views, workload, [policy_view(p) for p in world.policies]
