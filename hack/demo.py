@@ -43,9 +43,9 @@ def start_operator(
     return proc
 
 
-def install(fleet: Fleet) -> None:
+def install(fleet: Fleet, crds: Path = REPO / "crds") -> None:
     """The CRDs, waited until Established so objects of the new kinds can be applied."""
-    fleet.kubectl(HUB, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    fleet.kubectl(HUB, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
     fleet.kubectl(
         HUB,
         "wait",

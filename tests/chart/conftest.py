@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hack.demo import SAMPLE_FILES, install
+from hack.demo import apply_samples as demo_samples
 from hack.fleet import Fleet
 from tests.chart.helpers import REPO, THIRD_PARTY_CRDS
 
@@ -26,22 +28,7 @@ def hub_ready(fleet: Fleet, kubectl: Any) -> Iterator[None]:
     yield
 
 
-def apply_samples(kubectl: Any) -> None:
+def apply_samples(fleet: Fleet) -> None:
     """CRDs (as the chart ships them), namespaces, policies and modules of samples/."""
-    kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        str(REPO / "charts" / "aifactory-operator" / "crds"),
-    )
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=aifactory",
-    )
-    for name in ("namespaces.yaml", "policies.yaml", "modules.yaml"):
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "samples" / name))
+    install(fleet, REPO / "charts" / "aifactory-operator" / "crds")
+    demo_samples(fleet, SAMPLE_FILES[:3])

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hack.fleet import HUB, Fleet
-from tests.e2e.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "aifactory-operator"
@@ -101,47 +96,3 @@ def release_objects(kubectl: Any, release: str) -> list[str]:
     names = kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
     names += kubectl("get", cluster_kinds, "-l", selector, "-o", "name").stdout.split()
     return sorted(names)
-
-
-@dataclass
-class Operator:
-    """One local `python -m aifactory` process (the chart's ServiceAccount as its identity)."""
-
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "aifactory"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=60)
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def operator_env(kubeconfig: Path, **settings: str) -> dict[str, str]:
-    """Environment of a test operator: short intervals, free ports, the given kubeconfig."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIFACTORY_")},
-        "KUBECONFIG": str(kubeconfig),
-        "AIFACTORY_HEARTBEAT_INTERVAL": "2",
-        "AIFACTORY_HEARTBEAT_TIMEOUT": "6",
-        "AIFACTORY_STATUS_INTERVAL": "2",
-        "AIFACTORY_TOLERATION_SECONDS": "10",
-        "AIFACTORY_METRICS_PORT": str(free_port()),
-        "AIFACTORY_LIVENESS_PORT": str(free_port()),
-        "AIFACTORY_WEBHOOK_PORT": str(free_port()),
-        **settings,
-    }

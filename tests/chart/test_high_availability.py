@@ -23,12 +23,10 @@ from tests.chart.helpers import (
     CHART,
     NAMESPACE,
     REPO,
-    Operator,
     helm,
-    operator_env,
     sa_kubeconfig,
 )
-from tests.e2e.helpers import condition, get_json, wait_for
+from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
 
 from aifactory.settings import OperatorSettings
 
@@ -47,8 +45,8 @@ def _priority(pod: str) -> int:
 @pytest.fixture(scope="module")
 def replicas(
     hub_ready: None, fleet: Fleet, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Operator]]:
-    apply_samples(kubectl)
+) -> Iterator[dict[str, OperatorProcess]]:
+    apply_samples(fleet)
     helm(
         "install",
         RELEASE,
@@ -74,7 +72,7 @@ def replicas(
         tmp_path_factory.mktemp("ha") / "sa.kubeconfig",
     )
     ops = {
-        pod: Operator(
+        pod: OperatorProcess(
             operator_env(
                 kubeconfig,
                 POD_ID=pod,
@@ -143,7 +141,7 @@ def _placed(kubectl: Any, name: str) -> bool:
     )
 
 
-def test_standby_takes_over_within_30s(replicas: dict[str, Operator], kubectl: Any) -> None:
+def test_standby_takes_over_within_30s(replicas: dict[str, OperatorProcess], kubectl: Any) -> None:
     assert _priority(PODS[0]) != _priority(PODS[1])
     active, standby = sorted(PODS, key=_priority, reverse=True)
 

@@ -23,12 +23,10 @@ from tests.chart.helpers import (
     CHART,
     NAMESPACE,
     REPO,
-    Operator,
     helm,
-    operator_env,
     sa_kubeconfig,
 )
-from tests.e2e.helpers import condition, get_json, wait_for
+from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
 
 from aifactory.labels import GPU_RESOURCE, MODULE_LABEL
 
@@ -53,10 +51,10 @@ def _heartbeat_after(kubectl: Any, since: str) -> bool:
 @pytest.fixture(scope="module")
 def sa(
     hub_ready: None, fleet: Fleet, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Operator, Path]]:
+) -> Iterator[tuple[OperatorProcess, Path]]:
     """Chart installed (webhook managed by the operator, which runs outside the hub), and the
     operator started with a token of the chart's ServiceAccount."""
-    apply_samples(kubectl)
+    apply_samples(fleet)
     helm(
         "install",
         RELEASE,
@@ -76,7 +74,7 @@ def sa(
     kubeconfig = sa_kubeconfig(
         kubectl, fleet, ACCOUNT, tmp_path_factory.mktemp("sa") / "sa.kubeconfig"
     )
-    op = Operator(operator_env(kubeconfig), fleet.log_dir / "operator-serviceaccount.log")
+    op = OperatorProcess(operator_env(kubeconfig), fleet.log_dir / "operator-serviceaccount.log")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     op.start()
     try:
@@ -118,7 +116,7 @@ def sa(
 
 
 @pytest.fixture(scope="module")
-def samples_placed(sa: tuple[Operator, Path], kubectl: Any) -> list[dict[str, Any]]:
+def samples_placed(sa: tuple[OperatorProcess, Path], kubectl: Any) -> list[dict[str, Any]]:
     kubectl("apply", "--server-side", "-f", str(REPO / "samples" / "deployments.yaml"))
     kubectl("wait", "--for=condition=Ready", "infd", "--all", "-A", "--timeout=180s", timeout=200)
     return [d for d in yaml.safe_load_all((REPO / "samples/deployments.yaml").read_text()) if d]
@@ -130,7 +128,7 @@ def _cluster_of(kubectl: Any, module: str) -> str:
 
 
 def test_samples_are_placed_and_run_under_the_service_account(
-    samples_placed: list[dict[str, Any]], sa: tuple[Operator, Path], kubectl: Any
+    samples_placed: list[dict[str, Any]], sa: tuple[OperatorProcess, Path], kubectl: Any
 ) -> None:
     op, _ = sa
     for d in samples_placed:
@@ -199,7 +197,7 @@ def test_deleting_removes_member_objects_under_the_service_account(
 
 
 def test_service_account_cannot_read_secrets_it_does_not_need(
-    sa: tuple[Operator, Path], kubectl: Any, fleet: Fleet
+    sa: tuple[OperatorProcess, Path], kubectl: Any, fleet: Fleet
 ) -> None:
     _, kubeconfig = sa
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from hack.fleet import HUB, Fleet
 from tests.chart.conftest import apply_samples
-from tests.chart.helpers import REPO, Operator, operator_env
-from tests.e2e.helpers import condition, get_json, wait_for
+from tests.chart.helpers import REPO
+from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
 
 from aifactory.cli.day2 import DRAIN_ANNOTATION
 from aifactory.cli.main import main
@@ -28,9 +28,9 @@ pytestmark = pytest.mark.fleet
 def hub(fleet: Fleet, kubectl: Any) -> Iterator[Path]:
     """Samples placed by a running operator; yields the hub kubeconfig the CLI uses."""
     fleet.register_members()
-    apply_samples(kubectl)
+    apply_samples(fleet)
     kubeconfig = fleet.kubeconfig(HUB)
-    op = Operator(
+    op = OperatorProcess(
         operator_env(kubeconfig, AIFACTORY_WEBHOOK_MANAGED="false"),
         fleet.log_dir / "operator-day2.log",
     )

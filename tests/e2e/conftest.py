@@ -5,8 +5,6 @@ Short intervals keep the tests quick; every wait is on a condition, never a fixe
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 from hack.demo import SAMPLE_FILES, apply_samples, install
 from hack.fleet import HUB, Fleet
-from tests.e2e.helpers import OperatorProcess, all_modules_ready, free_port, wait_for
+from tests.e2e.helpers import OperatorProcess, all_modules_ready, operator_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,21 +23,13 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
     install(fleet)
     fleet.register_members()
     apply_samples(fleet, SAMPLE_FILES[:3])  # namespaces, policies, modules; tests add deployments
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(fleet.kubeconfig(HUB)),
-        "AIFACTORY_HEARTBEAT_INTERVAL": "2",
-        "AIFACTORY_HEARTBEAT_TIMEOUT": "6",
-        "AIFACTORY_STATUS_INTERVAL": "2",
-        "AIFACTORY_TOLERATION_SECONDS": "10",
-        "AIFACTORY_REBALANCE_INTERVAL": "4",
-        "AIFACTORY_DISRUPTION_BUDGET": "2",
-        "AIFACTORY_DEMAND_POLL_INTERVAL": "2",
-        "AIFACTORY_METRICS_PORT": str(free_port()),
-        "AIFACTORY_LIVENESS_PORT": str(free_port()),
-        "AIFACTORY_WEBHOOK_PORT": str(free_port()),
-    }
-    op = OperatorProcess(fleet, env, fleet.log_dir / "operator-e2e.log")
+    env = operator_env(
+        fleet.kubeconfig(HUB),
+        AIFACTORY_REBALANCE_INTERVAL="4",
+        AIFACTORY_DISRUPTION_BUDGET="2",
+        AIFACTORY_DEMAND_POLL_INTERVAL="2",
+    )
+    op = OperatorProcess(env, fleet.log_dir / "operator-e2e.log")
     op.start()
     try:
         op.wait_serving()
@@ -49,4 +39,4 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         kubectl(
             "delete", "infd", "--all", "-A", "--wait=true", "--timeout=60s", check=False, timeout=90
         )
-        op.kill(signal.SIGTERM)
+        op.stop()

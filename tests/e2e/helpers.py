@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hack.fleet import HUB, Fleet
+from hack.fleet import HUB
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,9 +40,8 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120, every: f
 
 @dataclass
 class OperatorProcess:
-    """One running operator; `restart` keeps the ports so the webhook stays registered."""
+    """One local `python -m aifactory` process; `restart` keeps its ports (webhook, liveness)."""
 
-    fleet: Fleet
     env: dict[str, str]
     log: Path
     proc: subprocess.Popen[bytes] | None = None
@@ -78,18 +77,37 @@ class OperatorProcess:
     def wait_serving(self, timeout: float = 60) -> None:
         wait_for("the operator to serve liveness and its webhook", self.serving, timeout=timeout)
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
 
     def restart(self) -> None:
-        self.kill(signal.SIGKILL)
+        self.kill()
         self.start()
         self.wait_serving()
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def operator_env(kubeconfig: Path, **settings: str) -> dict[str, str]:
+    """Environment of a test operator: short intervals, free ports, the given kubeconfig."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIFACTORY_")},
+        "KUBECONFIG": str(kubeconfig),
+        "AIFACTORY_HEARTBEAT_INTERVAL": "2",
+        "AIFACTORY_HEARTBEAT_TIMEOUT": "6",
+        "AIFACTORY_STATUS_INTERVAL": "2",
+        "AIFACTORY_TOLERATION_SECONDS": "10",
+        "AIFACTORY_METRICS_PORT": str(free_port()),
+        "AIFACTORY_LIVENESS_PORT": str(free_port()),
+        "AIFACTORY_WEBHOOK_PORT": str(free_port()),
+        **settings,
+    }
 
 
 def get_json(kubectl: Any, *args: str, cluster: str = HUB) -> Any:
