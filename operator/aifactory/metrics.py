@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -59,3 +59,13 @@ def observe(controller: str) -> Iterator[None]:
         raise
     finally:
         RECONCILE_SECONDS.labels(controller).observe(time.perf_counter() - start)
+
+
+def forget_deployment(ref: str, modules: list[str]) -> None:
+    """Drop a deleted deployment's series, so dashboards do not show ghosts."""
+    for module in modules:
+        with suppress(KeyError):
+            PLACED_REPLICAS.remove(ref, module)
+    for gauge in (UNPLACED_REPLICAS, DEPLOYMENT_CARBON):
+        with suppress(KeyError):
+            gauge.remove(ref)

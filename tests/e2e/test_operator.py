@@ -7,6 +7,7 @@ import copy
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +398,23 @@ def test_drain_moves_every_replica_off_a_module_make_before_break(
         )
     finally:
         ctl("uncordon", "paris")
+
+
+def test_metrics_endpoint_reports_reconciles_placements_and_fleet_gpus(
+    samples_applied: list[dict[str, Any]], operator: OperatorProcess
+) -> None:
+    port = operator.env["AIFACTORY_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for series in (
+        'aifactory_reconcile_total{controller="inferencedeployment"}',
+        'aifactory_reconcile_total{controller="module"}',
+        'aifactory_reconcile_duration_seconds_bucket{controller="inferencedeployment"',
+        'aifactory_placed_replicas{deployment="eu-chat/eu-assistant"',
+        'aifactory_unplaced_replicas{deployment="eu-chat/eu-assistant"} 0.0',
+        'aifactory_module_gpus{module="oslo",state="allocatable"}',
+        'aifactory_deployment_carbon_intensity_grams_per_kwh{deployment="eu-chat/eu-assistant"}',
+    ):
+        assert series in text, series
+    # nightly-summarizer was deleted by an earlier test: its series are gone
+    assert 'deployment="batch/nightly-summarizer"' not in text

@@ -577,7 +577,12 @@ def deployment_deleted(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         except _CLUSTER_ERRORS:
             failed |= {n for n, t in targets.items() if t.cluster_key == key}
     with rt.placement_lock:
-        rt.reservations.pop(infd.ref, None)
+        placed = rt.reservations.pop(infd.ref, None) or (
+            list(infd.status.placements) if infd.status else []
+        )
+        rt.demand.pop(infd.ref, None)
+        rt.adopted.pop(infd.ref, None)
+    metrics.forget_deployment(infd.ref, [p.module for p in placed])
     if failed:
         names = ", ".join(sorted(failed))
         if retry < 6:
