@@ -105,16 +105,7 @@ def create(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        sa_key=directory / "sa.key",
-        sa_pub=directory / "sa.pub",
-        tokens=directory / "tokens.csv",
-        admin_token=secrets.token_hex(24),
-    )
+    pki = _layout(directory, admin_token=secrets.token_hex(24))
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     _write_key(pki.ca_key, ca_key)
     pki.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
@@ -132,9 +123,8 @@ def create(directory: Path) -> Pki:
     return pki
 
 
-def load(directory: Path) -> Pki:
-    """Re-read a fleet's PKI, e.g. to restart one apiserver with the same credentials."""
-    tokens = directory / "tokens.csv"
+def _layout(directory: Path, *, admin_token: str) -> Pki:
+    """Where each file of a fleet's PKI lives; `create` and `load` must agree on it."""
     return Pki(
         ca_cert=directory / "ca.crt",
         ca_key=directory / "ca.key",
@@ -142,6 +132,12 @@ def load(directory: Path) -> Pki:
         serving_key=directory / "apiserver.key",
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
-        tokens=tokens,
-        admin_token=tokens.read_text().split(",", 1)[0],
+        tokens=directory / "tokens.csv",
+        admin_token=admin_token,
     )
+
+
+def load(directory: Path) -> Pki:
+    """Re-read a fleet's PKI, e.g. to restart one apiserver with the same credentials."""
+    token = (directory / "tokens.csv").read_text().split(",", 1)[0]
+    return _layout(directory, admin_token=token)
