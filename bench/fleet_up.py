@@ -5,7 +5,7 @@
 Measures `Fleet.up()` (processes started, every apiserver /readyz, controller manager and
 scheduler /healthz, every GPU node Ready, default ServiceAccount present) for the default
 topology (hub + 2 members) and the sample topology (hub + 3 members, 4 node-pool modules,
-~90 kwok GPU nodes), each in a scratch directory, and prints the median per topology.
+46 kwok GPU nodes), each in a scratch directory, and prints the median per topology.
 """
 
 from __future__ import annotations
