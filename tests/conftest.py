@@ -54,8 +54,7 @@ def fleet() -> Iterator[Fleet]:
     reuse = os.environ.get("AIFACTORY_REUSE_FLEET") == "1"
     # the sample fleet: members reykjavik, paris, dallas; node-pool modules on the hub
     root = Path(os.environ.get("AIFACTORY_FLEET_ROOT") or REPO / ".fleet")
-    f = Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=root),
-              attached=not reuse)
+    f = Fleet(config_from_modules(REPO / "samples" / "modules.yaml", root=root), attached=not reuse)
     if reuse and f.is_up():
         yield f
         return

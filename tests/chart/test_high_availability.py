@@ -8,7 +8,6 @@ standby take over and reconcile a new InferenceDeployment within 30 seconds.
 
 from __future__ import annotations
 
-import copy
 import json
 import signal
 import time
@@ -16,17 +15,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from hack.fleet import HUB, Fleet
 from tests.chart.conftest import apply_samples
 from tests.chart.helpers import (
     CHART,
     NAMESPACE,
-    REPO,
     helm,
     sa_kubeconfig,
 )
-from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    condition,
+    get_json,
+    operator_env,
+    small_deployment,
+    wait_for,
+)
 
 from aifactory.settings import OperatorSettings
 
@@ -119,18 +123,6 @@ def replicas(
         )
 
 
-def _deployment(name: str) -> dict[str, Any]:
-    base = next(
-        d
-        for d in yaml.safe_load_all((REPO / "samples/deployments.yaml").read_text())
-        if d and d["metadata"]["name"] == "nightly-summarizer"
-    )
-    d = copy.deepcopy(base)
-    d["metadata"] = {"name": name, "namespace": "batch"}
-    d["spec"]["replicas"] = {"fixed": 2}
-    return d
-
-
 def _placed(kubectl: Any, name: str) -> bool:
     obj = get_json(kubectl, "infd", "-n", "batch", name)
     c = condition(obj, "Placed")
@@ -159,14 +151,14 @@ def test_standby_takes_over_within_30s(replicas: dict[str, OperatorProcess], kub
     )
     assert "Pausing" not in replicas[active].logs()
 
-    kubectl("apply", "-f", "-", input=json.dumps(_deployment("ha-before")))
+    kubectl("apply", "-f", "-", input=json.dumps(small_deployment("ha-before")))
     wait_for(
         "ha-before placed by the active replica", lambda: _placed(kubectl, "ha-before"), timeout=60
     )
 
     replicas[active].stop(signal.SIGKILL)  # a crash: its peering record stays until it expires
     killed = time.monotonic()
-    kubectl("apply", "-f", "-", input=json.dumps(_deployment("ha-after")))
+    kubectl("apply", "-f", "-", input=json.dumps(small_deployment("ha-after")))
     wait_for(
         "ha-after placed by the former standby",
         lambda: _placed(kubectl, "ha-after"),

@@ -26,7 +26,15 @@ from tests.chart.helpers import (
     helm,
     sa_kubeconfig,
 )
-from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    condition,
+    delete_all_deployments,
+    get_json,
+    operator_env,
+    pinned_to_dallas,
+    wait_for,
+)
 
 from aifactory.labels import GPU_RESOURCE, MODULE_LABEL
 
@@ -85,16 +93,7 @@ def sa(
         )
         yield op, kubeconfig
     finally:
-        kubectl(
-            "delete",
-            "infd",
-            "--all",
-            "-A",
-            "--wait=true",
-            "--timeout=90s",
-            check=False,
-            timeout=120,
-        )
+        delete_all_deployments(kubectl)
         op.stop()
         helm(
             "uninstall",
@@ -172,10 +171,7 @@ def test_admission_rejects_under_the_service_account(
     samples_placed: list[dict[str, Any]], kubectl: Any
 ) -> None:
     eu = next(d for d in samples_placed if d["metadata"]["name"] == "eu-assistant")
-    pinned = copy.deepcopy(eu)
-    pinned["metadata"]["name"] = "eu-assistant-pinned"
-    pinned["spec"]["placement"] = {"modules": ["dallas"]}
-    out = kubectl("apply", "-f", "-", input=json.dumps(pinned), check=False)
+    out = kubectl("apply", "-f", "-", input=json.dumps(pinned_to_dallas(eu)), check=False)
     assert out.returncode != 0
     assert "admission webhook" in out.stderr and "eu-restricted-data" in out.stderr
 

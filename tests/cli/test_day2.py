@@ -5,18 +5,24 @@ The operator runs for real (admin kubeconfig, short intervals) so status is what
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hack.fleet import HUB, Fleet
 from tests.chart.conftest import apply_samples
 from tests.chart.helpers import REPO
-from tests.e2e.helpers import OperatorProcess, condition, get_json, operator_env, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    condition,
+    delete_all_deployments,
+    get_json,
+    operator_env,
+    small_deployment,
+    wait_for,
+)
 
 from aifactory.cli.day2 import DRAIN_ANNOTATION
 from aifactory.cli.main import main
@@ -57,16 +63,7 @@ def hub(fleet: Fleet, kubectl: Any) -> Iterator[Path]:
                 ),
                 check=False,
             )
-        kubectl(
-            "delete",
-            "infd",
-            "--all",
-            "-A",
-            "--wait=true",
-            "--timeout=90s",
-            check=False,
-            timeout=120,
-        )
+        delete_all_deployments(kubectl)
         op.stop()
 
 
@@ -74,18 +71,6 @@ def ctl(capsys: pytest.CaptureFixture[str], kubeconfig: Path, *args: str) -> tup
     code = main([*args, "--kubeconfig", str(kubeconfig)])
     out = capsys.readouterr()
     return code, out.out + out.err
-
-
-def _probe(name: str) -> dict[str, Any]:
-    base = next(
-        d
-        for d in yaml.safe_load_all((REPO / "samples/deployments.yaml").read_text())
-        if d and d["metadata"]["name"] == "nightly-summarizer"
-    )
-    d = copy.deepcopy(base)
-    d["metadata"] = {"name": name, "namespace": "batch"}
-    d["spec"]["replicas"] = {"fixed": 2}
-    return d
 
 
 def _placed(kubectl: Any, name: str) -> dict[str, Any] | None:
@@ -143,7 +128,7 @@ def test_explain_shows_status_and_why_each_module_was_chosen_or_rejected(
 def test_cordon_keeps_what_runs_and_places_nothing_new(
     hub: Path, capsys: pytest.CaptureFixture[str], kubectl: Any
 ) -> None:
-    kubectl("apply", "-f", "-", input=json.dumps(_probe("day2-first")))
+    kubectl("apply", "-f", "-", input=json.dumps(small_deployment("day2-first")))
     first = wait_for("day2-first placed", lambda: _placed(kubectl, "day2-first"), timeout=60)
     favourite = first["status"]["placements"][0]["module"]
 
@@ -153,7 +138,7 @@ def test_cordon_keeps_what_runs_and_places_nothing_new(
     code, out = ctl(capsys, hub, "fleet", "-o", "json")
     assert {r["name"]: r["schedulable"] for r in json.loads(out)}[favourite] is False
 
-    kubectl("apply", "-f", "-", input=json.dumps(_probe("day2-second")))
+    kubectl("apply", "-f", "-", input=json.dumps(small_deployment("day2-second")))
     second = wait_for("day2-second placed", lambda: _placed(kubectl, "day2-second"), timeout=60)
     assert favourite not in {p["module"] for p in second["status"]["placements"]}
     # running replicas stay on the cordoned module

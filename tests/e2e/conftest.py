@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from hack.demo import SAMPLE_FILES, apply_samples, install
 from hack.fleet import HUB, Fleet
-from tests.e2e.helpers import OperatorProcess, all_modules_ready, operator_env, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    all_modules_ready,
+    delete_all_deployments,
+    operator_env,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +42,5 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         wait_for("every sample module Ready", lambda: all_modules_ready(kubectl), timeout=90)
         yield op
     finally:
-        kubectl(
-            "delete", "infd", "--all", "-A", "--wait=true", "--timeout=60s", check=False, timeout=90
-        )
+        delete_all_deployments(kubectl)
         op.stop()

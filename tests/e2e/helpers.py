@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hack.fleet import HUB
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,3 +157,35 @@ def elastic_spec(
         "demand": {"headroom": 0.0, "regions": list(regions), **demand},
         "slo": {"maxLatencyMs": max_latency_ms, "minModules": 1},
     }
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def sample_deployment(name: str) -> dict[str, Any]:
+    """One InferenceDeployment of samples/deployments.yaml, as a fresh dict."""
+    docs = yaml.safe_load_all((SAMPLES / "deployments.yaml").read_text())
+    return copy.deepcopy(next(d for d in docs if d and d["metadata"]["name"] == name))
+
+
+def small_deployment(name: str, namespace: str = "batch", replicas: int = 2) -> dict[str, Any]:
+    """The sample summariser under another name with fixed replicas: quick to place."""
+    d = sample_deployment("nightly-summarizer")
+    d["metadata"] = {"name": name, "namespace": namespace}
+    d["spec"]["replicas"] = {"fixed": replicas}
+    return d
+
+
+def pinned_to_dallas(eu_deployment: dict[str, Any]) -> dict[str, Any]:
+    """The EU-restricted sample pinned to a US module: admission must refuse it."""
+    pinned = copy.deepcopy(eu_deployment)
+    pinned["metadata"]["name"] = f"{eu_deployment['metadata']['name']}-pinned"
+    pinned["spec"]["placement"] = {"modules": ["dallas"]}
+    return pinned
+
+
+def delete_all_deployments(kubectl: Any) -> None:
+    """Delete every InferenceDeployment and wait for the operator's finalizer to clean up."""
+    kubectl(
+        "delete", "infd", "--all", "-A", "--wait=true", "--timeout=90s", check=False, timeout=120
+    )

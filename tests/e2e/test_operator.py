@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from hack.fleet import HUB, Fleet
-from tests.e2e.helpers import OperatorProcess, condition, get_json, wait_for
+from tests.e2e.helpers import OperatorProcess, condition, get_json, pinned_to_dallas, wait_for
 
 from aifactory.api.jurisdictions import EEA
 from aifactory.labels import GPU_RESOURCE, MODULE_LABEL
@@ -107,10 +107,7 @@ def test_pinning_eu_deployment_to_a_us_module_is_rejected_at_admission(
     samples_applied: list[dict[str, Any]], kubectl: Any
 ) -> None:
     eu = next(d for d in samples_applied if d["metadata"]["name"] == "eu-assistant")
-    pinned = copy.deepcopy(eu)
-    pinned["metadata"]["name"] = "eu-assistant-pinned"
-    pinned["spec"]["placement"] = {"modules": ["dallas"]}
-    out = kubectl("apply", "-f", "-", input=json.dumps(pinned), check=False)
+    out = kubectl("apply", "-f", "-", input=json.dumps(pinned_to_dallas(eu)), check=False)
     assert out.returncode != 0
     policy = yaml.safe_load_all((REPO / "samples" / "policies.yaml").read_text())
     enforce = next(
