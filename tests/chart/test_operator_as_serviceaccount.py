@@ -28,11 +28,13 @@ from tests.chart.helpers import (
 )
 from tests.e2e.helpers import (
     OperatorProcess,
+    cluster_of,
     condition,
     delete_all_deployments,
     get_json,
     operator_env,
     pinned_to_dallas,
+    running_pods,
     wait_for,
 )
 
@@ -121,11 +123,6 @@ def samples_placed(sa: tuple[OperatorProcess, Path], kubectl: Any) -> list[dict[
     return [d for d in yaml.safe_load_all((REPO / "samples/deployments.yaml").read_text()) if d]
 
 
-def _cluster_of(kubectl: Any, module: str) -> str:
-    spec = get_json(kubectl, "afm", module)["spec"]["cluster"]
-    return spec["kubeconfigSecretRef"]["name"] if "kubeconfigSecretRef" in spec else HUB
-
-
 def test_samples_are_placed_and_run_under_the_service_account(
     samples_placed: list[dict[str, Any]], sa: tuple[OperatorProcess, Path], kubectl: Any
 ) -> None:
@@ -136,18 +133,9 @@ def test_samples_are_placed_and_run_under_the_service_account(
         assert status["readyReplicas"] == status["replicas"] > 0
         clusters = set()
         for p in status["placements"]:
-            cluster = _cluster_of(kubectl, p["module"])
+            cluster = cluster_of(kubectl, p["module"])
             clusters.add(cluster)
-            pods = get_json(
-                kubectl,
-                "pods",
-                "-n",
-                ns,
-                "-l",
-                f"{OWNER}={name},aifactory.dev/placed-on={p['module']}",
-                cluster=cluster,
-            )["items"]
-            running = [x for x in pods if x["status"]["phase"] == "Running"]
+            running = running_pods(kubectl, ns, name, p["module"])
             assert len(running) == p["replicas"], (name, p)
             node = get_json(kubectl, "node", running[0]["spec"]["nodeName"], cluster=cluster)
             assert node["metadata"]["labels"][MODULE_LABEL] == p["module"]
@@ -157,7 +145,7 @@ def test_samples_are_placed_and_run_under_the_service_account(
         kubectl("get", "configmap", "-n", ns, f"{name}-routing")
     # node-pool modules (hub) and member clusters both used: both RBAC paths exercised
     hub_used = any(
-        _cluster_of(kubectl, p["module"]) == HUB
+        cluster_of(kubectl, p["module"]) == HUB
         for d in samples_placed
         for p in get_json(kubectl, "infd", "-n", d["metadata"]["namespace"], d["metadata"]["name"])[
             "status"

@@ -189,3 +189,23 @@ def delete_all_deployments(kubectl: Any) -> None:
     kubectl(
         "delete", "infd", "--all", "-A", "--wait=true", "--timeout=90s", check=False, timeout=120
     )
+
+
+def cluster_of(kubectl: Any, module: str) -> str:
+    """The fleet cluster a module's workloads run in: its kubeconfig Secret's name, or the hub."""
+    spec = get_json(kubectl, "afm", module)["spec"]["cluster"]
+    return str(spec["kubeconfigSecretRef"]["name"]) if "kubeconfigSecretRef" in spec else HUB
+
+
+def running_pods(kubectl: Any, namespace: str, name: str, module: str) -> list[dict[str, Any]]:
+    """Running Pods of one InferenceDeployment on one module, from the module's own cluster."""
+    pods = get_json(
+        kubectl,
+        "pods",
+        "-n",
+        namespace,
+        "-l",
+        f"aifactory.dev/inference-deployment={name},aifactory.dev/placed-on={module}",
+        cluster=cluster_of(kubectl, module),
+    )["items"]
+    return [x for x in pods if x["status"]["phase"] == "Running"]

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 import yaml
 from hack.fleet import HUB, Fleet
-from tests.e2e.helpers import OperatorProcess, condition, get_json, pinned_to_dallas, wait_for
+from tests.e2e.helpers import (
+    OperatorProcess,
+    cluster_of,
+    condition,
+    get_json,
+    pinned_to_dallas,
+    running_pods,
+    wait_for,
+)
 
 from aifactory.api.jurisdictions import EEA
 from aifactory.labels import GPU_RESOURCE, MODULE_LABEL
@@ -27,11 +35,6 @@ OWNER = "aifactory.dev/inference-deployment"
 
 def sample_deployments() -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((REPO / "samples" / "deployments.yaml").read_text()) if d]
-
-
-def cluster_of(kubectl: Any, module: str) -> str:
-    spec = get_json(kubectl, "afm", module)["spec"]["cluster"]
-    return spec["kubeconfigSecretRef"]["name"] if "kubeconfigSecretRef" in spec else HUB
 
 
 def member_deployments(kubectl: Any, fleet: Fleet, name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -75,16 +78,7 @@ def test_samples_run_on_kwok_gpu_nodes_of_the_chosen_modules(
         assert status["readyReplicas"] == status["replicas"] > 0
         for p in status["placements"]:
             cluster = cluster_of(kubectl, p["module"])
-            pods = get_json(
-                kubectl,
-                "pods",
-                "-n",
-                ns,
-                "-l",
-                f"{OWNER}={name},aifactory.dev/placed-on={p['module']}",
-                cluster=cluster,
-            )
-            running = [x for x in pods["items"] if x["status"]["phase"] == "Running"]
+            running = running_pods(kubectl, ns, name, p["module"])
             assert len(running) == p["replicas"], (name, p)
             for pod in running:
                 node = get_json(kubectl, "node", pod["spec"]["nodeName"], cluster=cluster)
