@@ -6,6 +6,7 @@ object names as labels: never anything from a Secret.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -45,6 +46,42 @@ DEPLOYMENT_CARBON = Gauge(
 MIGRATIONS_TOTAL = Counter(
     "aifactory_migrations_total", "Placement changes applied, by deployment.", ["deployment"]
 )
+MEMBER_REQUESTS = Counter(
+    "aifactory_member_requests_total",
+    "Requests to clusters (hub included), by cluster, verb and HTTP code (0: no answer).",
+    ["cluster", "verb", "code"],
+)
+MEMBER_ERRORS = Counter(
+    "aifactory_member_errors_total",
+    "Failed writes to member clusters, by cluster and reason.",
+    ["cluster", "reason"],
+)
+QUEUE_DEPTH = Gauge(
+    "aifactory_placement_queue_depth", "Deployments waiting to be planned by the placement loop."
+)
+BATCH_SIZE = Histogram(
+    "aifactory_placement_batch_size",
+    "Deployments planned together in one placement cycle.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+CYCLE_SECONDS = Histogram(
+    "aifactory_placement_cycle_duration_seconds",
+    "Time one placement cycle took (read, plan, hand over to the executor).",
+)
+PLACEMENT_LATENCY = Histogram(
+    "aifactory_placement_latency_seconds",
+    "Time from a spec change being seen to the deployment being placed (status written).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
+)
+PLACEMENT_GAP = Gauge(
+    "aifactory_fleet_plan_gap_ratio",
+    "The rebalancer's fleet plan: cost / lower bound - 1 (0 = proven optimal; NaN = no bound).",
+)
+PLACEMENT_COST = Gauge("aifactory_fleet_plan_cost", "The rebalancer's fleet plan: total cost.")
+PLACEMENT_BOUND = Gauge(
+    "aifactory_fleet_plan_lower_bound", "The rebalancer's fleet plan: valid lower bound on cost."
+)
+IS_LEADER = Gauge("aifactory_leader", "1 on the replica that plans and writes, 0 on standbys.")
 
 
 @contextmanager
@@ -61,11 +98,34 @@ def observe(controller: str) -> Iterator[None]:
         RECONCILE_SECONDS.labels(controller).observe(time.perf_counter() - start)
 
 
-def forget_deployment(ref: str, modules: list[str]) -> None:
+_placed_modules: dict[str, set[str]] = {}
+_series_lock = threading.Lock()
+
+
+def set_deployment(ref: str, placed: dict[str, int], unplaced: int, carbon: float | None) -> None:
+    """Publish one deployment's placement; modules it left are dropped from the series."""
+    with _series_lock:
+        before = _placed_modules.get(ref, set())
+        for module in before - set(placed):
+            with suppress(KeyError):
+                PLACED_REPLICAS.remove(ref, module)
+        for module, n in placed.items():
+            PLACED_REPLICAS.labels(ref, module).set(n)
+        _placed_modules[ref] = set(placed)
+    UNPLACED_REPLICAS.labels(ref).set(unplaced)
+    if carbon is not None:
+        DEPLOYMENT_CARBON.labels(ref).set(carbon)
+
+
+def forget_deployment(ref: str) -> None:
     """Drop a deleted deployment's series, so dashboards do not show ghosts."""
+    with _series_lock:
+        modules = _placed_modules.pop(ref, set())
     for module in modules:
         with suppress(KeyError):
             PLACED_REPLICAS.remove(ref, module)
     for gauge in (UNPLACED_REPLICAS, DEPLOYMENT_CARBON):
         with suppress(KeyError):
             gauge.remove(ref)
+    with suppress(KeyError):
+        MIGRATIONS_TOTAL.remove(ref)

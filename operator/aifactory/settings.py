@@ -8,7 +8,6 @@ the file is named by AIFACTORY_CONFIG and uses the field names as keys.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -75,41 +74,99 @@ class OperatorSettings(BaseModel):
         description="Let the operator create and patch its ValidatingWebhookConfiguration; "
         "false when a Helm chart renders it (in-cluster Service and mounted certificate).",
     )
+    webhook_failure_policy: str = Field(
+        "Fail",
+        pattern="^(Fail|Ignore)$",
+        description="What the apiserver does with InferenceDeployment writes when no operator "
+        "replica answers: Fail keeps sovereignty enforced (writes wait for the operator), "
+        "Ignore keeps GitOps flowing (placement still enforces; only admission is skipped). "
+        "Deletes, finalizer and status changes are never sent to the webhook either way.",
+    )
+    webhook_timeout_seconds: int = Field(
+        5, ge=1, le=30, description="Seconds the apiserver waits for the webhook."
+    )
     webhook_service: str | None = Field(
         None, description="In-cluster webhook Service as namespace/name (else host:port URL)."
     )
     namespace: str = Field(
         "aifactory-system", description="Namespace of the operator's own objects."
     )
-    peering_priority: int = Field(
-        0, description="kopf peering priority; distinct per replica for HA (0 = from pod_name)."
+    leader_election: bool = Field(
+        False,
+        description="Elect one active replica with a coordination.k8s.io Lease (run two or more "
+        "replicas for HA); the others keep warm caches and answer admission.",
     )
-    peering_lifetime: int = Field(
-        60,
-        ge=2,
-        description="Seconds a replica's peering record lives without a keep-alive: how long a "
-        "standby waits for a crashed active replica before taking over.",
+    lease_name: str = Field("aifactory-operator", description="Name of the leader Lease.")
+    lease_duration: float = Field(
+        15.0, gt=0, description="Seconds a leader's Lease lasts without renewal."
+    )
+    lease_renew_deadline: float = Field(
+        10.0, gt=0, description="Seconds the leader keeps trying to renew before stepping down."
+    )
+    lease_retry_period: float = Field(
+        2.0, gt=0, description="Seconds between Lease acquire/renew attempts."
     )
     pod_name: str | None = Field(
-        None,
-        description="This replica's Pod name (downward API); with peering and no "
-        "peering_priority, a stable priority distinct per Pod is derived from it.",
+        None, description="This replica's Pod name (downward API): its leader identity."
     )
-    standalone: bool = Field(True, description="Run without kopf peering (single replica).")
-
-    @property
-    def effective_peering_priority(self) -> int:
-        """peering_priority, else one derived from pod_name: kopf freezes every replica when
-        two share a priority, so each Pod of a Deployment needs its own."""
-        if self.peering_priority or not self.pod_name:
-            return self.peering_priority
-        digest = hashlib.sha256(self.pod_name.encode()).digest()
-        return 1 + int.from_bytes(digest[:4], "big") % (2**31 - 2)
+    # safety and signal handling
+    pending_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a replica may stay Pending in its member before it is reported "
+        "(Degraded, PodsPending) and re-placed elsewhere.",
+    )
+    signal_tolerance_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a live energy/carbon reading must keep differing from the "
+        "effective value before placement uses it (short spikes move nothing).",
+    )
+    signal_tolerance_readings: int = Field(
+        2, ge=1, description="Readings that must agree on the change before it takes effect."
+    )
+    demand_stabilization_window: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds of live demand readings whose maximum is used (scale up at once, "
+        "down only after the window: the HPA's scaleDown stabilization).",
+    )
+    resync_interval: float = Field(
+        30.0, gt=0, description="Seconds between re-plans of a deployment nothing touched."
+    )
+    batch_window: float = Field(
+        0.05, ge=0, description="Seconds the placement loop waits to batch changes together."
+    )
+    member_qps: float = Field(
+        50.0, ge=0, description="Requests per second to one member cluster (0 = unlimited)."
+    )
+    member_burst: int = Field(100, ge=1, description="Request burst to one member cluster.")
+    executor_threads: int = Field(
+        16, ge=1, le=256, description="Threads applying changes to member clusters."
+    )
+    advisory: bool = Field(
+        False,
+        description="Decide and report every placement (status, Events, metrics) without "
+        "changing member clusters: see what the operator would do before letting it act.",
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds after SIGTERM before the process exits whatever it is waiting on "
+        "(keep below the Pod's terminationGracePeriodSeconds).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorSettings:
         if self.heartbeat_timeout < self.heartbeat_interval:
             raise ValueError("heartbeat_timeout must be at least heartbeat_interval")
+        if self.leader_election and not (
+            self.lease_retry_period < self.lease_renew_deadline < self.lease_duration
+        ):
+            raise ValueError(
+                "lease settings must satisfy lease_retry_period < lease_renew_deadline < "
+                "lease_duration"
+            )
         if (self.webhook_cert_file is None) != (self.webhook_key_file is None):
             raise ValueError("webhook_cert_file and webhook_key_file must be set together")
         return self

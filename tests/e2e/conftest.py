@@ -34,6 +34,10 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         AIFACTORY_REBALANCE_INTERVAL="4",
         AIFACTORY_DISRUPTION_BUDGET="2",
         AIFACTORY_DEMAND_POLL_INTERVAL="2",
+        # soft-signal tolerances scaled down like every other interval of the suite
+        AIFACTORY_SIGNAL_TOLERANCE_SECONDS="4",
+        AIFACTORY_DEMAND_STABILIZATION_WINDOW="4",
+        AIFACTORY_PENDING_TIMEOUT="30",
     )
     op = OperatorProcess(env, fleet.log_dir / "operator-e2e.log")
     op.start()

@@ -202,6 +202,8 @@ class ObjectMeta(BaseModel):
     generation: int | None = None
     uid: str | None = None
     resource_version: str | None = None
+    deletion_timestamp: datetime | None = None
+    finalizers: list[str] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------

@@ -93,6 +93,13 @@ class GpuRequirements(ApiModel):
         default=0, alias="minGpuMemoryGiB", ge=0, description="Minimum memory per GPU in GiB."
     )
 
+    def accepts(self, model: str, memory_gib: float) -> bool:
+        """The one pool-eligibility rule: an accepted model (empty list: any) with enough memory
+        per GPU. The engine applies the same rule vectorised (placement/filters/gpu.py)."""
+        return (not self.gpu_models or model in self.gpu_models) and (
+            memory_gib >= self.min_gpu_memory_gib
+        )
+
 
 class Replicas(ApiModel):
     """Either a range demand scales within, or a fixed count for workloads without demand."""
@@ -397,6 +404,11 @@ class ModulePlacement(StatusModel):
     ready_replicas: int = Field(default=0, ge=0, description="Of those, how many are ready.")
     regions: dict[str, int] = Field(
         default_factory=dict, description="Demand region name -> replicas serving it."
+    )
+    gpus: dict[str, int] | None = Field(
+        default=None,
+        description="GPU model -> GPUs these replicas hold: as the member reports for running "
+        "pods, as the engine chose for pods not scheduled yet.",
     )
 
 

@@ -348,6 +348,28 @@ class EnergyStatus(StatusModel):
     )
 
 
+class EffectiveEnergyStatus(StatusModel):
+    """The energy figures placement uses: the live signal once a change has lasted.
+
+    A feed's reading changes placement only after it has differed from the effective value for
+    the operator's signalToleration (seconds and readings), so a short spike moves nothing.
+    """
+
+    carbon_intensity: float | None = Field(
+        default=None, ge=0, description="gCO2e/kWh placement uses now."
+    )
+    renewable_share: float | None = Field(
+        default=None, ge=0, le=1, description="Renewable share placement uses now, 0..1."
+    )
+    since: datetime | None = Field(default=None, description="When these values took effect.")
+    pending: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="A differing reading not yet in effect and since when, e.g. "
+        "'carbonIntensity 450 since 2026-12-01T10:00:00Z'.",
+    )
+
+
 class AIFactoryModuleStatus(StatusModel):
     """Observed state: reachability, discovered capacity and live energy."""
 
@@ -363,6 +385,11 @@ class AIFactoryModuleStatus(StatusModel):
         default=None, description="Capacity discovered from the module's nodes."
     )
     energy: EnergyStatus | None = Field(default=None, description="Live energy signal.")
+    effective_energy: EffectiveEnergyStatus | None = Field(
+        default=None,
+        description="Energy figures placement uses: status.energy once a change has lasted "
+        "the signal tolerance (spec and schedule values apply at once).",
+    )
     last_heartbeat_time: datetime | None = Field(
         default=None, description="Last time the module's cluster answered."
     )
@@ -402,14 +429,29 @@ class AIFactoryModule(Resource):
         """Declared renewable share: solar + wind + hydro + geothermal."""
         return self.spec.energy.renewable_share()
 
+    def _live(self, field: str) -> float | None:
+        status = self.status
+        if status is None:
+            return None
+        if status.effective_energy is not None:
+            value = getattr(status.effective_energy, field)
+            if value is not None:
+                return float(value)
+        if status.energy is not None:
+            value = getattr(status.energy, field)
+            return None if value is None else float(value)
+        return None
+
     def effective_renewable_share(self) -> float:
-        """Live renewable share when status has one, else the declared one."""
-        live = self.status.energy.renewable_share if self.status and self.status.energy else None
+        """The renewable share placement uses: status.effectiveEnergy, else status.energy,
+        else the declared one."""
+        live = self._live("renewable_share")
         return self.renewable_share() if live is None else live
 
     def effective_carbon_intensity(self) -> float:
-        """Live carbon intensity (gCO2e/kWh) when status has one, else the declared default."""
-        live = self.status.energy.carbon_intensity if self.status and self.status.energy else None
+        """The carbon intensity (gCO2e/kWh) placement uses: status.effectiveEnergy, else
+        status.energy, else the declared default."""
+        live = self._live("carbon_intensity")
         return self.spec.energy.carbon_intensity if live is None else live
 
     def condition(self, type_: str) -> Condition | None:
@@ -437,6 +479,7 @@ __all__ = [
     "AIFactoryModuleSpec",
     "AIFactoryModuleStatus",
     "ClusterTarget",
+    "EffectiveEnergyStatus",
     "EnergyScheduleEntry",
     "EnergySource",
     "EnergyStatus",

@@ -1,39 +1,66 @@
-"""Everything that talks to member clusters: clients, capacity discovery, workload apply.
+"""Everything that talks to member clusters: clients, informers, capacity, workload apply.
 
-The rest of the operator never builds a member client itself; keeping it here means one place
-decides timeouts, credentials handling and what the operator owns in a member cluster.
+The rest of the operator never builds a cluster client itself; keeping it here means one place
+decides timeouts, rate limits, credentials handling, what the operator owns in a member
+cluster, and how every failure is reported (`ClusterError`).
 """
 
-from .connect import HUB_CLUSTER, ClusterAccessError, MemberClients, MemberTarget
-from .discovery import PoolObservation, observe_capacity
+from .connect import HUB_CLUSTER, MemberClients, MemberTarget, secret_key
+from .errors import ClusterAccessError, ClusterError, classify
+from .informer import Informer, InformerState
+from .observe import (
+    ClusterObserver,
+    ClusterView,
+    MemberReplicas,
+    ModuleObservation,
+    NodeInfo,
+    PodInfo,
+    PoolUse,
+    WorkloadInfo,
+    member_replicas,
+    observe_module,
+)
+from .rest import ClusterClient, Limits, TokenBucket
 from .workload import (
     FIELD_MANAGER,
-    MemberWorkload,
     apply,
-    apply_module,
-    delete_module,
     delete_named,
-    list_owned,
+    ensure_namespace,
     member_object_name,
     owner_selector,
     render,
+    scale,
 )
 
 __all__ = [
     "FIELD_MANAGER",
     "HUB_CLUSTER",
     "ClusterAccessError",
+    "ClusterClient",
+    "ClusterError",
+    "ClusterObserver",
+    "ClusterView",
+    "Informer",
+    "InformerState",
+    "Limits",
     "MemberClients",
+    "MemberReplicas",
     "MemberTarget",
-    "MemberWorkload",
-    "PoolObservation",
+    "ModuleObservation",
+    "NodeInfo",
+    "PodInfo",
+    "PoolUse",
+    "TokenBucket",
+    "WorkloadInfo",
     "apply",
-    "apply_module",
-    "delete_module",
+    "classify",
     "delete_named",
-    "list_owned",
+    "ensure_namespace",
     "member_object_name",
-    "observe_capacity",
+    "member_replicas",
+    "observe_module",
     "owner_selector",
     "render",
+    "scale",
+    "secret_key",
 ]

@@ -1,181 +1,260 @@
-"""AIFactoryModule: heartbeat the module's cluster and report what it can run.
+"""AIFactoryModule status: reachability, readiness, capacity, energy. Pure.
 
-Reachable says whether the last attempt to talk to the cluster worked; Ready says whether the
-module can take workloads, and only turns False once no heartbeat succeeded for
-heartbeatTimeout, so a blip does not move replicas. Capacity is observed from the nodes.
+Reachable says whether the module's cluster answered its last probe; Ready says whether the
+module can take workloads and only turns False once no heartbeat succeeded for
+heartbeatTimeout, so a blip does not move replicas (and replicas stay tolerationSeconds more
+after that, see `fleet.module_use`). Capacity is what the module's usable nodes offer and what
+every pod bound to them requests (`clusters.observe`).
+
+Energy: the operator owns `status.energy` while its source is the spec or the schedule (their
+values apply at once); an external feed owns it otherwise, and its readings become effective
+(`status.effectiveEnergy`, what placement uses) only once a change has lasted the signal
+tolerance (`signals.smoothing`).
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-import urllib3
-from kubernetes.client.exceptions import ApiException
-
-from aifactory import metrics
 from aifactory.api import (
     AIFactoryModule,
     Condition,
     ConditionStatus,
+    EffectiveEnergyStatus,
     GpuPoolStatus,
     ModuleCapacityStatus,
     set_condition,
 )
-from aifactory.clusters import ClusterAccessError, observe_capacity
+from aifactory.clusters import ModuleObservation
 from aifactory.signals.energy import declared_energy, operator_owns_energy
-
-from .runtime import GROUP, MODULES, SETTINGS, VERSION, runtime
-
-log = logging.getLogger(__name__)
+from aifactory.signals.smoothing import Smoothed, smooth
 
 REASON_HEARTBEAT_OK = "HeartbeatSucceeded"
 REASON_UNREACHABLE = "ClusterUnreachable"
-REASON_API_ERROR = "ClusterAPIError"
 REASON_READY = "GpusAvailable"
 REASON_NO_GPUS = "NoGpuNodes"
 REASON_HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 REASON_NEVER_SEEN = "NoHeartbeatYet"
 
 
-def _iso(t: datetime) -> str:
+def iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def heartbeat_status(module: AIFactoryModule, now: datetime) -> dict[str, Any]:
-    """Talk to the module's cluster once and return the status to write (never raises for
-    cluster trouble: that is what the conditions are for)."""
-    status = module.status
-    conditions = list(status.conditions) if status else []
-    last_heartbeat = status.last_heartbeat_time if status else None
-    out: dict[str, Any] = {"observedGeneration": module.metadata.generation}
-    try:
-        target = runtime().members.target(module)
-        pools = observe_capacity(target)
-    except ClusterAccessError as exc:
-        reachable = Condition(
-            type="Reachable", status=ConditionStatus.FALSE, reason=exc.reason, message=exc.message
-        )
-        pools = None
-    except ApiException as exc:
-        reachable = Condition(
-            type="Reachable",
-            status=ConditionStatus.FALSE,
-            reason=REASON_API_ERROR,
-            message=f"cluster answered HTTP {exc.status} {exc.reason or ''}".strip(),
-        )
-        pools = None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reachable = Condition(
-            type="Reachable",
-            status=ConditionStatus.FALSE,
-            reason=REASON_UNREACHABLE,
-            message=f"cluster did not answer ({type(exc).__name__})",
-        )
-        pools = None
-    else:
-        reachable = Condition(
-            type="Reachable",
-            status=ConditionStatus.TRUE,
-            reason=REASON_HEARTBEAT_OK,
-            message="cluster answered",
-        )
-        last_heartbeat = now
-        out["lastHeartbeatTime"] = _iso(now)
-    conditions = set_condition(conditions, reachable, now=now)
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The module's cluster as the monitor found it this round."""
 
-    if pools is not None:
-        capacity = ModuleCapacityStatus(
-            gpus=[
-                GpuPoolStatus(
-                    model=p.model, gpus_allocatable=p.allocatable, gpus_allocated=p.allocated
-                )
-                for p in pools
-            ]
-        )
-        out["capacity"] = capacity.model_dump(by_alias=True, mode="json")
-        total = sum(p.allocatable for p in pools)
-        out["gpusTotal"] = total
-        out["gpusFree"] = max(0, total - sum(p.allocated for p in pools))
-        ready_nodes = sum(p.ready_nodes for p in pools)
-        if ready_nodes:
+    #: The cluster answered (and its kubeconfig, if any, is usable).
+    reachable: bool
+    #: CamelCase reason and message when it did not.
+    reason: str = REASON_HEARTBEAT_OK
+    message: str = "cluster answered"
+    #: Capacity from the cluster's caches (None: never listed).
+    observation: ModuleObservation | None = None
+    #: When the cluster last answered (in memory; status.lastHeartbeatTime after a restart).
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSettings:
+    heartbeat_timeout: float = 30.0
+    tolerance_s: float = 60.0
+    min_readings: int = 2
+
+
+@dataclass(frozen=True)
+class ModuleOutcome:
+    """The status fields to write (only what changed), and the smoothing state to keep."""
+
+    patch: dict[str, Any]
+    smoothing: Mapping[str, Smoothed] = field(default_factory=dict)
+    ready: bool = False
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def module_status(
+    module: AIFactoryModule,
+    probe: Probe,
+    smoothing: Mapping[str, Smoothed],
+    now: datetime,
+    settings: SignalSettings,
+) -> ModuleOutcome:
+    """The module's status from one probe (pure); `patch` is empty when nothing changed."""
+    status = module.status
+    gen = module.metadata.generation
+    conditions = list(status.conditions) if status else []
+    previous_heartbeat = status.last_heartbeat_time if status else None
+    last_seen = max(
+        (t for t in (probe.last_seen, previous_heartbeat) if t is not None), default=None
+    )
+    reachable = Condition(
+        type="Reachable",
+        status=ConditionStatus.TRUE if probe.reachable else ConditionStatus.FALSE,
+        reason=probe.reason if not probe.reachable else REASON_HEARTBEAT_OK,
+        message=probe.message if not probe.reachable else "cluster answered",
+        observed_generation=gen,
+    )
+    conditions = set_condition(conditions, reachable, now=now)
+    out: dict[str, Any] = {}
+    obs = probe.observation
+    if probe.reachable and obs is not None:
+        total = sum(p.allocatable for p in obs.pools.values())
+        usable_nodes = obs.usable_nodes
+        if usable_nodes:
             ready = Condition(
                 type="Ready",
                 status=ConditionStatus.TRUE,
                 reason=REASON_READY,
-                message=f"{total} GPUs on {ready_nodes} ready nodes",
+                message=f"{total} GPUs on {usable_nodes} usable nodes",
+                observed_generation=gen,
             )
         else:
             ready = Condition(
                 type="Ready",
                 status=ConditionStatus.FALSE,
                 reason=REASON_NO_GPUS,
-                message="no ready node with nvidia.com/gpu allocatable",
+                message="no Ready, schedulable, untainted node with nvidia.com/gpu allocatable",
+                observed_generation=gen,
             )
-        for p in pools:
-            metrics.FLEET_GPUS.labels(module.name, "allocatable").set(p.allocatable)
-            metrics.FLEET_GPUS.labels(module.name, "allocated").set(p.allocated)
-    elif last_heartbeat is None:
+    elif last_seen is None:
         ready = Condition(
             type="Ready",
             status=ConditionStatus.FALSE,
             reason=REASON_NEVER_SEEN,
             message=f"no successful heartbeat yet: {reachable.message}",
+            observed_generation=gen,
         )
-    elif (now - last_heartbeat).total_seconds() >= SETTINGS.heartbeat_timeout:
+    elif (now - last_seen).total_seconds() >= settings.heartbeat_timeout:
         ready = Condition(
             type="Ready",
             status=ConditionStatus.FALSE,
             reason=REASON_HEARTBEAT_TIMEOUT,
-            message=f"no heartbeat since {_iso(last_heartbeat)}: {reachable.message}",
+            message=f"no heartbeat since {iso(last_seen)}: {reachable.message}",
+            observed_generation=gen,
         )
-    else:  # within the timeout: keep what Ready said
+    else:  # within the timeout (or reachable but not listed yet): keep what Ready said
         previous = module.condition("Ready")
-        ready = previous or Condition(
-            type="Ready",
-            status=ConditionStatus.UNKNOWN,
-            reason=REASON_UNREACHABLE,
-            message=reachable.message,
+        ready = (
+            previous.model_copy(update={"observed_generation": gen})
+            if previous is not None
+            else Condition(
+                type="Ready",
+                status=ConditionStatus.UNKNOWN,
+                reason=REASON_UNREACHABLE,
+                message=reachable.message,
+                observed_generation=gen,
+            )
         )
     conditions = set_condition(conditions, ready, now=now)
+    conditions = [c.model_copy(update={"observed_generation": gen}) for c in conditions]
+    if [_dump(c) for c in conditions] != [_dump(c) for c in (status.conditions if status else [])]:
+        out["conditions"] = [_dump(c) for c in conditions]
+    if status is None or status.observed_generation != gen:
+        out["observedGeneration"] = gen
+    if probe.reachable and (
+        previous_heartbeat is None
+        or (now - previous_heartbeat).total_seconds() >= settings.heartbeat_timeout / 3
+    ):
+        out["lastHeartbeatTime"] = iso(now)
+    if obs is not None:
+        capacity = ModuleCapacityStatus(
+            gpus=[
+                GpuPoolStatus(
+                    model=p.model, gpus_allocatable=p.allocatable, gpus_allocated=p.requested
+                )
+                for p in obs.pools.values()
+            ]
+        )
+        if status is None or status.capacity != capacity:
+            out["capacity"] = _dump(capacity)
+        total = sum(p.allocatable for p in obs.pools.values())
+        free = sum(max(0, p.allocatable - p.requested) for p in obs.pools.values())
+        if status is None or (status.gpus_total, status.gpus_free) != (total, free):
+            out["gpusTotal"] = total
+            out["gpusFree"] = free
+
+    # energy: raw (status.energy) and effective (status.effectiveEnergy)
     energy = status.energy if status else None
+    new_smoothing = dict(smoothing)
     if operator_owns_energy(energy):
-        # the schedule (per local hour) or the spec; an external feed owns status.energy once
-        # it writes it. Written only on a change, so a heartbeat never races a feed's patch.
         reading = declared_energy(module, now)
         if energy is None or (energy.carbon_intensity, energy.renewable_share, energy.source) != (
             reading.carbon_intensity,
             reading.renewable_share,
             reading.source,
         ):
-            out["energy"] = reading.to_status(now).model_dump(
-                by_alias=True, mode="json", exclude_none=True
-            )
-    metrics.MODULE_READY.labels(module.name).set(1 if ready.status is ConditionStatus.TRUE else 0)
-    out["conditions"] = [
-        c.model_copy(update={"observed_generation": module.metadata.generation}).model_dump(
-            by_alias=True, mode="json", exclude_none=True
+            out["energy"] = _dump(reading.to_status(now))
+        carbon, renewable = reading.carbon_intensity, reading.renewable_share
+        new_smoothing = {
+            "carbonIntensity": Smoothed(carbon, now),
+            "renewableShare": Smoothed(renewable, now),
+        }
+        effective = EffectiveEnergyStatus(
+            carbon_intensity=carbon,
+            renewable_share=renewable,
+            since=(
+                status.effective_energy.since
+                if status
+                and status.effective_energy
+                and status.effective_energy.carbon_intensity == carbon
+                and status.effective_energy.renewable_share == renewable
+                else now
+            ),
         )
-        for c in conditions
-    ]
-    return out
-
-
-def _reconcile(body: kopf.Body, patch: kopf.Patch) -> None:
-    with metrics.observe("module"):
-        module = AIFactoryModule.from_manifest(body)
-        patch.status.update(heartbeat_status(module, datetime.now(UTC)))
-
-
-@kopf.on.resume(GROUP, VERSION, MODULES)
-@kopf.on.create(GROUP, VERSION, MODULES)
-@kopf.on.update(GROUP, VERSION, MODULES, field="spec")
-def module_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(body, patch)
-
-
-@kopf.timer(GROUP, VERSION, MODULES, interval=SETTINGS.heartbeat_interval)
-def module_heartbeat(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(body, patch)
+    else:
+        assert energy is not None
+        prev_eff = status.effective_energy if status else None
+        fields = {
+            "carbonIntensity": (
+                energy.carbon_intensity,
+                prev_eff.carbon_intensity if prev_eff else None,
+                module.spec.energy.carbon_intensity,
+            ),
+            "renewableShare": (
+                energy.renewable_share,
+                prev_eff.renewable_share if prev_eff else None,
+                module.renewable_share(),
+            ),
+        }
+        pending: list[str] = []
+        values: dict[str, float] = {}
+        since = prev_eff.since if prev_eff and prev_eff.since else now
+        for name, (raw, eff, declared) in fields.items():
+            state = new_smoothing.get(name)
+            if state is None:
+                start = eff if eff is not None else (raw if raw is not None else declared)
+                state = Smoothed(float(start), since)
+            if raw is not None:
+                state = smooth(
+                    state,
+                    float(raw),
+                    now,
+                    tolerance_s=settings.tolerance_s,
+                    min_readings=settings.min_readings,
+                )
+            new_smoothing[name] = state
+            values[name] = state.effective
+            note = state.describe_pending(name)
+            if note:
+                pending.append(note)
+        latest = max(s.since for s in new_smoothing.values())
+        effective = EffectiveEnergyStatus(
+            carbon_intensity=values["carbonIntensity"],
+            renewable_share=values["renewableShare"],
+            since=latest,
+            pending="; ".join(pending) or None,
+        )
+    if status is None or status.effective_energy != effective:
+        out["effectiveEnergy"] = _dump(effective)
+    return ModuleOutcome(
+        patch=out,
+        smoothing=new_smoothing,
+        ready=ready.status is ConditionStatus.TRUE,
+    )

@@ -7,12 +7,9 @@ policy with violations means a module changed under running replicas (they are b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import kopf
-
-from aifactory import metrics
 from aifactory.api import (
     Condition,
     ConditionStatus,
@@ -24,13 +21,21 @@ from aifactory.placement import FleetState, policy_selects
 from aifactory.placement.compliance import module_violations
 from aifactory.placement.from_api import module_view, policy_view, workload_view
 
-from .runtime import GROUP, POLICIES, SETTINGS, VERSION
-from .world import World, from_kwargs
+from .fleet import HubSnapshot
 
 
-def policy_status(policy: SovereigntyPolicy, world: World, now: datetime) -> dict[str, Any]:
+def policy_status(
+    policy: SovereigntyPolicy,
+    world: HubSnapshot,
+    now: datetime,
+    fleet: FleetState | None = None,
+) -> dict[str, Any]:
+    """The policy's status (pure): bound deployments, violations, Ready and Compliant.
+
+    Pass `fleet` to share one FleetState across every policy of a round.
+    """
     view = policy_view(policy)
-    fleet = FleetState([module_view(m) for m in world.modules])
+    fleet = fleet or FleetState([module_view(m) for m in world.modules])
     bound: list[str] = []
     violations: list[PolicyViolation] = []
     for d in world.deployments:
@@ -81,14 +86,3 @@ def policy_status(policy: SovereigntyPolicy, world: World, now: datetime) -> dic
             c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions
         ],
     }
-
-
-@kopf.on.resume(GROUP, VERSION, POLICIES)
-@kopf.on.create(GROUP, VERSION, POLICIES)
-@kopf.on.update(GROUP, VERSION, POLICIES, field="spec")
-@kopf.timer(GROUP, VERSION, POLICIES, interval=SETTINGS.status_interval)
-def policy_refresh(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-    with metrics.observe("sovereigntypolicy"):
-        policy = SovereigntyPolicy.from_manifest(body)
-        world = from_kwargs(kwargs)
-        patch.status.update(policy_status(policy, world, datetime.now(UTC)))

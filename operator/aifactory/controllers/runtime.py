@@ -1,71 +1,244 @@
-"""Process-wide state of the operator: settings, clients, and decisions not yet visible in status.
+"""The operator's process state, typed, kept in kopf's memo (no module-level singletons).
 
-kopf writes a handler's status patch only after the handler returns, so two deployments placed
-back to back would not see each other's GPUs in status yet. The engine therefore reads
-reservations from here first: the latest placement this process decided per deployment.
+Everything that outlives one placement cycle lives here: clients, caches, the work queue, and
+what this process decided but may not have written yet. Fields touched by more than one thread
+are guarded by `lock` (or are thread-safe types); the placement loop is the only writer of
+the planning state (`decided`, `blocked`, `adopted`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections import defaultdict
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
+from aifactory.api import InferenceDeploymentStatus
+from aifactory.clusters import ClusterClient, MemberClients
+from aifactory.placement import Decision
+from aifactory.settings import OperatorSettings
+from aifactory.signals.smoothing import Smoothed
 
-from aifactory.api import ModulePlacement
-from aifactory.clusters import MemberClients
-from aifactory.settings import OperatorSettings, load_settings
+from .events import EventRecorder
+from .executor import MemberExecutor
+from .fleet import HubSnapshot, Invalid
+from .leader import LeaderElector
+from .planner import ModuleUse
+from .writer import HubWriter
 
 GROUP = "aifactory.dev"
 VERSION = "v1alpha1"
 MODULES = "aifactorymodules"
 DEPLOYMENTS = "inferencedeployments"
 POLICIES = "sovereigntypolicies"
+FINALIZER = f"{GROUP}/cleanup-member-objects"
+
+
+@dataclass(frozen=True)
+class DemandState:
+    """Live demand of one deployment: readings in the stabilization window, the last good one,
+    and the DemandSignal condition's facts. Immutable: the poller replaces it whole, so the
+    planner thread never sees half an update."""
+
+    history: tuple[tuple[datetime, Mapping[str, float]], ...] = ()
+    effective: dict[str, float] | None = None
+    read_at: datetime | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """One fleet-wide solve of the rebalancer."""
+
+    made_at: datetime
+    decisions: Mapping[str, Decision]
+    started_from: Mapping[str, tuple[tuple[str, str, int], ...]]
+    solver: str = ""
+    cost: float = 0.0
+    lower_bound: float | None = None
 
 
 @dataclass
 class Runtime:
     settings: OperatorSettings
-    hub: ApiClient
+    hub: ClusterClient
     members: MemberClients
-    #: one placement decision at a time, so concurrent deployments never share free GPUs
-    placement_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: "ns/name" -> placements this process decided last (ahead of what status shows)
-    reservations: dict[str, list[ModulePlacement]] = field(default_factory=dict)
-    #: the rebalancer's latest fleet-wide plan, and which plan each deployment last acted on
-    plan: Any = None
-    adopted: dict[str, Any] = field(default_factory=dict)
-    #: last good live-demand reading per deployment
-    demand: dict[str, Any] = field(default_factory=dict)
-    _object_locks: defaultdict[str, threading.Lock] = field(
-        default_factory=lambda: defaultdict(threading.Lock)
-    )
+    executor: MemberExecutor
+    recorder: EventRecorder
+    writer: HubWriter
+    elector: LeaderElector | None = None
+    #: kopf indexes by name, read only on the event loop
+    indexes: dict[str, Any] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None
+    warm: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _dirty: set[str] = field(default_factory=set)
+    _wake: asyncio.Event | None = None
+    #: ref -> when its current spec was first seen (placement latency metric)
+    spec_seen: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+    #: ref -> (generation, deleting, finalizers, labels) last seen, to skip our own writes
+    seen_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # --- planning state (placement loop only) ---------------------------------------------
+    decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
+    decided_uid: dict[str, str | None] = field(default_factory=dict)
+    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    adopted: dict[str, datetime] = field(default_factory=dict)
+    next_plan: dict[str, float] = field(default_factory=dict)
+    unsettled: set[str] = field(default_factory=set)
+    fleet_plan: FleetPlan | None = None
+    deleting_since: dict[str, float] = field(default_factory=dict)
+    # --- signals -----------------------------------------------------------------------------
+    demand: dict[str, DemandState] = field(default_factory=dict)
+    smoothing: dict[str, dict[str, Smoothed]] = field(default_factory=dict)
+    module_uses: dict[str, ModuleUse] = field(default_factory=dict)
+    module_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    invalid: dict[str, Invalid] = field(default_factory=dict)
+    #: key -> last status/metadata body written successfully (skip no-op writes)
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def object_lock(self, key: str) -> threading.Lock:
-        """Serialises the change handlers and timers of one object."""
-        with self.placement_lock:
-            return self._object_locks[key]
+    # ------------------------------------------------------------------------- leadership
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    @property
+    def active(self) -> bool:
+        """Plans and writes: leader, warm caches, not stopping."""
+        return self.is_leader and self.warm.is_set() and not self.stopping.is_set()
+
+    # ------------------------------------------------------------------------- work queue
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._wake = asyncio.Event()
+
+    def mark(self, refs: Iterable[str]) -> None:
+        """Queue deployments for the next cycle (thread-safe; wakes the loop)."""
+        added = False
+        with self.lock:
+            for ref in refs:
+                if ref and ref not in self._dirty:
+                    self._dirty.add(ref)
+                    added = True
+        if added and self.loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed while shutting down
+                self.loop.call_soon_threadsafe(self._wake.set)
+
+    def take_dirty(self) -> set[str]:
+        with self.lock:
+            out, self._dirty = self._dirty, set()
+        return out
+
+    def queue_depth(self) -> int:
+        with self.lock:
+            return len(self._dirty)
+
+    async def wait_work(self, timeout: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    def due(self, refs: Iterable[str], now: float) -> set[str]:
+        """Deployments whose periodic re-plan is due (unsettled ones sooner)."""
+        return {r for r in refs if self.next_plan.get(r, 0.0) <= now}
+
+    def schedule(self, ref: str, settled: bool) -> None:
+        s = self.settings
+        delay = s.resync_interval if settled else s.status_interval
+        self.next_plan[ref] = time.monotonic() + delay
+        if settled:
+            self.unsettled.discard(ref)
+        else:
+            self.unsettled.add(ref)
+
+    def forget(self, ref: str) -> None:
+        for d in (
+            self.decided,
+            self.decided_uid,
+            self.blocked,
+            self.adopted,
+            self.next_plan,
+            self.demand,
+            self.spec_seen,
+            self.seen_keys,
+            self.deleting_since,
+        ):
+            d.pop(ref, None)  # type: ignore[attr-defined]
+        self.unsettled.discard(ref)
+        self.executor.forget(ref)
+
+    # ------------------------------------------------------------------------- snapshot
+    def snapshot(self) -> HubSnapshot:
+        """The hub objects from kopf's indexes. Call on the event loop only (kopf changes
+        the indexes there; reading them from another thread is what broke before)."""
+        if self.loop is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            assert running is self.loop, "snapshot() must run on the operator's event loop"
+
+        def values(name: str) -> list[Any]:
+            index = self.indexes.get(name)
+            if index is None:
+                return []
+            out = []
+            for key in list(index):
+                for value in index[key]:
+                    out.append(value)
+                    break
+            return out
+
+        from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+
+        modules: list[AIFactoryModule] = []
+        policies: list[SovereigntyPolicy] = []
+        deployments: list[InferenceDeployment] = []
+        invalid: list[Any] = []
+        for v in values("module_index"):
+            (modules if isinstance(v, AIFactoryModule) else invalid).append(v)
+        for v in values("policy_index"):
+            (policies if isinstance(v, SovereigntyPolicy) else invalid).append(v)
+        for v in values("deployment_index"):
+            (deployments if isinstance(v, InferenceDeployment) else invalid).append(v)
+        labels = {}
+        index = self.indexes.get("namespace_index")
+        if index is not None:
+            for key in list(index):
+                for value in index[key]:
+                    labels[key] = value
+                    break
+        classes = {}
+        index = self.indexes.get("priority_class_index")
+        if index is not None:
+            for key in list(index):
+                for value in index[key]:
+                    classes[key] = value
+                    break
+        return HubSnapshot(
+            modules=tuple(sorted(modules, key=lambda m: m.name)),
+            policies=tuple(sorted(policies, key=lambda p: p.name)),
+            deployments=tuple(sorted(deployments, key=lambda d: d.ref)),
+            namespace_labels=labels,
+            invalid=tuple(i for i in invalid if isinstance(i, Invalid)),
+            priority_classes=classes,
+        )
 
 
-_RUNTIME: Runtime | None = None
-SETTINGS: OperatorSettings = load_settings()
-
-
-def hub_client() -> ApiClient:
-    """The hub's API client: in-cluster credentials when running in a Pod, else kubeconfig."""
-    try:
-        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return ApiClient()
-
-
-def runtime() -> Runtime:
-    global _RUNTIME
-    if _RUNTIME is None:
-        hub = hub_client()
-        _RUNTIME = Runtime(settings=SETTINGS, hub=hub, members=MemberClients(hub))
-    return _RUNTIME
+__all__ = [
+    "DEPLOYMENTS",
+    "FINALIZER",
+    "GROUP",
+    "MODULES",
+    "POLICIES",
+    "VERSION",
+    "DemandState",
+    "FleetPlan",
+    "Runtime",
+]

@@ -1,23 +1,42 @@
-"""Operator start-up: kopf settings, metrics server, admission webhook server.
+"""Operator start-up: kopf settings, the Runtime, the admission webhook server and config.
 
-All kopf configuration lives here, in one `on.startup` handler, as the kopf docs recommend.
+All kopf configuration happens in one place, the startup step `runtime_factory` returns (run
+from kopf's `on.startup` handler, as the kopf docs recommend).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import logging
+import os
+import socket
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
 
-from .runtime import GROUP, SETTINGS, runtime
+from aifactory import metrics
+from aifactory.clusters import HUB_CLUSTER, ClusterClient, Limits, MemberClients
+from aifactory.serving import Endpoints
+from aifactory.settings import OperatorSettings
+
+from .admission import webhook_configuration
+from .events import EventRecorder
+from .executor import MemberExecutor
+from .leader import LeaderElector
+from .runtime import GROUP, Runtime
+from .writer import HubWriter
 
 log = logging.getLogger(__name__)
+
+
+_LAST_CERT: list[Path | None] = [None]
 
 
 def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
@@ -47,6 +66,7 @@ def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    _LAST_CERT[0] = cert_path
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -59,40 +79,166 @@ def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    s = SETTINGS
-    runtime()  # fail fast on hub credentials
-    # progress and diff-base in annotations: our CRD status schema is strict, kopf's own
-    # status fields would be pruned
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{GROUP}/cleanup-member-objects"
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.peering.priority = s.effective_peering_priority
-    settings.peering.lifetime = s.peering_lifetime
-    settings.peering.standalone = s.standalone
-    settings.peering.name = "aifactory-operator"
-    settings.peering.clusterwide = True
-    if s.metrics_port:
-        start_http_server(s.metrics_port)
-        log.info("metrics on :%d/metrics", s.metrics_port)
-    if s.webhook_enabled:
-        cert, key = s.webhook_cert_file, s.webhook_key_file
-        if cert is None or key is None:
-            cert, key = self_signed(
-                s.webhook_host, Path(tempfile.mkdtemp(prefix="aifactory-webhook-"))
-            )
-        settings.admission.server = kopf.WebhookServer(
-            addr=s.webhook_listen,
-            port=s.webhook_port,
-            host=s.webhook_host,
-            certfile=str(cert),
-            pkeyfile=str(key),
-            cafile=str(s.webhook_ca_file or cert),
+def hub_api_client() -> ApiClient:
+    """The hub's API client: in-cluster credentials when running in a Pod, else kubeconfig."""
+    try:
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    cfg = Configuration.get_default_copy()
+    cfg.retries = 0
+    return ApiClient(cfg)
+
+
+def _count_request(cluster: str, verb: str, status: int | None) -> None:
+    metrics.MEMBER_REQUESTS.labels(cluster, verb, str(status or 0)).inc()
+
+
+class Endless:
+    """kopf's API retry backoffs, endless: an apiserver outage of any length is waited out,
+    never escalated into a handler or watcher giving up for good."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1, 1, 2, 3, 5, 8)
+        while True:
+            yield 10
+
+
+def runtime_factory(
+    s: OperatorSettings, endpoints: Endpoints | None = None
+) -> Callable[[kopf.OperatorSettings, dict[str, Any]], Runtime]:
+    """The startup step that configures kopf and builds the Runtime (called by kopf)."""
+
+    def make(settings: kopf.OperatorSettings, kwargs: dict[str, Any]) -> Runtime:
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.networking.error_backoffs = Endless()
+        settings.peering.standalone = True  # leader election is ours (Lease), see leader.py
+        settings.process.ultimate_exiting_timeout = s.shutdown_grace_seconds
+        if s.webhook_enabled:
+            settings.admission.server = webhook_server(s)
+        hub = ClusterClient(
+            hub_api_client(),
+            HUB_CLUSTER,
+            Limits(qps=max(100.0, s.member_qps * 2), burst=max(200, s.member_burst * 2)),
+            on_request=_count_request,
         )
-        if s.webhook_managed:  # else the Helm chart renders the configuration
-            settings.admission.managed = f"validating.{GROUP}"
+        rt: Runtime
+
+        def changed(cluster: str, kind: str, owner: str) -> None:
+            if owner:
+                rt.mark([owner])
+            elif kind == "nodes":
+                rt.mark(
+                    ref
+                    for ref, st in list(rt.decided.items())
+                    if st.unsatisfied is not None and st.unsatisfied.replicas > 0
+                )
+
+        members = MemberClients(
+            hub,
+            limits=Limits(qps=s.member_qps, burst=s.member_burst),
+            on_change=changed,
+            on_request=_count_request,
+        )
+        executor = MemberExecutor(on_done=lambda ref: rt.mark([ref]), advisory=s.advisory)
+        recorder = EventRecorder(hub, host=s.pod_name or "")
+
+        def written(key: str, ok: bool, body: dict[str, Any]) -> None:
+            if ok and "#" not in key:
+                rt.written[key] = {"status": body.get("status")}
+            elif not ok and "#" not in key:
+                rt.written.pop(key, None)
+            if "#finalizer" in key:
+                rt.mark([key.split("#", 1)[0]])
+
+        writer = HubWriter(hub, on_done=written)
+        elector = None
+        if s.leader_election:
+            identity = s.pod_name or f"{socket.gethostname()}-{os.getpid()}"
+            elector = LeaderElector(
+                hub,
+                namespace=s.namespace,
+                name=s.lease_name,
+                identity=identity,
+                lease_duration=s.lease_duration,
+                renew_deadline=s.lease_renew_deadline,
+                retry_period=s.lease_retry_period,
+                on_change=lambda leader: _leadership(rt, leader),
+            )
+        rt = Runtime(
+            settings=s,
+            hub=hub,
+            members=members,
+            executor=executor,
+            recorder=recorder,
+            writer=writer,
+            elector=elector,
+            indexes={k: v for k, v in kwargs.items() if k.endswith("_index")},
+        )
+        members.start()
+        recorder.start()
+        writer.start()
+        if elector is not None:
+            elector.start()
+        else:
+            metrics.IS_LEADER.set(1)
+        if s.webhook_enabled and s.webhook_managed:
+            _manage_webhook(hub, s)
+        if endpoints is not None:
+            endpoints.ready = rt.warm.is_set
+        return rt
+
+    return make
+
+
+def _leadership(rt: Runtime, leader: bool) -> None:
+    metrics.IS_LEADER.set(1 if leader else 0)
+    if leader:  # a new leader re-plans everything it knows about
+        rt.mark(list(rt.decided))
+
+
+def webhook_server(s: OperatorSettings) -> kopf.WebhookServer:
+    cert, key = s.webhook_cert_file, s.webhook_key_file
+    if cert is None or key is None:
+        cert, key = self_signed(s.webhook_host, Path(tempfile.mkdtemp(prefix="aifactory-webhook-")))
+    return kopf.WebhookServer(
+        addr=s.webhook_listen,
+        port=s.webhook_port,
+        host=s.webhook_host,
+        certfile=str(cert),
+        pkeyfile=str(key),
+        cafile=str(s.webhook_ca_file or cert),
+    )
+
+
+WEBHOOK_CONFIGURATION = f"validating.{GROUP}"
+
+
+def _manage_webhook(hub: ClusterClient, s: OperatorSettings) -> None:
+    """Apply our ValidatingWebhookConfiguration (the local fleet; the chart renders it)."""
+    ca = Path(str(s.webhook_ca_file or s.webhook_cert_file or _LAST_CERT[0])).read_bytes()
+    config = webhook_configuration(
+        WEBHOOK_CONFIGURATION,
+        {
+            "url": f"https://{s.webhook_host}:{s.webhook_port}",
+            "caBundle": base64.b64encode(ca).decode(),
+        },
+        timeout_seconds=s.webhook_timeout_seconds,
+        failure_policy=s.webhook_failure_policy,
+    )
+    hub.apply(
+        f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{config['metadata']['name']}",
+        config,
+        "aifactory-operator",
+        what="apply ValidatingWebhookConfiguration",
+    )
+
+
+def remove_managed_webhook(hub: ClusterClient) -> None:
+    """Remove our managed configuration when the operator stops (a stopped local operator must
+    not leave the hub refusing InferenceDeployment writes)."""
+    hub.delete(
+        f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{WEBHOOK_CONFIGURATION}",
+        what="delete ValidatingWebhookConfiguration",
+    )

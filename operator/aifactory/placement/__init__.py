@@ -8,7 +8,7 @@ No Kubernetes I/O happens here. The operator and `aifactoryctl place` both call 
 
 from __future__ import annotations
 
-from aifactory.placement.assignment import place_one, place_sequential
+from aifactory.placement.assignment import place_against, place_one, place_sequential
 from aifactory.placement.binding import Binding, bind, policy_selects
 from aifactory.placement.framework import Code, Status
 from aifactory.placement.model import (
@@ -48,6 +48,7 @@ __all__ = [
     "WorkloadView",
     "bind",
     "lower_bound",
+    "place_against",
     "place_fleet",
     "place_one",
     "place_sequential",

@@ -18,6 +18,7 @@ current-placement checks are shared with the fleet-wide optimiser.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -263,18 +264,22 @@ def take_pools(
     alloc: Alloc,
     pool_free: IntArray,
     power_free_w: FloatArray,
+    prefer: Mapping[int, Mapping[str, int]] | None = None,
 ) -> tuple[Alloc, PoolParts]:
     """Reserve the GPUs and power of an allocation, pool by pool, in the given free arrays.
 
-    Replicas that no longer fit (only possible if the caller's capacity was stale) are dropped
-    from the allocation and so count as unplaced: never oversubscribe.
+    `prefer` (module index -> GPU model -> replicas) accounts replicas that already run on the
+    pools they run on. Replicas that no longer fit (only possible if the caller's capacity was
+    stale) are dropped from the allocation and so count as unplaced: never oversubscribe.
     """
     per_module = _module_counts(alloc)
     parts: PoolParts = {}
     out: Alloc = dict(alloc)
     g = ws.workload.gpus_per_replica
     for m, k in sorted(per_module.items()):
-        got = fleet.fit_pools(m, ws.eligible_pool, g, pool_free, power_free_w, k)
+        got = fleet.fit_pools(
+            m, ws.eligible_pool, g, pool_free, power_free_w, k, (prefer or {}).get(m)
+        )
         fitted = sum(n for _, n in got)
         fleet.consume(got, g, pool_free, power_free_w)
         parts[m] = got
@@ -371,21 +376,148 @@ def hysteresis(
     return True, f"kept: a new placement would lower cost by {gain:.1f}% < {h:.0%}"
 
 
+def running_pools(fleet: FleetState, ws: WorkloadState) -> dict[int, Mapping[str, int]]:
+    """Module index -> GPU model -> replicas of the running placement, where the member said."""
+    out: dict[int, Mapping[str, int]] = {}
+    for a in ws.workload.current:
+        m = fleet.index.get(a.module)
+        if m is not None and a.pools:
+            out[m] = a.pools
+    return out
+
+
+def kept_allocation(fleet: FleetState, ws: WorkloadState) -> tuple[Alloc, list[str]]:
+    """The part of the running placement that may stay, trimmed to what each region needs.
+
+    Cells (region, module) stay when the module exists and passes every hard rule for that
+    region (a cordon, or NotReady within the toleration, keeps what runs; a drain, NotReady
+    past it, a policy, an energy or latency rule does not). A region that needs fewer replicas
+    loses them from its dearest modules first. Returns the allocation and, in words, what was
+    dropped (empty when the running placement stays whole).
+    """
+    wl = ws.workload
+    regions = {n: r for r, n in enumerate(ws.region_names)}
+    alloc: Alloc = {}
+    notes: list[str] = []
+    for a in wl.current:
+        m = fleet.index.get(a.module)
+        if m is None:
+            notes.append(f"module {a.module} is gone")
+            continue
+        if ws.has_demand:
+            if sum(a.regions.values()) != a.replicas:
+                notes.append(f"current placement on {a.module} does not say which regions")
+                continue
+            items = list(a.regions.items())
+        else:
+            items = [("", a.replicas)]
+        for name, k in items:
+            r = regions.get(name)
+            if r is None:
+                notes.append(f"region {name} has no demand any more")
+                continue
+            if k <= 0:
+                continue
+            if not ws.static_ok[r, m]:
+                statuses = module_status(ws, m)
+                why = "; ".join(x for st in statuses for x in st.reasons) or (
+                    "module not ready"
+                    if not fleet.ready[m]
+                    else "module draining"
+                    if fleet.draining[m]
+                    else "a hard rule"
+                )
+                if not statuses and ws.has_demand:
+                    for rv in ws.region_verdicts:
+                        if not rv.ok[r, m]:
+                            why = rv.reasons[r]
+                            break
+                notes.append(f"current module {fleet.names[m]} breaks a hard rule: {why}")
+                continue
+            alloc[(r, m)] = alloc.get((r, m), 0) + k
+    changed = "replicas needed per region changed"
+    for r in range(len(ws.region_names)):
+        have = sum(k for (rr, _), k in alloc.items() if rr == r)
+        surplus = have - int(ws.demand[r])
+        if surplus < 0 and not notes:
+            notes.append(changed)
+        if surplus <= 0:
+            continue
+        notes.append(changed)
+        cells = sorted(((float(ws.cost[r, m]), m) for (rr, m) in alloc if rr == r), reverse=True)
+        for _, m in cells:
+            if surplus <= 0:
+                break
+            d = min(surplus, alloc[(r, m)])
+            alloc[(r, m)] -= d
+            surplus -= d
+            if alloc[(r, m)] == 0:
+                del alloc[(r, m)]
+    return alloc, list(dict.fromkeys(notes))
+
+
+def repair(
+    fleet: FleetState,
+    ws: WorkloadState,
+    kept: Alloc,
+    pool_free: IntArray,
+    power_free_w: FloatArray,
+) -> Alloc:
+    """The kept cells, plus the missing replicas placed on what is left (pure; copies)."""
+    pf, pw = pool_free.copy(), power_free_w.copy()
+    kept_fit, _ = take_pools(fleet, ws, kept, pf, pw, running_pools(fleet, ws))
+    missing = ws.demand.copy()
+    for (r, _), k in kept_fit.items():
+        missing[r] -= k
+    missing = np.maximum(missing, 0)
+    if missing.sum() == 0:
+        return dict(kept_fit)
+    cap, _ = fleet.capacity(ws.eligible_pool, ws.workload.gpus_per_replica, pf, pw)
+    part = dataclasses.replace(ws, demand=missing)
+    fill = assign_one(fleet, part, capacity=cap)
+    out = dict(kept_fit)
+    for key, k in fill.items():
+        out[key] = out.get(key, 0) + k
+    return out
+
+
 def solve_one(
     fleet: FleetState,
     ws: WorkloadState,
     pool_free: IntArray,
     power_free_w: FloatArray,
 ) -> Outcome:
-    """Place one deployment on the free arrays and reserve what it takes (hysteresis applied)."""
-    current, why_not = current_allocation(fleet, ws)
-    if current is not None and not fits(fleet, ws, current, pool_free, power_free_w):
-        current, why_not = None, "the running placement no longer fits"
-    alloc = assign_one(fleet, ws, bonus=stickiness_bonus(fleet, ws))
-    keep, stability = hysteresis(fleet, ws, alloc, current, why_not)
-    chosen = current if keep and current is not None else alloc
-    chosen, parts = take_pools(fleet, ws, chosen, pool_free, power_free_w)
-    return Outcome(chosen, parts, keep, stability)
+    """Place one deployment on the free arrays and reserve what it takes (hysteresis applied).
+
+    A running placement is never thrown away wholesale: what may stay is kept, what must go
+    (a module gone, a rule broken, fewer replicas needed) is dropped, and missing replicas are
+    added around the rest. That repaired placement is the baseline a fresh solve must beat by
+    the hysteresis fraction, so a cordon or a small demand change moves nothing that runs.
+    """
+    wl = ws.workload
+    fresh = assign_one(fleet, ws, bonus=stickiness_bonus(fleet, ws))
+    prefer = running_pools(fleet, ws)
+    if not wl.current:
+        chosen, parts = take_pools(fleet, ws, fresh, pool_free, power_free_w, prefer)
+        return Outcome(chosen, parts, False, "")
+    kept, notes = kept_allocation(fleet, ws)
+    whole = not notes and fits(fleet, ws, kept, pool_free, power_free_w)
+    baseline = kept if whole else repair(fleet, ws, kept, pool_free, power_free_w)
+    keep, stability = hysteresis(fleet, ws, fresh, baseline, "")
+    if not whole:
+        why = "; ".join(notes) or "the running placement no longer fits"
+        if keep:
+            moved = sum(baseline.values()) - sum(
+                min(k, baseline.get(key, 0)) for key, k in kept.items()
+            )
+            stability = (
+                f"repaired: kept {sum(kept.values())} running replicas, placed {moved} ({why})"
+            )
+        else:
+            stability = f"replaced: {why}; {stability.removeprefix('replaced: ')}"
+    chosen = baseline if keep else fresh
+    chosen, parts = take_pools(fleet, ws, chosen, pool_free, power_free_w, prefer)
+    return Outcome(chosen, parts, keep and whole, stability)
 
 
 def build_decision(
@@ -494,6 +626,25 @@ def place_one(
     ws = prepare(fleet, workload, tuple(policies))
     outcome = solve_one(fleet, ws, fleet.pool_free.copy(), fleet.power_free_w.copy())
     return build_decision(fleet, ws, outcome, full=explain_all)
+
+
+def place_against(
+    fleet: FleetState,
+    workload: WorkloadView,
+    policies: Iterable[PolicyView],
+    pool_free: IntArray,
+    power_free_w: FloatArray,
+    *,
+    explain_all: bool | None = None,
+) -> tuple[Decision, WorkloadState]:
+    """`place_one` against explicit free arrays (not modified), with the workload state.
+
+    The operator's placement cycle keeps one FleetState and its own free arrays (what every
+    other deployment holds); the state lets it ask which running cells a policy forbids.
+    """
+    ws = prepare(fleet, workload, tuple(policies), pool_free=pool_free, power_free_w=power_free_w)
+    outcome = solve_one(fleet, ws, pool_free.copy(), power_free_w.copy())
+    return build_decision(fleet, ws, outcome, full=explain_all), ws
 
 
 def module_usage(fleet: FleetState, pool_free: IntArray) -> tuple[ModuleUsage, ...]:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from aifactory.placement.binding import bind
+from aifactory.placement.filters import residency as residency_filter
+from aifactory.placement.filters import sovereignty as sovereignty_filter
 from aifactory.placement.filters.residency import SAME_JURISDICTION, allowed_for
 from aifactory.placement.filters.sovereignty import policy_checks
 from aifactory.placement.model import ModuleView, PolicyView, WorkloadView
-from aifactory.placement.state import FleetState
+from aifactory.placement.state import FleetState, WorkloadState
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +92,28 @@ def admission_problems(
                         f"may only be served from {region.country} or a shared group of {allowed}",
                     )
                 )
+    return out
+
+
+def forbidden_cells(fleet: FleetState, ws: WorkloadState) -> dict[tuple[str, str], str]:
+    """(region, module) pairs a bound Enforce policy forbids, with the reason.
+
+    Only sovereignty and data residency count: these are the rules under which replicas leave
+    at once (compliance wins over make-before-break). Region "" stands for a deployment
+    without demand regions.
+    """
+    out: dict[tuple[str, str], str] = {}
+    for v in ws.module_verdicts:
+        if v.plugin != sovereignty_filter.NAME:
+            continue
+        for i in np.flatnonzero(~v.ok):
+            reason = "; ".join(v.status(int(i)).reasons)
+            for region in ws.region_names:
+                out[(region, fleet.names[int(i)])] = reason
+    for rv in ws.region_verdicts:
+        if rv.plugin != residency_filter.NAME:
+            continue
+        for r, region in enumerate(ws.region_names):
+            for i in np.flatnonzero(~rv.ok[r]):
+                out.setdefault((region, fleet.names[int(i)]), rv.reasons[r])
     return out

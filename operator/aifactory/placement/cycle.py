@@ -85,7 +85,8 @@ def run_filters(fleet: FleetState, ws: WorkloadState) -> None:
     """Every filter plugin, then the combined masks the solvers use.
 
     `static_ok` leaves out capacity and cordon: it is what a running placement must still
-    satisfy to be kept (a cordon keeps what runs; capacity is checked by reserving it).
+    satisfy to be kept (a cordon keeps what runs, a drain does not; capacity is checked by
+    reserving it).
     """
     verdicts: list[Verdicts] = []
     keys: list[object] | None = []
@@ -105,7 +106,7 @@ def run_filters(fleet: FleetState, ws: WorkloadState) -> None:
     ws.verdicts_key = tuple(keys) if keys is not None else None
     ws.region_verdicts = [f.filter(fleet, ws) for f in REGION_FILTERS]
     module_ok = np.ones(fleet.n, np.bool_)
-    static_module = fleet.ready.copy()
+    static_module = fleet.ready & ~fleet.draining
     for v in ws.module_verdicts:
         module_ok &= v.ok
         if v.plugin not in CAPACITY_PLUGINS and v.plugin != readiness_filter.NAME:

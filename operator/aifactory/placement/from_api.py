@@ -188,8 +188,9 @@ def held_gpus(
 ) -> dict[str, dict[str, int]]:
     """GPUs the deployments' running placements hold, per module and pool model.
 
-    Status does not say which pool a replica uses, so the engine's own rule is assumed:
-    accepted pools, lowest board power first.
+    status.placements[].gpus says which pools they hold (as the member reported, or as the
+    engine chose for pods not running yet); a status without it is read with the engine's own
+    rule: accepted pools, lowest board power first.
     """
     by_name = {m.name: m for m in modules}
     out: dict[str, dict[str, int]] = {}
@@ -201,17 +202,16 @@ def held_gpus(
             module = by_name.get(p.module)
             if module is None or p.replicas <= 0:
                 continue
+            held = out.setdefault(p.module, {})
+            if p.gpus:
+                for model, n in p.gpus.items():
+                    held[model] = held.get(model, 0) + n
+                continue
             gpus = p.replicas * res.gpus_per_replica
             pools = sorted(
-                (
-                    g
-                    for g in module.spec.capacity.gpus
-                    if (not res.gpu_models or g.model in res.gpu_models)
-                    and g.memory_gib >= res.min_gpu_memory_gib
-                ),
+                (g for g in module.spec.capacity.gpus if res.accepts(g.model, g.memory_gib)),
                 key=lambda g: g.power_w,
             )
-            held = out.setdefault(p.module, {})
             for g in pools:
                 take = min(gpus, g.count - held.get(g.model, 0))
                 if take > 0:

@@ -163,7 +163,12 @@ class ModuleView:
     operator_country: str | None = None
     air_gapped: bool = False
     ready: bool = True
+    #: False = cordoned (or NotReady within tolerationSeconds): running replicas may stay,
+    #: nothing new is placed.
     schedulable: bool = True
+    #: Asked to give up every replica (`aifactoryctl drain`): running replicas break a rule and
+    #: are re-placed, like NotReady, but the module stays usable while they move.
+    draining: bool = False
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
@@ -190,9 +195,13 @@ class CurrentAssignment:
     module: str
     replicas: int
     regions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    #: GPU model -> replicas running on that pool, as the member reports them (empty when
+    #: unknown). Kept replicas are accounted on these pools, not on the engine's guess.
+    pools: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", MappingProxyType(dict(self.regions)))
+        object.__setattr__(self, "pools", MappingProxyType(dict(self.pools)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ bound policies, demand arrays, RTT matrix, eligible GPU pools and replica capaci
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +64,7 @@ class FleetState:
         self.longitude = np.array([m.longitude for m in mods], f64)
         self.ready = np.array([m.ready for m in mods], np.bool_)
         self.schedulable = np.array([m.schedulable for m in mods], np.bool_)
+        self.draining = np.array([m.draining for m in mods], np.bool_)
         self.pue = np.array([m.pue for m in mods], f64)
         self.carbon = np.array([m.carbon_intensity for m in mods], f64)
         self.renewable = np.array([m.renewable_share for m in mods], f64)
@@ -215,9 +216,12 @@ class FleetState:
         pool_free: IntArray,
         power_free_w: FloatArray,
         replicas: int,
+        prefer: Mapping[str, int] | None = None,
     ) -> list[tuple[int, int]]:
         """Split `replicas` on one module over its pools, lowest power first: [(pool, n)].
 
+        `prefer` (GPU model -> replicas) puts those pools first, up to those counts: replicas
+        that already run somewhere stay accounted where they run.
         Returns fewer than asked for when they do not fit; the caller decides what that means.
         """
         g = max(1, gpus_per_replica)
@@ -225,7 +229,26 @@ class FleetState:
         pue = float(self.pue[module])
         out: list[tuple[int, int]] = []
         left = replicas
-        for p in self.module_pools[module]:
+        order = list(self.module_pools[module])
+        if prefer:
+            for p in order:
+                model = self.modules[module].pools[int(self.pool_orig[p])].model
+                k = min(prefer.get(model, 0), left)
+                if k > 0 and eligible_pool[p]:
+                    n = min(k, int(pool_free[p]) // g)
+                    need = g * float(self.pool_power_w[p]) * pue
+                    if need > 0:
+                        n = min(n, max(0, math.floor((rem_w + _EPS_W) / need)))
+                    if n > 0:
+                        out.append((p, n))
+                        rem_w -= n * need
+                        left -= n
+            if not left:
+                return out
+            pool_free = pool_free.copy()  # what the preferred pools took is not free any more
+            for p, n in out:
+                pool_free[p] -= n * g
+        for p in order:
             if left <= 0:
                 break
             if not eligible_pool[p]:
@@ -239,7 +262,10 @@ class FleetState:
                 out.append((p, n))
                 rem_w -= n * need
                 left -= n
-        return out
+        merged: dict[int, int] = {}
+        for p, n in out:
+            merged[p] = merged.get(p, 0) + n
+        return list(merged.items())
 
     def consume(
         self,

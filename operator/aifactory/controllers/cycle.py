@@ -1,0 +1,810 @@
+"""One placement cycle: read (snapshot + member views) -> plan every queued deployment -> jobs.
+
+Deployments queued within the batch window are placed together on one FleetState and one
+ledger of free GPUs, each seeing what the ones before it took, so two deployments arriving
+at once never get the same GPUs. The cycle itself does no I/O: it returns member jobs, hub
+writes and Events for the loop to hand to the executor, the writer and the recorder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aifactory import metrics
+from aifactory.api import (
+    Condition,
+    ConditionStatus,
+    InferenceDeployment,
+    InferenceDeploymentStatus,
+    set_condition,
+)
+from aifactory.clusters import (
+    HUB_CLUSTER,
+    ClusterAccessError,
+    ClusterView,
+    MemberReplicas,
+    MemberTarget,
+    member_object_name,
+    member_replicas,
+    render,
+    secret_key,
+)
+from aifactory.clusters.workload import digest
+from aifactory.placement import PlacementSettings, place_fleet
+from aifactory.placement.compliance import forbidden_cells
+from aifactory.placement.from_api import workload_view
+from aifactory.signals.demand import apply_demand
+
+from . import planner
+from .executor import Job
+from .fleet import (
+    FleetContext,
+    HubSnapshot,
+    Ledger,
+    build_fleet,
+    decided_pools,
+    holdings,
+    observed_gpus,
+    observed_pools,
+    resolve_unknown_pools,
+)
+from .runtime import DEPLOYMENTS, FINALIZER, GROUP, VERSION, DemandState, FleetPlan, Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    key: str
+    kind: str
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    ref: str
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    uid: str | None
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class CycleResult:
+    jobs: list[Job] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
+    decided_uid: dict[str, str | None] = field(default_factory=dict)
+    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    adopted: dict[str, datetime] = field(default_factory=dict)
+    settled: dict[str, bool] = field(default_factory=dict)
+    forgotten: list[str] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+    metrics: dict[str, tuple[dict[str, int], int, float | None]] = field(default_factory=dict)
+
+
+def placement_settings(rt: Runtime) -> PlacementSettings:
+    s = rt.settings
+    return PlacementSettings(
+        earth_radius_km=s.earth_radius_km,
+        route_factor=s.route_factor,
+        fibre_km_per_ms=s.fibre_km_per_ms,
+        rtt_overhead_ms=s.rtt_overhead_ms,
+        carbon_normaliser=s.carbon_normaliser,
+        unplaced_cost=s.unplaced_cost,
+        hysteresis=s.hysteresis,
+        milp_time_limit_s=s.solver_time_limit,
+    )
+
+
+def status_path(infd_ref: str) -> str:
+    ns, name = infd_ref.split("/", 1)
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{DEPLOYMENTS}/{name}"
+
+
+def status_body(
+    status: InferenceDeploymentStatus, previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A merge patch of status: the new fields, and null for fields the new one drops."""
+    new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    for key in previous or {}:
+        if key not in new:
+            new[key] = None
+    return {"status": new}
+
+
+def finalizer_write(infd: InferenceDeployment, *, add: bool) -> Write:
+    """A JSON patch that adds or removes our finalizer, guarded by a test of the list we saw
+    (finalizers of others are never lost; a concurrent change makes it fail and retry)."""
+    old = list(infd.metadata.finalizers)
+    new = [*old, FINALIZER] if add else [f for f in old if f != FINALIZER]
+    ops: list[dict[str, Any]] = (
+        [{"op": "test", "path": "/metadata/finalizers", "value": old}] if old else []
+    )
+    ops.append(
+        {"op": "add" if not old else "replace", "path": "/metadata/finalizers", "value": new}
+    )
+    return Write(f"{infd.ref}#finalizer", "jsonpatch", status_path(infd.ref), {"patch": ops})
+
+
+def _targets(rt: Runtime, snapshot: HubSnapshot) -> tuple[dict[str, MemberTarget], dict[str, str]]:
+    """module -> its cluster target; module -> why it has none (access errors)."""
+    targets: dict[str, MemberTarget] = {}
+    errors: dict[str, str] = {}
+    for m in snapshot.modules:
+        try:
+            targets[m.name] = rt.members.target(m)
+        except ClusterAccessError as err:
+            errors[m.name] = f"{err.reason}: {err.message}"
+    return targets, errors
+
+
+def _member_states(
+    ref: str,
+    modules: set[str],
+    targets: Mapping[str, MemberTarget],
+    target_errors: Mapping[str, str],
+    views: Mapping[str, ClusterView],
+    replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+) -> dict[str, planner.MemberState]:
+    out: dict[str, planner.MemberState] = {}
+    seen: set[str] = set()
+    for key, view in views.items():
+        for module, r in replicas.get(key, {}).get(ref, {}).items():
+            t = targets.get(module)
+            if t is not None and t.cluster_key != key:
+                continue  # a leftover in a cluster the module no longer points at: GC's job
+            seen.add(module)
+            w = r.workload
+            out[module] = planner.MemberState(
+                module=module,
+                known=view.synced and view.reachable,
+                exists=w is not None,
+                replicas=w.replicas if w else 0,
+                ready=r.ready,
+                waiting_since=r.waiting_since,
+                unschedulable=r.unschedulable,
+                spec_hash=w.spec_hash if w else "",
+                unknown_reason="" if (view.synced and view.reachable) else (view.error or ""),
+            )
+    for module in sorted(modules - seen):
+        t = targets.get(module)
+        if t is None:
+            out[module] = planner.MemberState(
+                module=module,
+                known=False,
+                unknown_reason=target_errors.get(module, "cluster not resolved"),
+            )
+            continue
+        cv = views.get(t.cluster_key)
+        known = cv is not None and cv.synced and cv.reachable
+        out[module] = planner.MemberState(
+            module=module,
+            known=known,
+            unknown_reason="" if known else ((cv.error if cv else None) or "not observed"),
+        )
+    return out
+
+
+def _demand(infd: InferenceDeployment, state: DemandState | None) -> InferenceDeployment:
+    if state is None or not state.effective:
+        return infd
+    return apply_demand(infd, state.effective)
+
+
+def _demand_condition(infd: InferenceDeployment, state: DemandState | None) -> Condition | None:
+    if infd.spec.demand.prometheus is None:
+        return None
+    gen = infd.metadata.generation
+    if state is None or (state.error_reason is None and state.effective is None):
+        return Condition(
+            type="DemandSignal",
+            status=ConditionStatus.UNKNOWN,
+            reason="NotReadYet",
+            message="live demand not read yet; using spec.demand values",
+            observed_generation=gen,
+        )
+    if state.error_reason is None:
+        return Condition(
+            type="DemandSignal",
+            status=ConditionStatus.TRUE,
+            reason="LiveDemand",
+            message="requests per second from Prometheus: "
+            + ", ".join(f"{k}={v:g}" for k, v in sorted((state.effective or {}).items())),
+            observed_generation=gen,
+        )
+    if state.read_at is not None:
+        msg = (
+            f"{state.error_message}; keeping the demand read at "
+            f"{state.read_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
+    else:
+        msg = f"{state.error_message}; using the static spec.demand values until a first reading"
+    return Condition(
+        type="DemandSignal",
+        status=ConditionStatus.FALSE,
+        reason=state.error_reason,
+        message=msg,
+        observed_generation=gen,
+    )
+
+
+def _event(infd: InferenceDeployment, e: planner.EventSpec) -> Event:
+    return Event(
+        ref=infd.ref,
+        api_version=f"{GROUP}/{VERSION}",
+        kind="InferenceDeployment",
+        name=infd.name,
+        namespace=infd.namespace,
+        uid=infd.metadata.uid,
+        type=e.type,
+        reason=e.reason,
+        message=e.message,
+    )
+
+
+def _cells_key(cells: Mapping[tuple[str, str], int]) -> tuple[tuple[str, str, int], ...]:
+    return tuple(sorted((r, m, k) for (r, m), k in cells.items() if k > 0))
+
+
+def run_cycle(
+    rt: Runtime,
+    snapshot: HubSnapshot,
+    views: Mapping[str, ClusterView],
+    refs: set[str],
+    now: datetime,
+) -> CycleResult:
+    """Plan every deployment in `refs` (and clean up what needs it). No I/O."""
+    out = CycleResult()
+    settings = rt.settings
+    targets, target_errors = _targets(rt, snapshot)
+    cluster_of = {m: t.cluster_key for m, t in targets.items()}
+    for m in snapshot.modules:
+        if m.name not in cluster_of:
+            key = secret_key(m)
+            if key:
+                cluster_of[m.name] = key
+    selectors = {m: dict(t.node_selector) for m, t in targets.items()}
+    # between rebalances the running placement stays unless it breaks a rule (hysteresis
+    # 100%): optimisation moves come only from the rebalancer's fleet-wide plan
+    keep = dataclasses.replace(placement_settings(rt), hysteresis=1.0)
+    ctx = build_fleet(
+        snapshot,
+        views,
+        cluster_of,
+        selectors,
+        now,
+        toleration=settings.toleration_seconds,
+        settings=keep,
+    )
+    by_module = snapshot.by_module()
+    replicas = {key: member_replicas(view) for key, view in views.items()}
+
+    def status_of(d: InferenceDeployment) -> InferenceDeploymentStatus | None:
+        mine = rt.decided.get(d.ref)
+        if mine is not None and rt.decided_uid.get(d.ref) == d.metadata.uid:
+            return mine
+        return d.status
+
+    held = {}
+    for d in snapshot.deployments:
+        st = status_of(d)
+        decided = resolve_unknown_pools(
+            decided_pools(d.model_copy(update={"status": st})), d, by_module
+        )
+        held[d.ref] = holdings(decided, ctx.owned.get(d.ref, {}))
+    ledger = Ledger(ctx, held)
+    by_ref = {d.ref: d for d in snapshot.deployments}
+    plan_settings = planner.Settings(
+        budget=settings.disruption_budget,
+        pending_timeout=settings.pending_timeout,
+        toleration_seconds=settings.toleration_seconds,
+    )
+
+    # garbage: member objects whose InferenceDeployment is gone (never while not warm)
+    live = set(by_ref) | {i.key for i in snapshot.invalid if i.kind == "InferenceDeployment"}
+    for key, view in views.items():
+        if not (view.synced and view.reachable):
+            continue
+        for w in view.workloads:
+            if w.owner in live:
+                continue
+            target = next((t for t in targets.values() if t.cluster_key == key), None)
+            if target is None and key == HUB_CLUSTER:
+                continue
+            if target is None:
+                continue
+            out.jobs.append(
+                Job(w.owner, target, planner.MemberAction("delete", w.module, 0, "owner gone"))
+            )
+
+    order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), snapshot), r))
+    for ref in order:
+        infd = by_ref.get(ref)
+        if infd is None:
+            inv = next((i for i in snapshot.invalid if i.key == ref), None)
+            if inv is not None:
+                _plan_invalid(rt, inv, views, replicas, targets, out, now)
+            else:
+                out.forgotten.append(ref)
+            continue
+        try:
+            if infd.metadata.deletion_timestamp is not None:
+                _plan_deletion(rt, infd, views, replicas, targets, out, now)
+                continue
+            with metrics.observe("inferencedeployment"):
+                _plan_one(
+                    rt,
+                    infd,
+                    status_of(infd),
+                    snapshot,
+                    ctx,
+                    ledger,
+                    views,
+                    replicas,
+                    targets,
+                    target_errors,
+                    plan_settings,
+                    out,
+                    now,
+                )
+        except Exception as exc:  # one bad object never stalls the fleet
+            log.exception("planning %s failed", ref)
+            _plan_failed(rt, infd, f"{type(exc).__name__}: {exc}", out, now)
+    return out
+
+
+def _priority(infd: InferenceDeployment | None, snapshot: HubSnapshot) -> int:
+    if infd is None:
+        return 0
+    name = getattr(infd.spec, "priority_class_name", None)
+    if name and name in snapshot.priority_classes:
+        return int(snapshot.priority_classes[name][0])
+    default = next((v for v, _, g in snapshot.priority_classes.values() if g), 0)
+    return int(default)
+
+
+def _plan_failed(
+    rt: Runtime, infd: InferenceDeployment, why: str, out: CycleResult, now: datetime
+) -> None:
+    st = rt.decided.get(infd.ref) or infd.status or InferenceDeploymentStatus()
+    conditions = set_condition(
+        list(st.conditions),
+        Condition(
+            type=planner.STALLED,
+            status=ConditionStatus.TRUE,
+            reason="PlanningFailed",
+            message=planner._clip(f"the operator could not plan this deployment: {why}"),
+            observed_generation=infd.metadata.generation,
+        ),
+        now=now,
+    )
+    status = st.model_copy(update={"conditions": conditions})
+    out.decided[infd.ref] = status
+    out.decided_uid[infd.ref] = infd.metadata.uid
+    out.settled[infd.ref] = False
+    out.writes.append(
+        Write(
+            infd.ref,
+            "status",
+            status_path(infd.ref) + "/status",
+            status_body(status, rt.written.get(infd.ref, {}).get("status")),
+        )
+    )
+    out.events.append(
+        _event(infd, planner.EventSpec("Warning", "PlanningFailed", planner._clip(why)))
+    )
+
+
+def _plan_one(
+    rt: Runtime,
+    infd: InferenceDeployment,
+    status: InferenceDeploymentStatus | None,
+    snapshot: HubSnapshot,
+    ctx: FleetContext,
+    ledger: Ledger,
+    views: Mapping[str, ClusterView],
+    replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+    targets: Mapping[str, MemberTarget],
+    target_errors: Mapping[str, str],
+    plan_settings: planner.Settings,
+    out: CycleResult,
+    now: datetime,
+) -> None:
+    ref = infd.ref
+    demand_state = rt.demand.get(ref)
+    effective = _demand(infd, demand_state)
+    effective = effective.model_copy(update={"status": status})
+    has_demand = bool(infd.spec.demand.regions)
+    current = planner.cells_of(status.placements if status else [], has_demand=has_demand)
+    bound = ctx.owned.get(ref, {})
+    member_modules = set(planner.per_module(current))
+    members = _member_states(ref, member_modules, targets, target_errors, views, replicas)
+    trimmed, stuck = planner.without_stuck(current, members, now, plan_settings.pending_timeout)
+    blocked = {
+        m: t
+        for m, t in rt.blocked.get(ref, {}).items()
+        if (now - t).total_seconds() < 2 * plan_settings.pending_timeout
+    }
+    for m in stuck:
+        blocked[m] = now
+    g = infd.spec.resources.gpus_per_replica
+    clamp: dict[str, dict[str, int]] = {}
+    for m in blocked:
+        keep = planner.per_module(trimmed).get(m, 0)
+        have = {model: gpus for (mm, model), gpus in bound.items() if mm == m}
+        clamp[m] = {model: min(gpus, keep * g) for model, gpus in have.items()}
+    workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
+    workload = dataclasses.replace(
+        workload, current=planner.as_current(trimmed, observed_pools(bound, g))
+    )
+    wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
+    ledger.release(ref)
+    decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    binding = ws.binding
+    forbidden = forbidden_cells(ctx.fleet, ws)
+    # the rebalancer's target, once per plan, when it started from this very placement
+    fp: FleetPlan | None = rt.fleet_plan
+    rebalance = None
+    if (
+        fp is not None
+        and ref in fp.decisions
+        and fp.decisions[ref].stability.startswith("replaced")
+        and fp.started_from.get(ref) == _cells_key(trimmed)
+        and rt.adopted.get(ref) != fp.made_at
+    ):
+        rebalance = fp.decisions[ref]
+    modules_of_interest = (
+        set(planner.per_module(current))
+        | {a.module for a in decision.assignments}
+        | {a.module for a in (rebalance.assignments if rebalance else ())}
+    )
+    members = _member_states(ref, modules_of_interest, targets, target_errors, views, replicas)
+    rendered: dict[str, str] = {}
+    for module in modules_of_interest:
+        t = targets.get(module)
+        mod = snapshot.module(module)
+        if t is None or mod is None:
+            continue
+        models = tuple(
+            sorted(
+                p.model
+                for p in mod.spec.capacity.gpus
+                if infd.spec.resources.accepts(p.model, p.memory_gib)
+            )
+        )
+        rendered[module] = digest(
+            render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+        )
+    inputs = planner.Inputs(
+        infd=effective,
+        wanted=wanted,
+        current=current,
+        modules=ctx.uses,
+        members=members,
+        decision=decision,
+        forbidden=forbidden,
+        missing_policies=binding.missing,
+        rebalance_target=rebalance,
+        apply_errors=rt.executor.errors(ref),
+        blocked_until=blocked,
+        rendered_hash=rendered,
+        audit=decision.audit,
+    )
+    result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
+    status_new = result.status
+    extra = _demand_condition(infd, demand_state)
+    if extra is not None:
+        status_new = status_new.model_copy(
+            update={"conditions": set_condition(status_new.conditions, extra, now=now)}
+        )
+    if demand_state is not None and demand_state.effective:
+        status_new = status_new.model_copy(
+            update={
+                "observed_demand": demand_state.effective,
+                "demand_updated_at": demand_state.read_at,
+            }
+        )
+    # the ledger: what this deployment holds now (bound pods + its new decision in flight)
+    decided_new = {p.module: dict(p.gpus or {}) for p in status_new.placements}
+    ledger.reserve(ref, holdings(decided_new, bound))
+    out.decided[ref] = status_new
+    out.decided_uid[ref] = infd.metadata.uid
+    out.blocked[ref] = dict(blocked)
+    out.settled[ref] = result.settled
+    if result.rebalanced and fp is not None:
+        out.adopted[ref] = fp.made_at
+    previous_written = rt.written.get(ref, {}).get("status")
+    body = status_body(status_new, previous_written)
+    if (
+        body["status"] != {k: v for k, v in (previous_written or {}).items()}
+        or previous_written is None
+    ):
+        out.writes.append(Write(ref, "status", status_path(ref) + "/status", body))
+    if FINALIZER not in infd.metadata.finalizers:
+        out.writes.append(finalizer_write(infd, add=True))
+    for e in result.events:
+        out.events.append(_event(infd, e))
+    in_flight = rt.executor.in_flight(ref)
+    for action in result.actions:
+        t = targets.get(action.module)
+        if t is None or action.module in in_flight:
+            continue
+        mod = snapshot.module(action.module)
+        models = tuple(
+            sorted(
+                p.model
+                for p in (mod.spec.capacity.gpus if mod else [])
+                if infd.spec.resources.accepts(p.model, p.memory_gib)
+            )
+        )
+        member = members.get(action.module)
+        out.jobs.append(
+            Job(
+                ref,
+                t,
+                action,
+                infd,
+                models,
+                create_namespace=member is None or not member.exists,
+            )
+        )
+    out.placed.append(ref)
+    out.metrics[ref] = (
+        {p.module: p.replicas for p in status_new.placements},
+        status_new.unsatisfied.replicas if status_new.unsatisfied else 0,
+        decision.carbon_intensity,
+    )
+    routing = _routing_configmap(infd, status_new, targets)
+    if routing is not None:
+        out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+
+
+def _pc(infd: InferenceDeployment) -> str | None:
+    return getattr(infd.spec, "priority_class_name", None)
+
+
+def _routing_configmap(
+    infd: InferenceDeployment,
+    status: InferenceDeploymentStatus,
+    targets: Mapping[str, MemberTarget],
+) -> dict[str, Any] | None:
+    """The routing table as a ConfigMap a global load balancer can consume."""
+    import json
+
+    def cluster(module: str) -> str:
+        t = targets.get(module)
+        if t is None or t.is_hub:
+            return "hub"
+        return t.cluster_key.split("/")[1] if "/" in t.cluster_key else t.cluster_key
+
+    table = [
+        {
+            "region": r.region,
+            "targets": [
+                {
+                    "module": t.module,
+                    "weight": t.weight,
+                    "cluster": cluster(t.module),
+                    "service": f"{member_object_name(infd.name, t.module)}.{infd.namespace}.svc",
+                }
+                for t in r.modules
+            ],
+        }
+        for r in status.routing
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{infd.name}-routing",
+            "namespace": infd.namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "aifactory-operator",
+                "aifactory.dev/inference-deployment": infd.name,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "InferenceDeployment",
+                    "name": infd.name,
+                    "uid": infd.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "data": {"routing.json": json.dumps(table, indent=2, sort_keys=True)},
+    }
+
+
+def _owned_everywhere(
+    ref: str,
+    views: Mapping[str, ClusterView],
+    replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(cluster key, module) of the deployment's member workloads in known clusters, and the
+    clusters we cannot see that may still hold some."""
+    known: list[tuple[str, str]] = []
+    unknown: list[str] = []
+    for key, view in views.items():
+        mods = [m for m, r in replicas.get(key, {}).get(ref, {}).items() if r.workload is not None]
+        if not mods:
+            continue
+        if view.synced and view.reachable:
+            known.extend((key, m) for m in mods)
+        else:
+            unknown.append(key)
+    return known, unknown
+
+
+def _plan_deletion(
+    rt: Runtime,
+    infd: InferenceDeployment,
+    views: Mapping[str, ClusterView],
+    replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+    targets: Mapping[str, MemberTarget],
+    out: CycleResult,
+    now: datetime,
+) -> None:
+    """The finalizer's job: remove every member object, then the finalizer."""
+    ref = infd.ref
+    known, unknown = _owned_everywhere(ref, views, replicas)
+    out.settled[ref] = False
+    for key, module in known:
+        target = next((t for t in targets.values() if t.cluster_key == key), None)
+        if target is None:
+            continue
+        out.jobs.append(
+            Job(
+                ref,
+                target,
+                planner.MemberAction("delete", module, 0, "InferenceDeployment deleted"),
+            )
+        )
+    if FINALIZER not in infd.metadata.finalizers:
+        return
+    waited = (
+        (now - infd.metadata.deletion_timestamp).total_seconds()
+        if infd.metadata.deletion_timestamp
+        else 0
+    )
+    give_up = bool(unknown) and not known and waited > max(60.0, 6 * rt.settings.heartbeat_timeout)
+    if (not known and not unknown) or give_up:
+        if give_up:
+            out.events.append(
+                _event(
+                    infd,
+                    planner.EventSpec(
+                        "Warning",
+                        "CleanupIncomplete",
+                        f"clusters {', '.join(sorted(unknown))} stayed unreachable; their member "
+                        "objects are left behind and are removed when they answer again (they "
+                        "carry the label aifactory.dev/inference-deployment)",
+                    ),
+                )
+            )
+        out.writes.append(finalizer_write(infd, add=False))
+        out.forgotten.append(ref)
+
+
+def _plan_invalid(
+    rt: Runtime,
+    inv: Any,
+    views: Mapping[str, ClusterView],
+    replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+    targets: Mapping[str, MemberTarget],
+    out: CycleResult,
+    now: datetime,
+) -> None:
+    """An object the models reject: say so on it; nothing moves (its replicas stay)."""
+    ref = inv.key
+    out.settled[ref] = True
+    cond = Condition(
+        type=planner.STALLED,
+        status=ConditionStatus.TRUE,
+        reason="InvalidSpec",
+        message=planner._clip(f"the operator cannot read this object: {inv.message}"),
+        observed_generation=inv.generation,
+        last_transition_time=now,
+    )
+    body = {
+        "status": {
+            "observedGeneration": inv.generation,
+            "conditions": [
+                cond.model_dump(by_alias=True, mode="json", exclude_none=True),
+                Condition(
+                    type=planner.READY,
+                    status=ConditionStatus.FALSE,
+                    reason="InvalidSpec",
+                    message="see the Stalled condition",
+                    observed_generation=inv.generation,
+                    last_transition_time=now,
+                ).model_dump(by_alias=True, mode="json", exclude_none=True),
+            ],
+        }
+    }
+    previous = rt.written.get(ref, {}).get("status", {})
+    if [c.get("reason") for c in previous.get("conditions", [])] != ["InvalidSpec", "InvalidSpec"]:
+        out.writes.append(Write(ref, "status", status_path(ref) + "/status", body))
+    del views, replicas, targets
+
+
+def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterView]) -> FleetPlan:
+    """The rebalancer's fleet-wide solve on the current snapshot (runs in its own thread)."""
+    now = datetime.now(UTC)
+    targets, _ = _targets(rt, snapshot)
+    cluster_of = {m: t.cluster_key for m, t in targets.items()}
+    selectors = {m: dict(t.node_selector) for m, t in targets.items()}
+    ctx = build_fleet(
+        snapshot,
+        views,
+        cluster_of,
+        selectors,
+        now,
+        toleration=rt.settings.toleration_seconds,
+        settings=placement_settings(rt),
+    )
+    workloads = []
+    started: dict[str, tuple[tuple[str, str, int], ...]] = {}
+    for d in snapshot.deployments:
+        if d.metadata.deletion_timestamp is not None:
+            continue
+        st = rt.decided.get(d.ref) or d.status
+        dd = d.model_copy(update={"status": st})
+        demand = rt.demand.get(d.ref)
+        eff = _demand(dd, demand).model_copy(update={"status": st})
+        has_demand = bool(d.spec.demand.regions)
+        cells = planner.cells_of(st.placements if st else [], has_demand=has_demand)
+        bound = ctx.owned.get(d.ref, {})
+        wl = workload_view(eff, snapshot.namespace_labels.get(d.namespace))
+        wl = dataclasses.replace(
+            wl,
+            current=planner.as_current(
+                cells, observed_pools(bound, d.spec.resources.gpus_per_replica)
+            ),
+        )
+        workloads.append(wl)
+        started[d.ref] = _cells_key(cells)
+    # capacity the fleet solve may hand out: everything but other tenants' pods (ours are
+    # all re-placed by this solve)
+    ledger = Ledger(ctx, {})
+    bound_total: dict[tuple[str, str], int] = {}
+    for h in ctx.owned.values():
+        for key, g in h.items():
+            bound_total[key] = bound_total.get(key, 0) + g
+    for key, g in bound_total.items():
+        p = ctx.pool_index.get(key)
+        if p is not None:
+            ledger.pool_free[p] += g
+    modules = []
+    for mv in ctx.fleet.modules:
+        pools = []
+        for pool in mv.pools:
+            p = ctx.pool_index.get((mv.name, pool.model))
+            free = int(ledger.pool_free[p]) if p is not None else pool.count
+            pools.append(dataclasses.replace(pool, allocated=max(0, pool.count - free)))
+        modules.append(dataclasses.replace(mv, pools=tuple(pools)))
+    result = place_fleet(workloads, modules, ctx.policies, settings=placement_settings(rt))
+    return FleetPlan(
+        made_at=now,
+        decisions={d.deployment: d for d in result.placements},
+        started_from=started,
+        solver=result.solver,
+        cost=result.total_cost,
+        lower_bound=result.lower_bound,
+    )
+
+
+__all__ = ["CycleResult", "Event", "Write", "fleet_plan", "run_cycle"]

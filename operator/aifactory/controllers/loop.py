@@ -1,0 +1,408 @@
+"""The operator's periodic work, as asyncio tasks on kopf's event loop.
+
+* placement loop: wakes on queued deployments (or a tick), waits a short batch window, takes a
+  snapshot of the hub caches (on the event loop), plans the batch in a worker thread, and hands
+  member jobs to the executor, writes to the writer and Events to the recorder; never waits for
+  any of them;
+* module monitor: every heartbeatInterval resolves clusters, probes them, writes module status;
+* policy monitor: every statusInterval writes policy status;
+* rebalancer: every rebalanceInterval solves the whole fleet in its own thread; deployments
+  pick up its targets in later cycles (never inside a cycle, never holding placements up);
+* demand poller: reads live demand per deployment, stabilised like the HPA.
+
+Only the leader plans and writes; every replica keeps caches warm. Every task survives any
+error and any apiserver outage: it logs, backs off and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from aifactory import metrics
+from aifactory.api import AIFactoryModule, InferenceDeployment
+from aifactory.clusters import ClusterError, observe_module
+from aifactory.placement import FleetState
+from aifactory.placement.from_api import module_view
+from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
+from aifactory.signals.smoothing import stabilize_demand
+
+from .cycle import CycleResult, Event, fleet_plan, run_cycle
+from .events import ObjectRef
+from .fleet import module_use
+from .modules import Probe, SignalSettings, module_status
+from .policies import policy_status
+from .runtime import GROUP, VERSION, DemandState, Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _forever(name: str, rt: Runtime, body: Callable[[], Awaitable[float]]) -> None:
+    """Run `body` until the operator stops; it returns the seconds to sleep. Never dies."""
+    backoff = 1.0
+    while not rt.stopping.is_set():
+        try:
+            delay = await body()
+            backoff = 1.0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.0fs", name, backoff)
+            delay = backoff
+            backoff = min(30.0, backoff * 2)
+        await asyncio.sleep(delay)
+
+
+class Loops:
+    """Owns the worker threads and runs every periodic task."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.plan_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+        self.rebalance_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebalancer")
+        self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="monitor")
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        rt = self.rt
+        loop = asyncio.get_running_loop()
+        rt.attach(loop)
+        self.tasks = [
+            loop.create_task(self.placement(), name="placement loop"),
+            loop.create_task(_forever("module monitor", rt, self.modules), name="module monitor"),
+            loop.create_task(_forever("policy monitor", rt, self.policies), name="policy monitor"),
+            loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
+            loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
+        ]
+
+    async def stop(self) -> None:
+        self.rt.stopping.set()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for pool in (self.plan_pool, self.rebalance_pool, self.io_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # --------------------------------------------------------------------------- placement
+    async def placement(self) -> None:
+        rt = self.rt
+        backoff = 1.0
+        while not rt.stopping.is_set():
+            await rt.wait_work(timeout=min(1.0, rt.settings.status_interval))
+            if not rt.active:
+                continue
+            try:
+                await self._cycle()
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("placement cycle failed; retrying in %.0fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(30.0, backoff * 2)
+
+    async def _cycle(self) -> None:
+        rt = self.rt
+        if rt.settings.batch_window:
+            await asyncio.sleep(rt.settings.batch_window)
+        started = time.perf_counter()
+        snapshot = rt.snapshot()  # on the event loop: nobody changes the indexes meanwhile
+        refs = rt.take_dirty()
+        all_refs = {d.ref for d in snapshot.deployments} | {
+            i.key for i in snapshot.invalid if i.kind == "InferenceDeployment"
+        }
+        refs |= rt.due(all_refs, time.monotonic())
+        metrics.QUEUE_DEPTH.set(len(refs))
+        if not refs:
+            return
+        loop = asyncio.get_running_loop()
+        views = {key: obs.snapshot() for key, obs in rt.members.observers().items()}
+        now = datetime.now(UTC)
+        result: CycleResult = await loop.run_in_executor(
+            self.plan_pool, run_cycle, rt, snapshot, views, refs, now
+        )
+        self._apply(result)
+        metrics.BATCH_SIZE.observe(len(refs))
+        metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
+
+    def _apply(self, result: CycleResult) -> None:
+        """Record the cycle's decisions and hand its I/O over (runs on the event loop)."""
+        rt = self.rt
+        for ref, status in result.decided.items():
+            rt.decided[ref] = status
+            rt.decided_uid[ref] = result.decided_uid.get(ref)
+        for ref, blocked in result.blocked.items():
+            rt.blocked[ref] = blocked
+        rt.adopted.update(result.adopted)
+        for ref, ok in result.settled.items():
+            rt.schedule(ref, ok)
+        for ref in result.forgotten:
+            rt.forget(ref)
+            metrics.forget_deployment(ref)
+        for job in result.jobs:
+            rt.executor.submit(job)
+        for w in result.writes:
+            rt.writer.submit(w.key, w.kind, w.path, w.body)
+        for e in result.events:
+            self._event(e)
+        for ref, (placed, unplaced, carbon) in result.metrics.items():
+            metrics.set_deployment(ref, placed, unplaced, carbon)
+        now = time.monotonic()
+        for ref in result.placed:
+            seen = rt.spec_seen.get(ref)
+            placed_status = result.decided.get(ref)
+            if seen is None or placed_status is None:
+                continue
+            gen, at = seen
+            placed_cond = next((c for c in status.conditions if c.type == "Placed"), None)
+            if (
+                status.observed_generation == gen
+                and placed_cond is not None
+                and placed_cond.is_true
+            ):
+                metrics.PLACEMENT_LATENCY.observe(now - at)
+                rt.spec_seen.pop(ref, None)
+
+    def _event(self, e: Event) -> None:
+        self.rt.recorder.record(
+            ObjectRef(e.api_version, e.kind, e.name, e.namespace, e.uid),
+            e.type,
+            e.reason,
+            e.message,
+        )
+
+    # --------------------------------------------------------------------------- modules
+    async def modules(self) -> float:
+        rt = self.rt
+        interval = rt.settings.heartbeat_interval
+        if not rt.active:
+            return min(1.0, interval)
+        snapshot = rt.snapshot()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.io_pool, rt.members.refresh, snapshot.modules)
+        observers = rt.members.observers()
+        probes = await asyncio.gather(
+            *(loop.run_in_executor(self.io_pool, obs.probe) for obs in observers.values())
+        )
+        reachable = dict(zip(observers, probes, strict=True))
+        views = {key: obs.snapshot() for key, obs in observers.items()}
+        now = datetime.now(UTC)
+        signal = SignalSettings(
+            heartbeat_timeout=rt.settings.heartbeat_timeout,
+            tolerance_s=rt.settings.signal_tolerance_seconds,
+            min_readings=rt.settings.signal_tolerance_readings,
+        )
+        changed: set[str] = set()
+        for m in snapshot.modules:
+            probe = self._probe(m, reachable, views)
+            with metrics.observe("module"):
+                outcome = module_status(m, probe, rt.smoothing.get(m.name, {}), now, signal)
+            rt.smoothing[m.name] = dict(outcome.smoothing)
+            if outcome.patch:
+                path = f"/apis/{GROUP}/{VERSION}/aifactorymodules/{m.name}/status"
+                rt.writer.submit(f"module/{m.name}", "status", path, {"status": outcome.patch})
+            metrics.MODULE_READY.labels(m.name).set(1 if outcome.ready else 0)
+            if probe.observation is not None:
+                for pool in probe.observation.pools.values():
+                    metrics.FLEET_GPUS.labels(m.name, "allocatable").set(pool.allocatable)
+                    metrics.FLEET_GPUS.labels(m.name, "allocated").set(pool.requested)
+            use = module_use(m, now, rt.settings.toleration_seconds)
+            if rt.module_uses.get(m.name) != use:
+                rt.module_uses[m.name] = use
+                changed.add(m.name)
+        gone = set(rt.module_uses) - {m.name for m in snapshot.modules}
+        for name in gone:
+            rt.module_uses.pop(name, None)
+            rt.smoothing.pop(name, None)
+            changed.add(name)
+        if changed:
+            rt.mark(affected_by_modules(rt, snapshot, changed))
+        return interval
+
+    def _probe(
+        self, m: AIFactoryModule, reachable: dict[str, bool], views: dict[str, Any]
+    ) -> Probe:
+        rt = self.rt
+        err = rt.members.access_error(m)
+        if err is not None:
+            return Probe(False, err.reason, err.message)
+        try:
+            target = rt.members.target(m)
+        except ClusterError as exc:
+            return Probe(False, exc.reason, exc.message)
+        view = views.get(target.cluster_key)
+        ok = reachable.get(target.cluster_key, False)
+        obs = (
+            observe_module(view, target.node_selector) if view is not None and view.synced else None
+        )
+        if not ok:
+            why = view.error if view is not None and view.error else "cluster did not answer"
+            return Probe(False, "ClusterUnreachable", why, None, view.last_seen if view else None)
+        return Probe(True, observation=obs, last_seen=view.last_seen if view else None)
+
+    # --------------------------------------------------------------------------- policies
+    async def policies(self) -> float:
+        rt = self.rt
+        interval = rt.settings.status_interval
+        if not rt.active:
+            return min(1.0, interval)
+        snapshot = rt.snapshot()
+        if not snapshot.policies:
+            return interval
+        # policies see this process's latest decisions (status may lag a write)
+        deployments = tuple(
+            d.model_copy(update={"status": rt.decided.get(d.ref, d.status)})
+            for d in snapshot.deployments
+        )
+        view = snapshot.__class__(
+            modules=snapshot.modules,
+            policies=snapshot.policies,
+            deployments=deployments,
+            namespace_labels=snapshot.namespace_labels,
+        )
+        now = datetime.now(UTC)
+
+        def compute() -> list[tuple[str, dict[str, Any]]]:
+            fleet = FleetState([module_view(m) for m in view.modules])
+            out = []
+            for p in view.policies:
+                with metrics.observe("sovereigntypolicy"):
+                    out.append((p.name, policy_status(p, view, now, fleet)))
+            return out
+
+        loop = asyncio.get_running_loop()
+        for name, status in await loop.run_in_executor(self.io_pool, compute):
+            key = f"policy/{name}"
+            previous = rt.written.get(key, {}).get("status")
+            if previous is not None and _same_ignoring_times(previous, status):
+                continue
+            path = f"/apis/{GROUP}/{VERSION}/sovereigntypolicies/{name}/status"
+            rt.writer.submit(key, "status", path, {"status": status})
+        return interval
+
+    # --------------------------------------------------------------------------- rebalancer
+    async def rebalance(self) -> float:
+        rt = self.rt
+        interval = rt.settings.rebalance_interval
+        if not rt.active:
+            return min(1.0, interval)
+        snapshot = rt.snapshot()
+        if not snapshot.deployments:
+            return interval
+        views = {key: obs.snapshot() for key, obs in rt.members.observers().items()}
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        plan = await loop.run_in_executor(self.rebalance_pool, fleet_plan, rt, snapshot, views)
+        rt.fleet_plan = plan
+        metrics.PLACEMENT_COST.set(plan.cost)
+        if plan.lower_bound is not None and plan.lower_bound > 0:
+            metrics.PLACEMENT_BOUND.set(plan.lower_bound)
+            metrics.PLACEMENT_GAP.set(plan.cost / plan.lower_bound - 1.0)
+        else:
+            metrics.PLACEMENT_GAP.set(float("nan"))
+        replaced = sorted(
+            r for r, d in plan.decisions.items() if d.stability.startswith("replaced")
+        )
+        log.info(
+            "rebalancer: fleet plan by %s in %.2fs, cost %.3f, lower bound %s; %d deployments "
+            "would move",
+            plan.solver or "?",
+            time.perf_counter() - started,
+            plan.cost,
+            f"{plan.lower_bound:.3f}" if plan.lower_bound is not None else "none",
+            len(replaced),
+        )
+        rt.mark(replaced)
+        return interval
+
+    # --------------------------------------------------------------------------- demand
+    async def demand(self) -> float:
+        rt = self.rt
+        poll = rt.settings.demand_poll_interval
+        if not rt.active:
+            return min(1.0, poll)
+        snapshot = rt.snapshot()
+        sources = [d for d in snapshot.deployments if d.spec.demand.prometheus is not None]
+        for ref in set(rt.demand) - {d.ref for d in sources}:
+            rt.demand.pop(ref, None)
+        if not sources:
+            return poll
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self.io_pool, _read_demand, d, now) for d in sources)
+        )
+        window = rt.settings.demand_stabilization_window
+        changed = []
+        for d, (reading, error) in zip(sources, results, strict=True):
+            state = rt.demand.get(d.ref) or DemandState()
+            before = (state.effective, state.error_reason)
+            if error is None and reading is not None:
+                effective, history = stabilize_demand(state.history, reading, now, window)
+                state = DemandState(history=history, effective=effective, read_at=now)
+            elif error is not None:
+                effective_kept, read_at = state.effective, state.read_at
+                if effective_kept is None and d.status and d.status.observed_demand:
+                    # a restarted operator keeps the last reading it wrote down
+                    effective_kept = dict(d.status.observed_demand)
+                    read_at = d.status.demand_updated_at
+                state = dataclasses.replace(
+                    state,
+                    effective=effective_kept,
+                    read_at=read_at,
+                    error_reason=error.reason,
+                    error_message=error.message,
+                )
+            rt.demand[d.ref] = state
+            if (state.effective, state.error_reason) != before:
+                changed.append(d.ref)
+        rt.mark(changed)
+        return poll
+
+
+def _read_demand(
+    d: InferenceDeployment, now: datetime
+) -> tuple[dict[str, float] | None, DemandSignalError | None]:
+    source = d.spec.demand.prometheus
+    assert source is not None
+    try:
+        sample = fetch_demand(source, now=now)
+        apply_demand(d, sample.requests_per_second)  # validates: refuses empty samples
+    except DemandSignalError as exc:
+        return None, exc
+    return dict(sample.requests_per_second), None
+
+
+def _same_ignoring_times(a: Any, b: Any) -> bool:
+    """Equal apart from lastTransitionTime (which set_condition keeps stable anyway)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = (set(a) | set(b)) - {"lastTransitionTime"}
+        return all(_same_ignoring_times(a.get(k), b.get(k)) for k in keys)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(
+            _same_ignoring_times(x, y) for x, y in zip(a, b, strict=True)
+        )
+    return bool(a == b)
+
+
+def affected_by_modules(rt: Runtime, snapshot: Any, modules: set[str]) -> set[str]:
+    """Deployments a change of these modules may concern: those placed there, and those with
+    replicas that found no module (new room may fit them)."""
+    out: set[str] = set()
+    for d in snapshot.deployments:
+        st = rt.decided.get(d.ref) or d.status
+        if st is None:
+            out.add(d.ref)
+            continue
+        if st.unsatisfied is not None and st.unsatisfied.replicas > 0:
+            out.add(d.ref)
+            continue
+        if any(p.module in modules for p in st.placements):
+            out.add(d.ref)
+    return out

@@ -1,0 +1,882 @@
+"""The reconcile planner: what should happen to one InferenceDeployment now. Pure.
+
+(desired state, observed member state, fleet view, engine decision, clock) -> a plan: the next
+placement, the member actions with their make-before-break guards, status, conditions, Events.
+No I/O happens here; the placement loop reads, calls this, hands the actions to the executor
+and writes what it returns. The safety rules of the operator live in this module:
+
+1. **Make-before-break is the rule.** A replica leaves a module only once its replacement is
+   Ready, whatever the reason it leaves (drain, energy rule, rebalance, demand shift, policy
+   change, module deletion, a cluster's return). Two exceptions remove at once: the module is
+   unusable (gone, or NotReady past tolerationSeconds), or a bound Enforce sovereignty rule
+   forbids it (compliance wins; the Event says so).
+2. **The disruption budget bounds every voluntary move**: at most `budget` replicas of one
+   deployment move per step, and a step starts only when the previous one is Ready.
+3. **A replica with nowhere to go stays** (and the status says why).
+4. **Nothing is deleted or shrunk on the strength of a view we do not have**: a cluster that is
+   unreachable, or whose caches have not re-listed since it came back, is left alone.
+5. **Replicas Pending longer than pendingTimeout** are reported and re-placed elsewhere.
+6. **Zero wanted and zero placed is Ready.**
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aifactory.api import (
+    Condition,
+    ConditionStatus,
+    InferenceDeployment,
+    InferenceDeploymentStatus,
+    ModulePlacement,
+    RegionRouting,
+    RouteTarget,
+    Unsatisfied,
+    set_condition,
+)
+from aifactory.placement import CurrentAssignment, Decision
+
+#: (region, module) -> replicas; region "" for a deployment without demand regions.
+Cells = dict[tuple[str, str], int]
+
+# Condition types (kstatus: Ready, Reconciling, Stalled; ours: Placed, Compliant, Degraded).
+READY = "Ready"
+PLACED = "Placed"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+DEGRADED = "Degraded"
+COMPLIANT = "Compliant"
+
+# Reasons, stable CamelCase.
+REASON_PLACED = "Placed"
+REASON_NOTHING_WANTED = "NoReplicasWanted"
+REASON_UNSCHEDULABLE = "Unschedulable"
+REASON_POLICY_NOT_FOUND = "PolicyNotFound"
+REASON_MEMBER_REJECTED = "MemberRejected"
+REASON_PODS_PENDING = "PodsPending"
+REASON_MODULE_UNREACHABLE = "ModuleUnreachable"
+REASON_MOVE_BLOCKED = "MoveBlocked"
+REASON_MIGRATING = "Migrating"
+REASON_PROGRESSING = "Progressing"
+REASON_AS_EXPECTED = "AsExpected"
+REASON_READY = "ReplicasReady"
+REASON_NOT_READY = "ReplicasNotReady"
+
+#: Longest status/Event message: enough to name modules and reasons, bounded for etcd.
+MAX_MESSAGE = 1024
+MAX_EXPLAINED_MODULES = 64
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------ inputs
+@dataclass(frozen=True, slots=True)
+class ModuleUse:
+    """How one module may be used this cycle.
+
+    `usable`: replicas there may stay and keep serving (Ready, or NotReady for less than
+    tolerationSeconds). `placeable`: it takes new replicas (usable, Ready, schedulable, not
+    draining). `draining`: every replica should leave (voluntary, make-before-break).
+    """
+
+    name: str
+    usable: bool
+    placeable: bool
+    draining: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """This deployment's member objects on one module, as the module's cluster shows them."""
+
+    module: str
+    #: The cluster's caches are complete and current, and it answers: we may act on it.
+    known: bool
+    exists: bool = False
+    replicas: int = 0
+    ready: int = 0
+    #: Creation times of pods not Ready yet (oldest first).
+    waiting_since: tuple[datetime, ...] = ()
+    unschedulable: str = ""
+    #: The rendered template's digest the member object carries.
+    spec_hash: str = ""
+    #: Why the member is not known (unreachable, re-listing after an outage...).
+    unknown_reason: str = ""
+
+    def stuck(self, now: datetime, timeout: float) -> int:
+        """Pods waiting longer than `timeout` seconds."""
+        return sum(1 for t in self.waiting_since if (now - t).total_seconds() > timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyError:
+    """The last failed write to a module for this deployment (from the executor)."""
+
+    reason: str
+    message: str
+    permanent: bool
+    generation: int | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything the planner needs about one deployment, already read."""
+
+    infd: InferenceDeployment
+    #: Replicas wanted per region (the engine's sizing), "" for no demand regions.
+    wanted: Mapping[str, int]
+    #: The placement decided last (status.placements), as cells and per-module pools.
+    current: Cells
+    modules: Mapping[str, ModuleUse]
+    members: Mapping[str, MemberState]
+    #: The engine's answer for this cycle (keep what may stay, repair the rest).
+    decision: Decision
+    #: (region, module) cells a bound Enforce sovereignty rule forbids, with the reason.
+    forbidden: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    missing_policies: tuple[str, ...] = ()
+    #: The rebalancer's fleet-wide target, when this cycle may take a step towards it.
+    rebalance_target: Decision | None = None
+    apply_errors: Mapping[str, ApplyError] = field(default_factory=dict)
+    #: Modules the deployment may not grow on until the given time (pending backoff).
+    blocked_until: Mapping[str, datetime] = field(default_factory=dict)
+    #: Per module: the digest of what would be applied (template and Service, not replicas).
+    rendered_hash: Mapping[str, str] = field(default_factory=dict)
+    audit: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    budget: int = 2
+    pending_timeout: float = 120.0
+    toleration_seconds: float = 60.0
+
+
+# ------------------------------------------------------------------------------------ output
+@dataclass(frozen=True, slots=True)
+class MemberAction:
+    """One change to one module's member objects.
+
+    kind: "apply" (render and server-side apply with `replicas`), "scale" (only
+    spec.replicas), "delete" (Deployment and Service). `why` is for logs and Events.
+    """
+
+    kind: str
+    module: str
+    replicas: int = 0
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The next placement and how it differs from the current one."""
+
+    cells: Cells
+    added: tuple[tuple[str, str, int], ...] = ()
+    #: (region, module, n, why): removed at once (unusable, forbidden, fewer needed).
+    removed: tuple[tuple[str, str, int, str], ...] = ()
+    #: (region, from, to, n): voluntary moves in this step.
+    moves: tuple[tuple[str, str, str, int], ...] = ()
+    #: (region, module, n, why): replicas that should leave but stay for now.
+    held: tuple[tuple[str, str, int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the loop must do for one deployment."""
+
+    status: InferenceDeploymentStatus
+    actions: tuple[MemberAction, ...]
+    events: tuple[EventSpec, ...]
+    step: StepResult
+    #: Modules to keep the deployment off (pending backoff), until when.
+    block: Mapping[str, datetime] = field(default_factory=dict)
+    #: The rebalance target was acted on (the loop records the plan as adopted).
+    rebalanced: bool = False
+    #: Settled: placement fully Ready, nothing held, nothing to do.
+    settled: bool = False
+
+
+# ------------------------------------------------------------------------------------ cells
+def cells_of(placements: Sequence[ModulePlacement], *, has_demand: bool) -> Cells:
+    """status.placements as cells."""
+    out: Cells = {}
+    for p in placements:
+        if p.replicas <= 0:
+            continue
+        if has_demand and p.regions:
+            for r, k in p.regions.items():
+                if k > 0:
+                    out[(r, p.module)] = out.get((r, p.module), 0) + k
+        else:
+            out[("", p.module)] = out.get(("", p.module), 0) + p.replicas
+    return out
+
+
+def decision_cells(decision: Decision, *, has_demand: bool) -> Cells:
+    out: Cells = {}
+    for a in decision.assignments:
+        if has_demand and a.regions:
+            for r, k in a.regions.items():
+                if k > 0:
+                    out[(r, a.module)] = out.get((r, a.module), 0) + k
+        elif a.replicas > 0:
+            out[("", a.module)] = out.get(("", a.module), 0) + a.replicas
+    return out
+
+
+def per_module(cells: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_, m), k in cells.items():
+        if k > 0:
+            out[m] = out.get(m, 0) + k
+    return out
+
+
+def as_current(
+    cells: Mapping[tuple[str, str], int], pools: Mapping[str, Mapping[str, int]] | None = None
+) -> tuple[CurrentAssignment, ...]:
+    """Cells as the engine's running placement (with the member-reported pools per module)."""
+    by_module: dict[str, dict[str, int]] = {}
+    for (r, m), k in sorted(cells.items()):
+        if k > 0:
+            by_module.setdefault(m, {})[r] = by_module.get(m, {}).get(r, 0) + k
+    return tuple(
+        CurrentAssignment(
+            m,
+            sum(rs.values()),
+            {r: k for r, k in rs.items() if r},
+            dict((pools or {}).get(m, {})),
+        )
+        for m, rs in sorted(by_module.items())
+    )
+
+
+def without_stuck(
+    current: Cells, members: Mapping[str, MemberState], now: datetime, timeout: float
+) -> tuple[Cells, dict[str, int]]:
+    """The current cells minus replicas whose pods wait longer than `timeout`; and per module
+    how many were taken off (they serve nothing, so re-placing them disrupts nothing)."""
+    out = dict(current)
+    taken: dict[str, int] = {}
+    for module, member in members.items():
+        if not member.known:
+            continue
+        stuck = member.stuck(now, timeout)
+        if stuck <= 0:
+            continue
+        for key in sorted((k for k in out if k[1] == module), key=lambda k: (-out[k], k)):
+            if stuck <= 0:
+                break
+            d = min(stuck, out[key])
+            out[key] -= d
+            stuck -= d
+            taken[module] = taken.get(module, 0) + d
+            if out[key] == 0:
+                del out[key]
+    return out, taken
+
+
+# ------------------------------------------------------------------------------------ step
+@dataclass(slots=True)
+class _Slot:
+    n: int
+    module: str
+
+
+def step(
+    current: Mapping[tuple[str, str], int],
+    target: Mapping[tuple[str, str], int],
+    wanted: Mapping[str, int],
+    involuntary: Mapping[tuple[str, str], str],
+    *,
+    budget: int,
+    moves_allowed: bool,
+) -> StepResult:
+    """The next placement on the way from `current` to `target`.
+
+    Per region: cells in `involuntary` go at once; replicas above what is wanted go at once
+    (from the cells the target no longer wants, largest surplus first); replicas the target
+    adds beyond what runs are added at once; the rest of the difference is moves, at most
+    `budget` in all and only when `moves_allowed` (the previous step is Ready). A surplus the
+    target has no destination for stays where it is. Deterministic: ties go by module name.
+    """
+    cells: Cells = {k: v for k, v in current.items() if v > 0}
+    added: list[tuple[str, str, int]] = []
+    removed: list[tuple[str, str, int, str]] = []
+    moves: list[tuple[str, str, str, int]] = []
+    held: list[tuple[str, str, int, str]] = []
+    for key, why in sorted(involuntary.items()):
+        n = cells.pop(key, 0)
+        if n:
+            removed.append((key[0], key[1], n, why))
+    left = max(0, budget)
+    regions = sorted({r for r, _ in cells} | {r for r, _ in target} | set(wanted))
+    for r in regions:
+        cur = {m: k for (rr, m), k in cells.items() if rr == r}
+        tgt = {m: k for (rr, m), k in target.items() if rr == r and k > 0}
+        surplus = sorted(
+            ((cur[m] - tgt.get(m, 0), m) for m in cur if cur[m] > tgt.get(m, 0)),
+            key=lambda x: (-x[0], x[1]),
+        )
+        deficit = sorted(
+            ((tgt[m] - cur.get(m, 0), m) for m in tgt if tgt[m] > cur.get(m, 0)),
+            key=lambda x: (-x[0], x[1]),
+        )
+        have, want, aim = sum(cur.values()), int(wanted.get(r, 0)), sum(tgt.values())
+        sur = [_Slot(n, m) for n, m in surplus]
+        dfc = [_Slot(n, m) for n, m in deficit]
+        # 1. fewer replicas wanted: the surplus goes now (nothing below what is wanted)
+        down = max(0, have - want)
+        for item in sur:
+            if down <= 0:
+                break
+            k = min(down, item.n)
+            cells[(r, item.module)] -= k
+            removed.append((r, item.module, k, "fewer replicas needed"))
+            item.n -= k
+            down -= k
+            have -= k
+        # 2. more replicas than run: added now
+        up = max(0, aim - have)
+        for item in dfc:
+            if up <= 0:
+                break
+            k = min(up, item.n)
+            cells[(r, item.module)] = cells.get((r, item.module), 0) + k
+            added.append((r, item.module, k))
+            item.n -= k
+            up -= k
+        # 3. the rest is moves: budgeted, one step at a time
+        si = di = 0
+        sur = [x for x in sur if x.n > 0]
+        dfc = [x for x in dfc if x.n > 0]
+        while moves_allowed and left > 0 and si < len(sur) and di < len(dfc):
+            src, dst = sur[si], dfc[di]
+            k = min(src.n, dst.n, left)
+            cells[(r, src.module)] -= k
+            cells[(r, dst.module)] = cells.get((r, dst.module), 0) + k
+            moves.append((r, src.module, dst.module, k))
+            left -= k
+            src.n -= k
+            dst.n -= k
+            if src.n == 0:
+                si += 1
+            if dst.n == 0:
+                di += 1
+        pending_dest = sum(x.n for x in dfc[di:])
+        for item in sur[si:]:
+            if item.n <= 0:
+                continue
+            if pending_dest <= 0:
+                why = "no other module can take them"
+            elif not moves_allowed:
+                why = "waiting for the previous step to be Ready"
+            else:
+                why = "waiting for the disruption budget"
+            held.append((r, item.module, item.n, why))
+            pending_dest -= item.n
+    return StepResult(
+        cells={k: v for k, v in sorted(cells.items()) if v > 0},
+        added=tuple(added),
+        removed=tuple(removed),
+        moves=tuple(moves),
+        held=tuple(held),
+    )
+
+
+# ------------------------------------------------------------------------------------ plan
+def settled(current: Mapping[tuple[str, str], int], members: Mapping[str, MemberState]) -> bool:
+    """Every replica of the current placement is Ready where it should be (the previous step
+    is done; old replicas still held for it are released by this cycle's member actions)."""
+    for module, n in per_module(current).items():
+        m = members.get(module)
+        if m is None or not m.known or m.ready < n:
+            return False
+    return True
+
+
+def _involuntary(
+    current: Mapping[tuple[str, str], int],
+    modules: Mapping[str, ModuleUse],
+    forbidden: Mapping[tuple[str, str], str],
+) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for (r, m), k in current.items():
+        if k <= 0:
+            continue
+        use = modules.get(m)
+        if use is None:
+            out[(r, m)] = f"module {m} is gone"
+        elif not use.usable:
+            out[(r, m)] = f"module {m} is unusable: {use.reason or 'not ready'}"
+        elif (r, m) in forbidden:
+            out[(r, m)] = f"an Enforce policy forbids {m}: {forbidden[(r, m)]}"
+    return out
+
+
+def member_actions(
+    next_cells: Mapping[tuple[str, str], int],
+    inputs: Inputs,
+    now: datetime,
+    dropped_forbidden: set[str],
+) -> tuple[list[MemberAction], bool, list[str]]:
+    """Member changes for the next placement, with make-before-break holds.
+
+    Returns (actions, handover_complete, modules held for the handover).
+    """
+    wanted = per_module(next_cells)
+    members = inputs.members
+    complete = all(
+        (m := members.get(module)) is not None and m.known and m.ready >= n
+        for module, n in wanted.items()
+    )
+    actions: list[MemberAction] = []
+    held: list[str] = []
+    for module in sorted(set(wanted) | {m for m, s in members.items() if s.exists}):
+        member = members.get(module) or MemberState(module=module, known=False)
+        use = inputs.modules.get(module)
+        may_hold = (
+            use is not None
+            and use.usable
+            and module not in dropped_forbidden
+            and not complete
+            and member.known
+        )
+        if not member.known:
+            continue  # rule 4: never act on a view we do not have
+        err = inputs.apply_errors.get(module)
+        retry_later = (
+            err is not None and err.permanent and err.generation == inputs.infd.metadata.generation
+        )
+        n = wanted.get(module, 0)
+        if n > 0:
+            target = n
+            if may_hold and member.exists and member.replicas > n:
+                target = max(n, min(member.replicas, member.ready))
+                if target > n:
+                    held.append(module)
+            digest = inputs.rendered_hash.get(module, "")
+            if not member.exists or (digest and member.spec_hash != digest):
+                if not retry_later:
+                    actions.append(MemberAction("apply", module, target, "placement"))
+            elif member.replicas != target:
+                actions.append(MemberAction("scale", module, target, "placement"))
+        else:
+            if may_hold and member.ready > 0:
+                held.append(module)
+                keep = min(member.replicas, member.ready)
+                if member.replicas != keep:
+                    actions.append(MemberAction("scale", module, keep, "handover"))
+                continue
+            actions.append(
+                MemberAction(
+                    "delete",
+                    module,
+                    0,
+                    "forbidden"
+                    if module in dropped_forbidden
+                    else "unusable"
+                    if use is None or not use.usable
+                    else "no longer placed",
+                )
+            )
+    return actions, complete, held
+
+
+def _cond(type_: str, ok: bool, reason: str, message: str, generation: int | None) -> Condition:
+    return Condition(
+        type=type_,
+        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        reason=reason,
+        message=_clip(message),
+        observed_generation=generation,
+    )
+
+
+def _summary(cells: Mapping[tuple[str, str], int]) -> str:
+    return ", ".join(f"{m} ({k})" for m, k in sorted(per_module(cells).items()))
+
+
+def _explanation(decision: Decision) -> dict[str, str]:
+    chosen = [a.module for a in decision.assignments]
+    rest = sorted(m for m in decision.explanation if m not in chosen)
+    keep = (chosen + rest)[:MAX_EXPLAINED_MODULES]
+    return {m: decision.explanation[m] for m in keep if m in decision.explanation}
+
+
+def _pools_for(
+    module: str,
+    replicas: int,
+    gpus_per_replica: int,
+    decision: Decision,
+    observed: Mapping[str, Mapping[str, int]],
+) -> dict[str, int] | None:
+    """GPU model -> GPUs the module's replicas hold: observed pods first, the engine's pools
+    for the rest."""
+    have = dict(observed.get(module, {}))
+    engine = next((dict(a.gpus) for a in decision.assignments if a.module == module), {})
+    need = replicas * gpus_per_replica - sum(have.values())
+    for model, g in sorted(engine.items(), key=lambda kv: -kv[1]):
+        if need <= 0:
+            break
+        extra = max(0, min(need, g - have.get(model, 0)))
+        if extra:
+            have[model] = have.get(model, 0) + extra
+            need -= extra
+    if need > 0 and have:
+        first = sorted(have)[0]
+        have[first] += need
+    return have or None
+
+
+def plan(
+    inputs: Inputs,
+    now: datetime,
+    settings: Settings,
+    observed_pools: Mapping[str, Mapping[str, int]] | None = None,
+) -> Plan:
+    """Plan one deployment: next placement, member actions, status, Events (pure)."""
+    infd = inputs.infd
+    gen = infd.metadata.generation
+    has_demand = bool(infd.spec.demand.regions)
+    decision = inputs.decision
+    wanted_total = sum(inputs.wanted.values())
+    events: list[EventSpec] = []
+    current, stuck = without_stuck(inputs.current, inputs.members, now, settings.pending_timeout)
+    block = {m: now for m in stuck}
+
+    if inputs.missing_policies:
+        # placement is paused: keep what runs, place nothing new, never remove
+        step_result = StepResult(cells=dict(current))
+    else:
+        involuntary = _involuntary(current, inputs.modules, inputs.forbidden)
+        is_settled = settled(inputs.current, inputs.members)
+        target = decision_cells(decision, has_demand=has_demand)
+        if (
+            inputs.rebalance_target is not None
+            and is_settled
+            and not involuntary
+            and target == {k: v for k, v in current.items() if v > 0}
+        ):
+            target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+        step_result = step(
+            current,
+            target,
+            inputs.wanted,
+            involuntary,
+            budget=settings.budget,
+            moves_allowed=is_settled,
+        )
+
+    next_cells = step_result.cells
+    dropped_forbidden = {
+        m for _, m, _, why in step_result.removed if why.startswith("an Enforce policy")
+    }
+    actions, complete, held_modules = member_actions(next_cells, inputs, now, dropped_forbidden)
+
+    # ------------------------------------------------------------------ status
+    members = inputs.members
+    placed_by_module = per_module(next_cells)
+    regions_by_module: dict[str, dict[str, int]] = {}
+    for (r, m), k in next_cells.items():
+        if r:
+            regions_by_module.setdefault(m, {})[r] = k
+    g = infd.spec.resources.gpus_per_replica
+    placements = [
+        ModulePlacement(
+            module=m,
+            replicas=k,
+            ready_replicas=min(k, members[m].ready) if m in members and members[m].known else 0,
+            regions=regions_by_module.get(m, {}),
+            gpus=_pools_for(m, k, g, decision, observed_pools or {}),
+        )
+        for m, k in sorted(placed_by_module.items())
+    ]
+    serving = sum(s.ready for s in members.values() if s.known and s.exists)
+    placed_total = sum(placed_by_module.values())
+    unplaced = max(0, wanted_total - placed_total)
+    routing: list[RegionRouting] = []
+    for region in infd.spec.demand.regions:
+        split = [(p.module, p.regions.get(region.name, 0)) for p in placements]
+        total = sum(k for _, k in split)
+        if total:
+            routing.append(
+                RegionRouting(
+                    region=region.name,
+                    modules=[
+                        RouteTarget(module=m, weight=round(k / total, 4)) for m, k in split if k
+                    ],
+                )
+            )
+
+    conditions = list(infd.status.conditions) if infd.status else []
+    # Placed
+    if inputs.missing_policies:
+        names = ", ".join(inputs.missing_policies)
+        placed_cond = _cond(
+            PLACED,
+            False,
+            REASON_POLICY_NOT_FOUND,
+            f"SovereigntyPolicy {names} named in spec.sovereigntyPolicies does not exist: "
+            "placement is paused (running replicas stay, nothing new is placed)",
+            gen,
+        )
+    elif wanted_total == 0:
+        placed_cond = _cond(PLACED, True, REASON_NOTHING_WANTED, "0 replicas wanted", gen)
+    elif unplaced == 0:
+        placed_cond = _cond(
+            PLACED,
+            True,
+            REASON_PLACED,
+            f"{placed_total} replicas on {len(placements)} modules: {_summary(next_cells)}",
+            gen,
+        )
+    else:
+        placed_cond = _cond(
+            PLACED,
+            False,
+            REASON_UNSCHEDULABLE,
+            decision.message or f"{unplaced}/{wanted_total} replicas unplaced",
+            gen,
+        )
+    conditions = set_condition(conditions, placed_cond, now=now)
+
+    # Ready (kstatus): serving replicas >= wanted
+    ready_ok = serving >= wanted_total  # zero wanted and zero placed is Ready
+    conditions = set_condition(
+        conditions,
+        _cond(
+            READY,
+            ready_ok,
+            REASON_READY if ready_ok else REASON_NOT_READY,
+            f"{serving}/{wanted_total} replicas ready",
+            gen,
+        ),
+        now=now,
+    )
+    conditions = set_condition(
+        conditions,
+        _cond(
+            COMPLIANT,
+            not inputs.audit,
+            "PoliciesSatisfied" if not inputs.audit else "AuditFindings",
+            "every bound policy is satisfied" if not inputs.audit else "; ".join(inputs.audit),
+            gen,
+        ),
+        now=now,
+    )
+
+    # Degraded: what is wrong, named after its cause, with the member's own words
+    problems: list[tuple[str, str]] = []
+    for module, err in sorted(inputs.apply_errors.items()):
+        if err.generation == gen or not err.permanent:
+            problems.append((err.reason, f"{module}: {err.message}"))
+    for module, n in sorted(stuck.items()):
+        why = members[module].unschedulable or "not scheduled"
+        problems.append(
+            (
+                REASON_PODS_PENDING,
+                f"{n} replicas on {module} Pending longer than "
+                f"{settings.pending_timeout:.0f}s ({why}); re-placing them",
+            )
+        )
+    down = sorted(m for m in placed_by_module if m in members and not members[m].known) + sorted(
+        m for m in placed_by_module if m not in members and m in inputs.apply_errors
+    )
+    for module in dict.fromkeys(down):
+        member = members.get(module)
+        why = member.unknown_reason if member else ""
+        problems.append(
+            (REASON_MODULE_UNREACHABLE, f"{module} not observed{': ' + why if why else ''}")
+        )
+    if unplaced and not inputs.missing_policies:
+        problems.append((REASON_UNSCHEDULABLE, f"{unplaced} replicas unplaced"))
+    stuck_moves = [h for h in step_result.held if h[3] == "no other module can take them"]
+    if stuck_moves:
+        desc = ", ".join(f"{n} serving {r or 'all'} on {m}" for r, m, n, _ in stuck_moves)
+        problems.append(
+            (
+                REASON_MOVE_BLOCKED,
+                f"replicas should leave but no other module can take them: {desc}",
+            )
+        )
+    if inputs.missing_policies:
+        problems.append((REASON_POLICY_NOT_FOUND, placed_cond.message))
+    degraded_reason = problems[0][0] if problems else REASON_AS_EXPECTED
+    conditions = set_condition(
+        conditions,
+        _cond(
+            DEGRADED,
+            bool(problems),
+            degraded_reason,
+            "; ".join(p for _, p in problems) or "all replicas placed on reachable modules",
+            gen,
+        ),
+        now=now,
+    )
+
+    # Stalled (kstatus): cannot progress without a change to the spec, a policy or the fleet
+    stalled_reasons = [
+        (r, m)
+        for r, m in problems
+        if r in (REASON_MEMBER_REJECTED, REASON_POLICY_NOT_FOUND, REASON_UNSCHEDULABLE)
+        or (r == "MemberForbidden")
+    ]
+    conditions = set_condition(
+        conditions,
+        _cond(
+            STALLED,
+            bool(stalled_reasons),
+            stalled_reasons[0][0] if stalled_reasons else REASON_AS_EXPECTED,
+            "; ".join(m for _, m in stalled_reasons) or "progressing or done",
+            gen,
+        ),
+        now=now,
+    )
+
+    # Reconciling (kstatus): work in progress
+    in_flight = bool(actions) or bool(held_modules) or not complete or bool(step_result.held)
+    reason = REASON_MIGRATING if held_modules or step_result.moves else REASON_PROGRESSING
+    message_parts = []
+    if held_modules:
+        message_parts.append(
+            "keeping replicas on " + ", ".join(held_modules) + " until their replacements are Ready"
+        )
+    waiting = [h for h in step_result.held if h[3] != "no other module can take them"]
+    if waiting:
+        message_parts.append(f"{sum(h[2] for h in waiting)} replicas to move ({waiting[0][3]})")
+    if actions:
+        message_parts.append(f"{len(actions)} member changes")
+    if not complete and not message_parts:
+        message_parts.append(f"{serving}/{wanted_total} replicas ready")
+    conditions = set_condition(
+        conditions,
+        _cond(
+            RECONCILING,
+            in_flight,
+            reason if in_flight else REASON_AS_EXPECTED,
+            "; ".join(message_parts) or "up to date",
+            gen,
+        ),
+        now=now,
+    )
+
+    # ------------------------------------------------------------------ events
+    before = per_module(inputs.current)
+    after = placed_by_module
+    if before != after:
+        summary = _summary(next_cells)
+        if step_result.moves:
+            moves = "; ".join(
+                f"{n} serving {r or 'all'}: {a} -> {b}" for r, a, b, n in step_result.moves
+            )
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "Rebalanced" if rebalanced_flag(inputs, step_result) else "Rescheduled",
+                    f"moved {sum(n for *_, n in step_result.moves)} replicas "
+                    f"(budget {settings.budget}): {moves}; now {summary}"
+                    + (f" ({decision.stability})" if decision.stability else ""),
+                )
+            )
+        elif not before:
+            events.append(
+                EventSpec(
+                    "Normal", "Placed", f"{placed_total}/{wanted_total} replicas on {summary}"
+                )
+            )
+        elif set(before) != set(after):
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "Rescheduled",
+                    f"{placed_total}/{wanted_total} replicas on {summary}"
+                    + (f" ({decision.stability})" if decision.stability else ""),
+                )
+            )
+        else:
+            events.append(
+                EventSpec(
+                    "Normal", "Scaled", f"{placed_total}/{wanted_total} replicas on {summary}"
+                )
+            )
+    for r, m, n, why in step_result.removed:
+        if why.startswith("an Enforce policy"):
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "ComplianceRemoval",
+                    f"removed {n} replicas serving {r or 'all'} from {m} at once: {why} "
+                    "(compliance wins over make-before-break)",
+                )
+            )
+    for kind, detail in problems:
+        if kind in (REASON_MEMBER_REJECTED, REASON_PODS_PENDING, REASON_MOVE_BLOCKED):
+            events.append(EventSpec("Warning", kind, detail))
+    if unplaced and not inputs.missing_policies:
+        events.append(EventSpec("Warning", "PlacementFailed", _clip(placed_cond.message)))
+    if inputs.missing_policies:
+        events.append(EventSpec("Warning", REASON_POLICY_NOT_FOUND, placed_cond.message))
+    for a in actions:
+        if a.kind == "delete":
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "MemberRemoved",
+                    f"removed member Deployment and Service from module {a.module} ({a.why})",
+                )
+            )
+
+    previous = infd.status
+    status = InferenceDeploymentStatus(
+        observed_generation=gen,
+        conditions=conditions,
+        replicas=wanted_total,
+        ready_replicas=serving,
+        placements=placements,
+        routing=routing,
+        unsatisfied=Unsatisfied(replicas=unplaced, reason=_clip(decision.message))
+        if unplaced and not inputs.missing_policies
+        else None,
+        last_rebalance_time=now
+        if step_result.moves
+        else (previous.last_rebalance_time if previous else None),
+        last_moves=[f"{n} serving {r or 'all'}: {a} -> {b}" for r, a, b, n in step_result.moves]
+        if step_result.moves
+        else (previous.last_moves if previous else None),
+        cost=round(decision.cost, 4),
+        explanation=_explanation(decision),
+        observed_demand=previous.observed_demand if previous else None,
+        demand_updated_at=previous.demand_updated_at if previous else None,
+    ).summarized()
+    return Plan(
+        status=status,
+        actions=tuple(actions),
+        events=tuple(events),
+        step=step_result,
+        block=block,
+        rebalanced=rebalanced_flag(inputs, step_result),
+        settled=not in_flight and not problems,
+    )
+
+
+def rebalanced_flag(inputs: Inputs, result: StepResult) -> bool:
+    """A step moved replicas towards the rebalancer's target (not a required move)."""
+    if inputs.rebalance_target is None or not result.moves:
+        return False
+    has_demand = bool(inputs.infd.spec.demand.regions)
+    target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+    return all(target.get((r, b), 0) > 0 for r, _, b, _ in result.moves)
