@@ -116,7 +116,9 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
         out["description"] = node["description"]
 
     additional = node.get("additionalProperties")
-    if "properties" in node or node.get("type") == "object":
+    if node.get("x-kubernetes-int-or-string"):
+        pass  # typeless by definition: an integer or a string (e.g. a resource.Quantity)
+    elif "properties" in node or node.get("type") == "object":
         out["type"] = "object"
     elif "type" in node:
         out["type"] = node["type"]
@@ -153,7 +155,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
             out["required"] = list(node["required"])
     if "items" in node:
         out["items"] = structural(node["items"], defs, path=f"{path}[]")
-    if out["type"] == "object" and "properties" not in node:
+    if out.get("type") == "object" and "properties" not in node:
         if additional is True or additional == {}:
             out["x-kubernetes-preserve-unknown-fields"] = True
         elif isinstance(additional, dict):
@@ -164,6 +166,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
     for key, value in node.items():
         if key.startswith("x-kubernetes-"):
             out[key] = copy.deepcopy(value)
+        elif key == "const":
+            out["enum"] = [value]  # Literal["x"]: a one-value enum, which structural allows
         elif (
             key not in _PASSTHROUGH
             and key not in _DROPPED
