@@ -69,6 +69,9 @@ class Invalid:
     offline: str | None = None
     #: Alternatives accepted in place of `server` (e.g. list-map duplicate errors).
     server_alternatives: tuple[str, ...] = ()
+    #: The field as the apiserver names it when that differs: server-side apply names items of
+    #: list-maps by key, e.g. spec.demand.regions[name="eu-west"].country.
+    server_field: str | None = None
 
     def manifest(self) -> Manifest:
         doc = base(self.kind)
@@ -318,6 +321,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.security.certifications", ["ISO27001", "SOC2", "ISO27001"]),),
         "spec.security.certifications",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="security.certifications must be unique; 'ISO27001' appears more than once",
     ),
     Invalid(
@@ -333,6 +337,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.location.jurisdictions", ["EEA", "EEA"]),),
         "spec.location.jurisdictions",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="location.jurisdictions must be unique",
     ),
     Invalid(
@@ -362,6 +367,13 @@ INVALID: tuple[Invalid, ...] = (
         "throughput-1e-300",  # stored once, then every handler failed on the replica count
         "InferenceDeployment",
         (("spec.throughputPerReplica", 1e-300),),
+        "spec.throughputPerReplica",
+        "greater than or equal to 0.01",
+    ),
+    Invalid(
+        "throughput-zero",  # an integer 0 passes `minimum: 0.01` in OpenAPI; a CEL rule stops it
+        "InferenceDeployment",
+        (("spec.throughputPerReplica", 0),),
         "spec.throughputPerReplica",
         "greater than or equal to 0.01",
     ),
@@ -517,8 +529,9 @@ INVALID: tuple[Invalid, ...] = (
         "InferenceDeployment",
         (("spec.model.env", [{"name": "TOKEN", "valueFrom": {"vaultRef": {"path": "x"}}}]),),
         "spec.model.env[0].valueFrom.vaultRef",
-        'unknown field "spec.model.env[0].valueFrom.vaultRef"',
+        "field not declared in schema",
         offline="Extra inputs are not permitted",
+        server_field='spec.model.env[name="TOKEN"].valueFrom.vaultRef',
     ),
     Invalid(
         "env-secret-key-with-slash",
@@ -593,6 +606,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.resources.gpuModels", ["H100", "A100", "H100"]),),
         "spec.resources.gpuModels",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="resources.gpuModels must be unique; 'H100' appears more than once",
     ),
     Invalid(
@@ -608,6 +622,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.placement.modules", ["oslo", "oslo"]),),
         "spec.placement.modules",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="placement.modules must be unique",
     ),
     Invalid(
@@ -643,6 +658,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.sovereigntyPolicies", ["eu-restricted-data", "eu-restricted-data"]),),
         "spec.sovereigntyPolicies",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="sovereigntyPolicies must be unique",
     ),
     Invalid(
@@ -651,6 +667,7 @@ INVALID: tuple[Invalid, ...] = (
         (("spec.energy.allowedSources", ["hydro", "wind", "hydro"]),),
         "spec.energy.allowedSources",
         "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
         offline="energy.allowedSources must be unique",
     ),
     Invalid(
@@ -660,6 +677,7 @@ INVALID: tuple[Invalid, ...] = (
         "spec.demand.regions[0].country",
         "expected string, got &value.valueUnstructured{Value:false}",
         offline="Input should be a valid string",
+        server_field='spec.demand.regions[name="eu-west"].country',
     ),
     Invalid(
         "min-above-max",
@@ -848,6 +866,7 @@ INVALID: tuple[Invalid, ...] = (
             ((f"spec.{field}", [value, value]),),
             f"spec.{field}",
             "Duplicate value",
+            server_alternatives=("duplicate entries for key",),
             offline=f"{field} must be unique; {value!r} appears more than once",
         )
         for field, value in (

@@ -184,10 +184,12 @@ class ResourceFieldSelector(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
+                # int-or-string has no maxLength: compare without converting (an integer
+                # divisor can only be 1), which keeps the rule's estimated cost bounded.
                 cel_rule(
-                    "!has(self.divisor) || (self.resource.endsWith('.cpu') ? "
-                    f"string(self.divisor) in {_cel_list(CPU_DIVISORS)} : "
-                    f"string(self.divisor) in {_cel_list(OTHER_DIVISORS)})",
+                    "!has(self.divisor) || (type(self.divisor) == int ? self.divisor == 1 : "
+                    f"self.resource.endsWith('.cpu') ? self.divisor in {_cel_list(CPU_DIVISORS)} "
+                    f": self.divisor in {_cel_list(OTHER_DIVISORS)})",
                     DIVISOR_MESSAGE,
                     field_path=".divisor",
                 )
