@@ -91,6 +91,24 @@ class Invalid:
 
 DELETE = object()
 
+#: A module file as a Norwegian user writes it first: `country: NO` is false in YAML 1.1.
+UNQUOTED_NORWAY = """\
+apiVersion: aifactory.dev/v1alpha1
+kind: AIFactoryModule
+metadata:
+  name: oslo
+spec:
+  location: {country: NO, region: NO-03, latitude: 59.91, longitude: 10.75}
+  energy:
+    sources: [{type: hydro, share: 1}]
+    carbonIntensity: 30
+    powerBudgetKW: 50
+  capacity:
+    gpus: [{model: H100, count: 32, memoryGiB: 80, powerW: 700}]
+  cluster: {nodeSelector: {aifactory.dev/module: oslo}}
+"""
+
+
 H100 = {"model": "H100", "count": 8, "memoryGiB": 80, "powerW": 700}
 REGION = {
     "name": "eu-west",

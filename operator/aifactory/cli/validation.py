@@ -247,7 +247,8 @@ def _pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
     for err in exc.errors():
         loc = tuple(err["loc"])
         origin = doc.origins.get(loc)
-        out.append(Problem(loc, str(err["msg"]), origin.line if origin else None))
+        message = str(err["msg"]).removeprefix("Value error, ")
+        out.append(Problem(loc, message, origin.line if origin else None))
     return out
 
 
@@ -346,6 +347,9 @@ def check_document(data: Any, doc: Document) -> Checked:
             None, None, problems=[Problem((), f"expected a mapping, got {_json_type(data)}")]
         )
     kind, api_version = data.get("kind"), data.get("apiVersion")
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    name = name if isinstance(name, str) else None
     missing = [
         Problem((key,), "Field required") for key in ("apiVersion", "kind") if not data.get(key)
     ]
@@ -356,7 +360,7 @@ def check_document(data: Any, doc: Document) -> Checked:
         checked.obj = None
         return checked
     if missing:
-        return Checked(kind if isinstance(kind, str) else None, None, problems=missing)
+        return Checked(kind if isinstance(kind, str) else None, name, problems=missing)
     if not isinstance(kind, str) or not isinstance(api_version, str):
         return Checked(
             None, None, problems=[Problem(("kind",), "apiVersion and kind must be strings")]
@@ -366,7 +370,7 @@ def check_document(data: Any, doc: Document) -> Checked:
             known = ", ".join(KINDS)
             return Checked(
                 kind,
-                None,
+                name,
                 problems=[
                     Problem(("kind",), f"{_API_GROUP} has no kind {kind!r} (known: {known})")
                 ],
@@ -374,7 +378,7 @@ def check_document(data: Any, doc: Document) -> Checked:
         if api_version != GROUP_VERSION:
             return Checked(
                 kind,
-                None,
+                name,
                 problems=[
                     Problem(("apiVersion",), f"must be {GROUP_VERSION}; got {api_version!r}")
                 ],
@@ -383,10 +387,8 @@ def check_document(data: Any, doc: Document) -> Checked:
     checker = _OTHER_KINDS.get((api_version, kind))
     if checker is not None:
         return checker(data, doc)
-    meta = data.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
     return Checked(
         kind,
-        name if isinstance(name, str) else None,
+        name,
         skipped=f"{api_version} {kind} is not checked by aifactoryctl",
     )
