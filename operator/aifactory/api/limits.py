@@ -11,8 +11,8 @@ generous for any real site or workload and keep all of that arithmetic small:
   = 1e6 * 11 / 0.01 = 1.1e9, summed over at most 64 regions 7.04e10: exact in a float
   (< 2**53) and far inside int64, before the total is clamped to MAX_REPLICAS;
 - one replica's cost <= MAX_WEIGHT * (RTT <= 321 ms) / MIN_LATENCY_MS + MAX_WEIGHT *
-  MAX_CARBON_INTENSITY * MAX_PUE / 500 = 3.2e6 + 2e4; times MAX_REPLICAS deployments' worth of
-  replicas it stays below 1e14;
+  MAX_CARBON_INTENSITY * MAX_PUE / 500 = 3.2e6 + 2e4; MAX_REPLICAS replicas of each of 10,000
+  deployments stay below 1e15;
 - a module's power, count * powerW * pue summed over 32 pools, <= 32 * 1e5 * 1e4 * 5 = 1.6e11 W.
 
 `tests/api/test_limits.py` recomputes these worst cases from the constants.
