@@ -137,7 +137,7 @@ def test_a_boolean_label_value_is_caught_too(
     )
     code, out, _ = run(capsys, "validate", "-f", str(write(tmp_path, text)))
     assert code == 1
-    assert "metadata.labels.aifactory.dev/green (line 5): expected string, got boolean true" in out
+    assert "metadata.labels[aifactory.dev/green] (line 5): expected string, got boolean true" in out
     assert 'quote it: aifactory.dev/green: "y"' in out
 
 

@@ -69,11 +69,15 @@ _DNS_LABEL_MESSAGE = (
 )
 
 
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def field_path(loc: Iterable[int | str]) -> str:
-    """A location as a manifest path: spec.capacity.gpus[0].count."""
+    """A location as a manifest path: spec.capacity.gpus[0].count; map keys that are not plain
+    names in brackets: metadata.labels[aifactory.dev/tier]."""
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or (out and not _FIELD_NAME.match(part)):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
