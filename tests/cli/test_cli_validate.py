@@ -78,7 +78,7 @@ def test_unquoted_norway_says_quote_it_with_file_document_field_and_line(
 def test_quoted_norway_is_valid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path, OSLO.format(country='"NO"'))
     code, out, _ = run(capsys, "validate", "-f", str(path))
-    assert (code, out.strip()) == (0, "1 documents: 1 valid, 0 invalid, 0 skipped")
+    assert (code, out.strip()) == (0, "1 document: 1 valid, 0 invalid, 0 skipped")
 
 
 def test_place_gives_the_same_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     for line in report.problems:
         print(f"error: {line}")
     invalid = report.documents - report.valid - len(report.skipped)
+    documents = f"{report.documents} document{'' if report.documents == 1 else 's'}"
     summary = (
-        f"{report.documents} documents: {report.valid} valid, {max(invalid, 0)} invalid, "
+        f"{documents}: {report.valid} valid, {max(invalid, 0)} invalid, "
         f"{len(report.skipped)} skipped"
     )
     if report.ok:
