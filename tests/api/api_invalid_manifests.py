@@ -69,6 +69,9 @@ class Invalid:
     offline: str | None = None
     #: Alternatives accepted in place of `server` (e.g. list-map duplicate errors).
     server_alternatives: tuple[str, ...] = ()
+    #: The field as the apiserver names it when that differs: server-side apply names items of
+    #: list-maps by key, e.g. spec.demand.regions[name="eu-west"].country.
+    server_field: str | None = None
 
     def manifest(self) -> Manifest:
         doc = base(self.kind)
@@ -88,6 +91,24 @@ class Invalid:
 
 DELETE = object()
 
+#: A module file as a Norwegian user writes it first: `country: NO` is false in YAML 1.1.
+UNQUOTED_NORWAY = """\
+apiVersion: aifactory.dev/v1alpha1
+kind: AIFactoryModule
+metadata:
+  name: oslo
+spec:
+  location: {country: NO, region: NO-03, latitude: 59.91, longitude: 10.75}
+  energy:
+    sources: [{type: hydro, share: 1}]
+    carbonIntensity: 30
+    powerBudgetKW: 50
+  capacity:
+    gpus: [{model: H100, count: 32, memoryGiB: 80, powerW: 700}]
+  cluster: {nodeSelector: {aifactory.dev/module: oslo}}
+"""
+
+
 H100 = {"model": "H100", "count": 8, "memoryGiB": 80, "powerW": 700}
 REGION = {
     "name": "eu-west",
@@ -97,6 +118,8 @@ REGION = {
     "requestsPerSecond": 10,
 }
 SCHEDULE_DAY = {"fromHour": 8, "toHour": 18, "carbonIntensity": 40, "renewableShare": 0.9}
+SECRET_SOURCE = {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+POD_NAME_SOURCE = {"fieldRef": {"fieldPath": "metadata.name"}}
 PROMETHEUS = {
     "url": "http://prometheus.monitoring:9090",
     "query": "sum by (region) (rate(http_requests_total[1m]))",
@@ -223,7 +246,457 @@ INVALID: tuple[Invalid, ...] = (
         "spec.security.operatorCountry",
         "ISO 3166-1 alpha-2",
     ),
+    Invalid(
+        "country-unquoted-no",  # `country: NO` in YAML 1.1, which kubectl speaks, is false
+        "AIFactoryModule",
+        (("spec.location.country", False),),
+        "spec.location.country",
+        "expected string, got &value.valueUnstructured{Value:false}",
+        offline="Input should be a valid string",
+    ),
+    Invalid(
+        "region-not-iso-3166-2",  # what the samples said for Oslo before: Oslo is NO-03
+        "AIFactoryModule",
+        (("spec.location.country", "NO"), ("spec.location.region", "NO-1")),
+        "spec.location.region",
+        "ISO 3166-2 subdivision code of location.country",
+    ),
+    Invalid(
+        "region-of-another-country",
+        "AIFactoryModule",
+        (("spec.location.region", "NO-03"),),
+        "spec.location.region",
+        "ISO 3166-2 subdivision code of location.country",
+        offline="it is Oslo in NO",
+    ),
+    Invalid(
+        "region-lowercase",
+        "AIFactoryModule",
+        (("spec.location.region", "is-1"),),
+        "spec.location.region",
+        "ISO 3166-2 subdivision code of location.country",
+    ),
+    Invalid(
+        "carbon-intensity-5000",
+        "AIFactoryModule",
+        (("spec.energy.carbonIntensity", 5000),),
+        "spec.energy.carbonIntensity",
+        "less than or equal to 2000",
+    ),
+    Invalid(
+        "power-budget-1e300",
+        "AIFactoryModule",
+        (("spec.energy.powerBudgetKW", 1e300),),
+        "spec.energy.powerBudgetKW",
+        "less than or equal to 1e+06",
+        offline="less than or equal to 1000000",
+    ),
+    Invalid(
+        "pue-50",
+        "AIFactoryModule",
+        (("spec.energy.pue", 50),),
+        "spec.energy.pue",
+        "less than or equal to 5",
+    ),
+    Invalid(
+        "schedule-carbon-1e300",
+        "AIFactoryModule",
+        (("spec.energy.schedule", [{**SCHEDULE_DAY, "carbonIntensity": 1e300}]),),
+        "spec.energy.schedule[0].carbonIntensity",
+        "less than or equal to 2000",
+    ),
+    Invalid(
+        "gpu-count-1e12",
+        "AIFactoryModule",
+        (("spec.capacity.gpus[0].count", 10**12),),
+        "spec.capacity.gpus[0].count",
+        "less than or equal to 100000",
+    ),
+    Invalid(
+        "gpu-memory-1e6",
+        "AIFactoryModule",
+        (("spec.capacity.gpus[0].memoryGiB", 10**6),),
+        "spec.capacity.gpus[0].memoryGiB",
+        "less than or equal to 4096",
+    ),
+    Invalid(
+        "gpu-power-1e7",
+        "AIFactoryModule",
+        (("spec.capacity.gpus[0].powerW", 1e7),),
+        "spec.capacity.gpus[0].powerW",
+        "less than or equal to 10000",
+    ),
+    Invalid(
+        "gpu-model-empty",
+        "AIFactoryModule",
+        (("spec.capacity.gpus", [{**H100, "model": ""}]),),
+        "spec.capacity.gpus[0].model",
+        "at least 1 ch",
+    ),
+    Invalid(
+        "certifications-duplicate",
+        "AIFactoryModule",
+        (("spec.security.certifications", ["ISO27001", "SOC2", "ISO27001"]),),
+        "spec.security.certifications",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="security.certifications must be unique; 'ISO27001' appears more than once",
+    ),
+    Invalid(
+        "certification-empty",
+        "AIFactoryModule",
+        (("spec.security.certifications", [""]),),
+        "spec.security.certifications[0]",
+        "at least 1 ch",
+    ),
+    Invalid(
+        "jurisdictions-duplicate",
+        "AIFactoryModule",
+        (("spec.location.jurisdictions", ["EEA", "EEA"]),),
+        "spec.location.jurisdictions",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="location.jurisdictions must be unique",
+    ),
+    Invalid(
+        "node-selector-invalid-key",
+        "AIFactoryModule",
+        (("spec.cluster", {"nodeSelector": {"aifactory.dev/module name": "reykjavik"}}),),
+        "spec.cluster.nodeSelector",
+        "every key must be a label key",
+    ),
+    Invalid(
+        "node-selector-invalid-value",
+        "AIFactoryModule",
+        (("spec.cluster", {"nodeSelector": {"aifactory.dev/module": "reykjavik!"}}),),
+        "spec.cluster.nodeSelector",
+        "must be a label value",
+    ),
+    Invalid(
+        "secret-ref-empty-name",
+        "AIFactoryModule",
+        (("spec.cluster.kubeconfigSecretRef.name", ""),),
+        "spec.cluster.kubeconfigSecretRef.name",
+        "at least 1 ch",
+        offline="must be an object name",
+    ),
     # InferenceDeployment
+    Invalid(
+        "throughput-1e-300",  # stored once, then every handler failed on the replica count
+        "InferenceDeployment",
+        (("spec.throughputPerReplica", 1e-300),),
+        "spec.throughputPerReplica",
+        "greater than or equal to 0.01",
+    ),
+    Invalid(
+        "throughput-zero",  # an integer 0 passes `minimum: 0.01` in OpenAPI; a CEL rule stops it
+        "InferenceDeployment",
+        (("spec.throughputPerReplica", 0),),
+        "spec.throughputPerReplica",
+        "greater than or equal to 0.01",
+    ),
+    Invalid(
+        "throughput-1e300",
+        "InferenceDeployment",
+        (("spec.throughputPerReplica", 1e300),),
+        "spec.throughputPerReplica",
+        "less than or equal to 1e+06",
+        offline="less than or equal to 1000000",
+    ),
+    Invalid(
+        "requests-per-second-1e300",  # overflowed int in ceil(rps * (1 + headroom) / throughput)
+        "InferenceDeployment",
+        (("spec.demand.regions", [{**REGION, "requestsPerSecond": 1e300}]),),
+        "spec.demand.regions[0].requestsPerSecond",
+        "less than or equal to 1e+06",
+        offline="less than or equal to 1000000",
+    ),
+    Invalid(
+        "headroom-1000",
+        "InferenceDeployment",
+        (("spec.demand.headroom", 1000),),
+        "spec.demand.headroom",
+        "less than or equal to 10",
+    ),
+    Invalid(
+        "replicas-max-1e12",
+        "InferenceDeployment",
+        (("spec.replicas", {"min": 1, "max": 10**12}),),
+        "spec.replicas.max",
+        "less than or equal to 10000",
+    ),
+    Invalid(
+        "replicas-fixed-100000",
+        "InferenceDeployment",
+        (("spec.replicas", {"fixed": 100_000}),),
+        "spec.replicas.fixed",
+        "less than or equal to 10000",
+    ),
+    Invalid(
+        "gpus-per-replica-1000",
+        "InferenceDeployment",
+        (("spec.resources.gpusPerReplica", 1000),),
+        "spec.resources.gpusPerReplica",
+        "less than or equal to 64",
+    ),
+    Invalid(
+        "min-gpu-memory-1e6",
+        "InferenceDeployment",
+        (("spec.resources.minGpuMemoryGiB", 10**6),),
+        "spec.resources.minGpuMemoryGiB",
+        "less than or equal to 4096",
+    ),
+    Invalid(
+        "max-latency-zero",
+        "InferenceDeployment",
+        (("spec.slo.maxLatencyMs", 0),),
+        "spec.slo.maxLatencyMs",
+        "greater than or equal to 0.1",
+    ),
+    Invalid(
+        "min-modules-100000",
+        "InferenceDeployment",
+        (("spec.slo.minModules", 100_000),),
+        "spec.slo.minModules",
+        "less than or equal to 1000",
+    ),
+    Invalid(
+        "latency-weight-1e300",
+        "InferenceDeployment",
+        (("spec.objective.latencyWeight", 1e300),),
+        "spec.objective.latencyWeight",
+        "less than or equal to 1000",
+    ),
+    Invalid(
+        "max-carbon-intensity-1e9",
+        "InferenceDeployment",
+        (("spec.energy.maxCarbonIntensity", 1e9),),
+        "spec.energy.maxCarbonIntensity",
+        "less than or equal to 2000",
+    ),
+    Invalid(
+        "port-0",
+        "InferenceDeployment",
+        (("spec.model.port", 0),),
+        "spec.model.port",
+        "greater than or equal to 1",
+    ),
+    Invalid(
+        "image-with-space",
+        "InferenceDeployment",
+        (("spec.model.image", "registry.example/serve 1.2"),),
+        "spec.model.image",
+        "model.image must not contain whitespace",
+    ),
+    Invalid(
+        "model-name-not-a-label-value",
+        "InferenceDeployment",
+        (("spec.model.name", "eu assistant"),),
+        "spec.model.name",
+        "must be a label value",
+    ),
+    Invalid(
+        "args-300",
+        "InferenceDeployment",
+        (("spec.model.args", ["-v"] * 300),),
+        "spec.model.args",
+        "at most 256 items",
+    ),
+    Invalid(
+        "env-name-with-equals",  # accepted before, then every member answered 422
+        "InferenceDeployment",
+        (("spec.model.env", [{"name": "MAX_BATCH=SIZE", "value": "32"}]),),
+        "spec.model.env[0].name",
+        "printable ASCII characters other than '='",
+    ),
+    Invalid(
+        "env-name-empty",
+        "InferenceDeployment",
+        (("spec.model.env", [{"name": "", "value": "32"}]),),
+        "spec.model.env[0].name",
+        "at least 1 ch",
+    ),
+    Invalid(
+        "env-value-and-value-from",
+        "InferenceDeployment",
+        (("spec.model.env", [{"name": "TOKEN", "value": "x", "valueFrom": SECRET_SOURCE}]),),
+        "spec.model.env[0].valueFrom",
+        "model.env[].valueFrom may not be set when value is not empty",
+    ),
+    Invalid(
+        "env-value-from-two-sources",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [{"name": "TOKEN", "valueFrom": {**SECRET_SOURCE, **POD_NAME_SOURCE}}],
+            ),
+        ),
+        "spec.model.env[0].valueFrom",
+        "must set exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef",
+    ),
+    Invalid(
+        "env-value-from-empty",
+        "InferenceDeployment",
+        (("spec.model.env", [{"name": "TOKEN", "valueFrom": {}}]),),
+        "spec.model.env[0].valueFrom",
+        "must set exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef",
+    ),
+    Invalid(
+        "env-value-from-unknown-source",
+        "InferenceDeployment",
+        (("spec.model.env", [{"name": "TOKEN", "valueFrom": {"vaultRef": {"path": "x"}}}]),),
+        "spec.model.env[0].valueFrom.vaultRef",
+        "field not declared in schema",
+        offline="Extra inputs are not permitted",
+        server_field='spec.model.env[name="TOKEN"].valueFrom.vaultRef',
+    ),
+    Invalid(
+        "env-secret-key-with-slash",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "a/b"}}}],
+            ),
+        ),
+        "spec.model.env[0].valueFrom.secretKeyRef.key",
+        "must be a ConfigMap or Secret key",
+    ),
+    Invalid(
+        "env-config-map-name-invalid",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "Cfg", "key": "m"}}}],
+            ),
+        ),
+        "spec.model.env[0].valueFrom.configMapKeyRef.name",
+        "must be an object name",
+    ),
+    Invalid(
+        "env-field-path-unsupported",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [{"name": "IMAGE", "valueFrom": {"fieldRef": {"fieldPath": "spec.containers"}}}],
+            ),
+        ),
+        "spec.model.env[0].valueFrom.fieldRef.fieldPath",
+        "fieldRef.fieldPath must be one of",
+    ),
+    Invalid(
+        "env-cpu-divisor-1Mi",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [
+                    {
+                        "name": "CPUS",
+                        "valueFrom": {
+                            "resourceFieldRef": {"resource": "limits.cpu", "divisor": "1Mi"}
+                        },
+                    }
+                ],
+            ),
+        ),
+        "spec.model.env[0].valueFrom.resourceFieldRef",
+        "resourceFieldRef.divisor must be 1m or 1 for cpu",
+    ),
+    Invalid(
+        "env-resource-unsupported",
+        "InferenceDeployment",
+        (
+            (
+                "spec.model.env",
+                [{"name": "GPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}}],
+            ),
+        ),
+        "spec.model.env[0].valueFrom.resourceFieldRef.resource",
+        "resourceFieldRef.resource must be one of",
+    ),
+    Invalid(
+        "gpu-models-duplicate",
+        "InferenceDeployment",
+        (("spec.resources.gpuModels", ["H100", "A100", "H100"]),),
+        "spec.resources.gpuModels",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="resources.gpuModels must be unique; 'H100' appears more than once",
+    ),
+    Invalid(
+        "gpu-models-empty-item",
+        "InferenceDeployment",
+        (("spec.resources.gpuModels", ["H100", ""]),),
+        "spec.resources.gpuModels[1]",
+        "at least 1 ch",
+    ),
+    Invalid(
+        "placement-modules-duplicate",
+        "InferenceDeployment",
+        (("spec.placement.modules", ["oslo", "oslo"]),),
+        "spec.placement.modules",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="placement.modules must be unique",
+    ),
+    Invalid(
+        "placement-modules-empty-item",
+        "InferenceDeployment",
+        (("spec.placement.modules", [""]),),
+        "spec.placement.modules[0]",
+        "at least 1 ch",
+        offline="must be an object name",
+    ),
+    Invalid(
+        "placement-module-not-an-object-name",
+        "InferenceDeployment",
+        (("spec.placement.modules", ["Oslo"]),),
+        "spec.placement.modules[0]",
+        "must be an object name",
+    ),
+    Invalid(
+        "placement-selector-invalid-key",
+        "InferenceDeployment",
+        (
+            (
+                "spec.placement.moduleSelector",
+                {"matchExpressions": [{"key": "aifactory.dev/ tier", "operator": "Exists"}]},
+            ),
+        ),
+        "spec.placement.moduleSelector.matchExpressions[0].key",
+        "must be a label key",
+    ),
+    Invalid(
+        "sovereignty-policies-duplicate",
+        "InferenceDeployment",
+        (("spec.sovereigntyPolicies", ["eu-restricted-data", "eu-restricted-data"]),),
+        "spec.sovereigntyPolicies",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="sovereigntyPolicies must be unique",
+    ),
+    Invalid(
+        "allowed-sources-duplicate",
+        "InferenceDeployment",
+        (("spec.energy.allowedSources", ["hydro", "wind", "hydro"]),),
+        "spec.energy.allowedSources",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key",),
+        offline="energy.allowedSources must be unique",
+    ),
+    Invalid(
+        "region-country-unquoted-no",
+        "InferenceDeployment",
+        (("spec.demand.regions", [{**REGION, "country": False}]),),
+        "spec.demand.regions[0].country",
+        "expected string, got &value.valueUnstructured{Value:false}",
+        offline="Input should be a valid string",
+        server_field='spec.demand.regions[name="eu-west"].country',
+    ),
     Invalid(
         "min-above-max",
         "InferenceDeployment",
@@ -340,6 +813,95 @@ INVALID: tuple[Invalid, ...] = (
         "spec.dataResidency",
         "Unsupported value",
         offline="'SameJurisdictionAsDemand'",
+    ),
+    Invalid(
+        "selector-invalid-match-labels-key",
+        "SovereigntyPolicy",
+        (("spec.namespaceSelector", {"matchLabels": {"aifactory.dev/": "eu"}}),),
+        "spec.namespaceSelector.matchLabels",
+        "every key must be a label key",
+    ),
+    Invalid(
+        "selector-invalid-match-labels-value",
+        "SovereigntyPolicy",
+        (("spec.namespaceSelector", {"matchLabels": {"aifactory.dev/residency": "eu west"}}),),
+        "spec.namespaceSelector.matchLabels",
+        "must be a label value",
+    ),
+    Invalid(
+        "selector-invalid-expression-key",
+        "SovereigntyPolicy",
+        (
+            (
+                "spec.deploymentSelector",
+                {"matchExpressions": [{"key": "-tier", "operator": "Exists"}]},
+            ),
+        ),
+        "spec.deploymentSelector.matchExpressions[0].key",
+        "must be a label key",
+    ),
+    Invalid(
+        "selector-invalid-expression-value",
+        "SovereigntyPolicy",
+        (
+            (
+                "spec.namespaceSelector",
+                {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a/b"]}]},
+            ),
+        ),
+        "spec.namespaceSelector.matchExpressions[0].values[0]",
+        "must be a label value",
+    ),
+    Invalid(
+        "selector-exists-with-values",
+        "SovereigntyPolicy",
+        (
+            (
+                "spec.namespaceSelector",
+                {"matchExpressions": [{"key": "tier", "operator": "Exists", "values": ["a"]}]},
+            ),
+        ),
+        "spec.namespaceSelector.matchExpressions[0]",
+        "empty for Exists and DoesNotExist",
+    ),
+    Invalid(
+        "selector-unknown-operator",
+        "SovereigntyPolicy",
+        (
+            (
+                "spec.namespaceSelector",
+                {"matchExpressions": [{"key": "tier", "operator": "Equals", "values": ["a"]}]},
+            ),
+        ),
+        "spec.namespaceSelector.matchExpressions[0].operator",
+        "Unsupported value",
+        offline="'DoesNotExist'",
+    ),
+    *(
+        Invalid(
+            f"{field}-duplicate",
+            "SovereigntyPolicy",
+            ((f"spec.{field}", [value, value]),),
+            f"spec.{field}",
+            "Duplicate value",
+            server_alternatives=("duplicate entries for key",),
+            offline=f"{field} must be unique; {value!r} appears more than once",
+        )
+        for field, value in (
+            ("allowedJurisdictions", "EU"),
+            ("deniedCountries", "RU"),
+            ("operatorCountries", "NO"),
+            ("deniedOperatorCountries", "FIVE_EYES"),
+            ("dataClassifications", "restricted"),
+            ("requiredCertifications", "ISO27001"),
+        )
+    ),
+    Invalid(
+        "required-certification-empty",
+        "SovereigntyPolicy",
+        (("spec.requiredCertifications", ["ISO27001", ""]),),
+        "spec.requiredCertifications[1]",
+        "at least 1 ch",
     ),
     Invalid(
         "selector-in-without-values",

@@ -63,7 +63,11 @@ def test_schema_is_structural(model: Any) -> None:
     schema = version["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
         assert not {"$ref", "anyOf", "allOf", "oneOf", "not", "nullable"} & set(node), path
-        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        assert (
+            "type" in node
+            or node.get("x-kubernetes-preserve-unknown-fields")
+            or node.get("x-kubernetes-int-or-string")
+        ), path
         assert node.get("additionalProperties") is not False, path
         assert not node.get("uniqueItems"), path
         assert not ("properties" in node and "additionalProperties" in node), path

@@ -127,7 +127,7 @@ def test_table_is_readable(capsys: pytest.CaptureFixture[str], manifests: Path) 
             ["bad.yaml: document 1 (InferenceDeployment x)", "spec.model.image", "Field required"],
         ),
         (
-            "kind: Namespace\nmetadata: {name: a}\n---\n- just\n- a list\n",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n- just\n- a list\n",
             ["bad.yaml: document 2: expected a mapping"],
         ),
         ("a: [unclosed\n", ["bad.yaml: invalid YAML"]),

@@ -9,10 +9,11 @@ live next to each other and share one message so users see the same words either
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
@@ -36,6 +37,8 @@ JsonDict = dict[str, Any]
 MAX_NAME_LENGTH = 253
 MAX_SHORT_STRING = 63
 MAX_LIST_ITEMS = 64
+#: Entries of a label map (matchLabels, nodeSelector); bounds the CEL cost of checking keys.
+MAX_LABELS = 64
 
 
 def cel_rule(rule: str, message: str, *, field_path: str | None = None) -> JsonDict:
@@ -54,7 +57,8 @@ class ApiModel(BaseModel):
     """Base of every API object part: camelCase on the wire, snake_case in Python.
 
     Unknown fields are rejected, as `kubectl apply` does with strict field validation, so a typo
-    in a file is caught offline too.
+    in a file is caught offline too. Infinities and NaN are refused: JSON cannot carry them, so
+    they can only come from a YAML file (`.inf`) or a buggy caller.
     """
 
     model_config = ConfigDict(
@@ -62,6 +66,7 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_default=False,
+        allow_inf_nan=False,
     )
 
 
@@ -127,6 +132,167 @@ JurisdictionToken = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# Kubernetes names and labels: the rules of k8s.io/apimachinery/pkg/api/validate/content, as
+# regular expressions both CEL (RE2) and Python read the same way. CEL strings are raw (r'...')
+# so backslashes reach the regex engine unchanged.
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_LABEL_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
+#: An object name (RFC 1123 subdomain), at most 253 characters.
+DNS_SUBDOMAIN_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+#: A label key: optional DNS subdomain prefix (<= 253 characters) and '/', then a name <= 63.
+LABEL_KEY_PATTERN = rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?{_LABEL_NAME}$"
+#: A label value: empty, or a name of at most 63 characters.
+LABEL_VALUE_PATTERN = rf"^({_LABEL_NAME})?$"
+MAX_LABEL_KEY_LENGTH = 253 + 1 + 63
+MAX_LABEL_VALUE_LENGTH = 63
+
+OBJECT_NAME_MESSAGE = (
+    "must be an object name (lowercase RFC 1123 subdomain): at most 253 lower case "
+    "alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
+)
+LABEL_KEY_MESSAGE = (
+    "must be a label key: an optional DNS subdomain prefix of at most 253 characters and '/', "
+    "then a name of at most 63 alphanumeric characters, '-', '_' or '.', starting and ending "
+    "with an alphanumeric character, e.g. aifactory.dev/tier"
+)
+LABEL_VALUE_MESSAGE = (
+    "must be a label value: empty, or at most 63 alphanumeric characters, '-', '_' or '.', "
+    "starting and ending with an alphanumeric character"
+)
+LABEL_MAP_KEYS_MESSAGE = f"every key {LABEL_KEY_MESSAGE}"
+
+_DNS_SUBDOMAIN_RE = re.compile(DNS_SUBDOMAIN_PATTERN)
+_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE_RE = re.compile(LABEL_VALUE_PATTERN)
+
+#: CEL: `self` (a string) is a label key; the prefix length is the part a regex cannot bound.
+_CEL_LABEL_KEY = f"self.indexOf('/') <= 253 && self.matches(r'{LABEL_KEY_PATTERN}')"
+
+
+def is_object_name(value: str) -> bool:
+    """True for a valid Kubernetes object name (RFC 1123 subdomain, <= 253 characters)."""
+    return len(value) <= 253 and _DNS_SUBDOMAIN_RE.match(value) is not None
+
+
+def is_label_key(value: str) -> bool:
+    """True for a valid label key (k8s IsQualifiedName): [prefix/]name."""
+    return (
+        len(value) <= MAX_LABEL_KEY_LENGTH
+        and value.find("/") <= 253
+        and _LABEL_KEY_RE.match(value) is not None
+    )
+
+
+def is_label_value(value: str) -> bool:
+    """True for a valid label value: empty or a name of at most 63 characters."""
+    return len(value) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE_RE.match(value) is not None
+
+
+def _checker(test: Callable[[str], bool], message: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not test(value):
+            raise ValueError(f"{message}; got {value!r}")
+        return value
+
+    return check
+
+
+#: A short free-form name that must not be empty: a GPU model, a certification.
+NonEmptyName = Annotated[str, Field(min_length=1, max_length=MAX_SHORT_STRING)]
+
+#: The name of another object (a module, a policy, a Secret): what the apiserver would accept.
+ObjectName = Annotated[
+    str,
+    AfterValidator(_checker(is_object_name, OBJECT_NAME_MESSAGE)),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 253,
+            "x-kubernetes-validations": [
+                cel_rule(f"self.matches(r'{DNS_SUBDOMAIN_PATTERN}')", OBJECT_NAME_MESSAGE)
+            ],
+        }
+    ),
+]
+
+#: A label key, e.g. aifactory.dev/module.
+LabelKey = Annotated[
+    str,
+    AfterValidator(_checker(is_label_key, LABEL_KEY_MESSAGE)),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LABEL_KEY_LENGTH,
+            "x-kubernetes-validations": [cel_rule(_CEL_LABEL_KEY, LABEL_KEY_MESSAGE)],
+        }
+    ),
+]
+
+_LABEL_VALUE_RULES: JsonDict = {
+    "x-kubernetes-validations": [
+        cel_rule(f"self.matches(r'{LABEL_VALUE_PATTERN}')", LABEL_VALUE_MESSAGE)
+    ],
+}
+
+#: A label value (may be empty, as in Kubernetes).
+LabelValue = Annotated[
+    str,
+    AfterValidator(_checker(is_label_value, LABEL_VALUE_MESSAGE)),
+    WithJsonSchema({"type": "string", "maxLength": MAX_LABEL_VALUE_LENGTH, **_LABEL_VALUE_RULES}),
+]
+
+#: A label value that must not be empty (a name the operator writes into a label).
+NonEmptyLabelValue = Annotated[
+    str,
+    Field(min_length=1),
+    AfterValidator(_checker(is_label_value, LABEL_VALUE_MESSAGE)),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LABEL_VALUE_LENGTH,
+            **_LABEL_VALUE_RULES,
+        }
+    ),
+]
+
+
+def _check_label_map(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels; got {len(labels)}")
+    for key, value in labels.items():
+        if not is_label_key(key):
+            raise ValueError(f"{LABEL_MAP_KEYS_MESSAGE}; got {key!r}")
+        if not is_label_value(value):
+            raise ValueError(f"{LABEL_VALUE_MESSAGE}; got {value!r} for key {key!r}")
+    return labels
+
+
+#: Labels as a map (matchLabels, nodeSelector), at most MAX_LABELS entries. Use with
+#: `json_schema_extra=LABEL_MAP_SCHEMA` on the Field: a map's keys can only be checked by a CEL
+#: rule on the map itself, and the bound on entries keeps that rule's cost estimate small.
+LabelMap = Annotated[dict[str, str], AfterValidator(_check_label_map)]
+LABEL_MAP_SCHEMA: JsonDict = {
+    "maxProperties": MAX_LABELS,
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": MAX_LABEL_VALUE_LENGTH,
+        **_LABEL_VALUE_RULES,
+    },
+    "x-kubernetes-validations": [
+        cel_rule(
+            f"self.all(k, size(k) <= {MAX_LABEL_KEY_LENGTH} && "
+            f"{_CEL_LABEL_KEY.replace('self', 'k')})",
+            LABEL_MAP_KEYS_MESSAGE,
+        )
+    ],
+}
+
+
 def unique(values: Iterable[str], what: str) -> None:
     """Raise with the shared 'must be unique' wording when `values` repeats an entry."""
     seen: set[str] = set()
@@ -134,6 +300,23 @@ def unique(values: Iterable[str], what: str) -> None:
         if value in seen:
             raise ValueError(f"{what} must be unique; {value!r} appears more than once")
         seen.add(value)
+
+
+_T = TypeVar("_T")
+
+#: A list whose items must be distinct, as Kubernetes declares them: the apiserver rejects a
+#: repeated item itself ("Duplicate value"), in linear time and without CEL cost.
+SET_LIST: JsonDict = {"x-kubernetes-list-type": "set"}
+
+
+def no_duplicates(what: str) -> AfterValidator:
+    """Pydantic side of SET_LIST: `what must be unique; 'H100' appears more than once`."""
+
+    def check(values: list[_T]) -> list[_T]:
+        unique((str(v) for v in values), what)
+        return values
+
+    return AfterValidator(check)
 
 
 def unique_by_rule(key: str, what: str) -> JsonDict:
@@ -312,9 +495,9 @@ class LabelSelectorRequirement(ApiModel):
         }
     )
 
-    key: str = Field(max_length=317, description="Label key the requirement applies to.")
+    key: LabelKey = Field(description="Label key the requirement applies to.")
     operator: LabelSelectorOperator = Field(description="In, NotIn, Exists or DoesNotExist.")
-    values: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+    values: list[LabelValue] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
         description="Values for In and NotIn; must be empty for Exists and DoesNotExist.",
@@ -344,8 +527,10 @@ class LabelSelectorRequirement(ApiModel):
 class LabelSelector(ApiModel):
     """A Kubernetes label selector. Empty selects everything, as in Kubernetes."""
 
-    match_labels: dict[str, str] = Field(
-        default_factory=dict, description="Labels that must all be present with these values."
+    match_labels: LabelMap = Field(
+        default_factory=dict,
+        description="Labels that must all be present with these values.",
+        json_schema_extra=LABEL_MAP_SCHEMA,
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list,

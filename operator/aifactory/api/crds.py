@@ -116,7 +116,9 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
         out["description"] = node["description"]
 
     additional = node.get("additionalProperties")
-    if "properties" in node or node.get("type") == "object":
+    if node.get("x-kubernetes-int-or-string"):
+        pass  # typeless by definition: an integer or a string (e.g. a resource.Quantity)
+    elif "properties" in node or node.get("type") == "object":
         out["type"] = "object"
     elif "type" in node:
         out["type"] = node["type"]
@@ -153,7 +155,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
             out["required"] = list(node["required"])
     if "items" in node:
         out["items"] = structural(node["items"], defs, path=f"{path}[]")
-    if out["type"] == "object" and "properties" not in node:
+    if out.get("type") == "object" and "properties" not in node:
         if additional is True or additional == {}:
             out["x-kubernetes-preserve-unknown-fields"] = True
         elif isinstance(additional, dict):
@@ -164,6 +166,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
     for key, value in node.items():
         if key.startswith("x-kubernetes-"):
             out[key] = copy.deepcopy(value)
+        elif key == "const":
+            out["enum"] = [value]  # Literal["x"]: a one-value enum, which structural allows
         elif (
             key not in _PASSTHROUGH
             and key not in _DROPPED
@@ -179,7 +183,30 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, path: str = "") ->
             }
         ):
             raise SchemaError(f"{path}: unsupported JSON schema keyword {key!r}")
+    if out.get("type") == "number":
+        _fractional_bounds(out)
     return out
+
+
+def _fractional_bounds(out: dict[str, Any]) -> None:
+    """Repeat a fractional minimum or maximum of a number as a CEL rule.
+
+    The apiserver's OpenAPI validator compares an integer value with the bound converted to an
+    integer, so `throughputPerReplica: 0` passes `minimum: 0.01` (0 >= int(0.01)). CEL compares
+    numbers as doubles.
+    """
+    rules = []
+    for key, op, word in (("minimum", ">", "greater"), ("maximum", "<", "less")):
+        bound = out.get(key)
+        if bound is None or float(bound).is_integer():
+            continue
+        exclusive = out.get(f"exclusive{key.capitalize()}") is True
+        cel_op = op if exclusive else f"{op}="
+        text = f"{word} than {bound}" if exclusive else f"{word} than or equal to {bound}"
+        rules.append({"rule": f"self {cel_op} {bound!r}", "message": f"should be {text}"})
+    if rules:
+        out.setdefault("x-kubernetes-validations", [])
+        out["x-kubernetes-validations"] = [*rules, *out["x-kubernetes-validations"]]
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:

@@ -4,27 +4,48 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     MAX_LIST_ITEMS,
-    MAX_NAME_LENGTH,
     MAX_SHORT_STRING,
+    SET_LIST,
     ApiModel,
     Condition,
     CountryCode,
     DataClassification,
     EnergySourceType,
     LabelSelector,
+    NonEmptyLabelValue,
+    NonEmptyName,
+    ObjectName,
     Resource,
     StatusModel,
     cel_rule,
     find_condition,
+    no_duplicates,
     unique,
     unique_by_rule,
+)
+from aifactory.api.env import EnvVar
+from aifactory.api.limits import (
+    MAX_ARG_LENGTH,
+    MAX_ARGS,
+    MAX_CARBON_INTENSITY,
+    MAX_GPU_MEMORY_GIB,
+    MAX_GPUS_PER_REPLICA,
+    MAX_HEADROOM,
+    MAX_LATENCY_MS,
+    MAX_MIN_MODULES,
+    MAX_REPLICAS,
+    MAX_REQUESTS_PER_SECOND,
+    MAX_THROUGHPUT_PER_REPLICA,
+    MAX_WEIGHT,
+    MIN_LATENCY_MS,
+    MIN_THROUGHPUT_PER_REPLICA,
 )
 
 #: Messages shared by the CEL rules and the pydantic validators.
@@ -37,6 +58,11 @@ PROMETHEUS_URL_MESSAGE = "demand.prometheus.url must start with http:// or https
 PROMETHEUS_NEEDS_REGIONS_MESSAGE = (
     "demand.prometheus needs demand.regions: they give each region's location and country"
 )
+IMAGE_MESSAGE = "model.image must not contain whitespace"
+GPU_MODELS_UNIQUE = "resources.gpuModels"
+ALLOWED_SOURCES_UNIQUE = "energy.allowedSources"
+PLACEMENT_MODULES_UNIQUE = "placement.modules"
+SOVEREIGNTY_POLICIES_UNIQUE = "sovereigntyPolicies"
 
 #: Replicas when neither demand nor replicas.min/fixed says otherwise.
 DEFAULT_MIN_REPLICAS = 1
@@ -44,28 +70,29 @@ DEFAULT_MIN_REPLICAS = 1
 _CEIL_EPSILON = 1e-9
 
 
-class EnvVar(ApiModel):
-    """An environment variable of the model server container, as in a Pod spec."""
-
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="Variable name.")
-    value: str | None = Field(default=None, description="Literal value.")
-    value_from: dict[str, Any] | None = Field(
-        default=None,
-        description="Source of the value, as a Pod's env[].valueFrom (secretKeyRef, ...).",
-    )
-
-
 class ModelServer(ApiModel):
     """The container that serves the model; the operator runs it as a Deployment per module."""
 
-    name: str = Field(
-        min_length=1,
-        max_length=MAX_SHORT_STRING,
-        description="Model name, e.g. support-classifier.",
+    name: NonEmptyLabelValue = Field(
+        description=(
+            "Model name, e.g. support-classifier; the member Deployment's "
+            "app.kubernetes.io/name label, so a label value (at most 63 characters)."
+        ),
     )
-    image: str = Field(min_length=1, max_length=1024, description="Serving container image.")
+    image: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="Serving container image, e.g. registry.example/serve:1.2.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel_rule(r"!self.matches(r'\s')", IMAGE_MESSAGE)]
+        },
+    )
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
-    args: list[str] = Field(default_factory=list, description="Container arguments.")
+    args: list[Annotated[str, Field(max_length=MAX_ARG_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=MAX_ARGS,
+        description="Container arguments (at most 256, each at most 4096 characters).",
+    )
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
@@ -79,18 +106,35 @@ class ModelServer(ApiModel):
         unique((e.name for e in env), ENV_NAMES_UNIQUE)
         return env
 
+    @field_validator("image")
+    @classmethod
+    def _image_without_whitespace(cls, image: str) -> str:
+        if any(c.isspace() for c in image):
+            raise ValueError(f"{IMAGE_MESSAGE}; got {image!r}")
+        return image
+
 
 class GpuRequirements(ApiModel):
     """What one replica needs from a GPU pool."""
 
-    gpus_per_replica: int = Field(default=1, ge=1, description="GPUs one replica uses.")
-    gpu_models: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+    gpus_per_replica: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_GPUS_PER_REPLICA,
+        description="GPUs one replica (one Pod, so one node) uses, 1..64.",
+    )
+    gpu_models: Annotated[list[NonEmptyName], no_duplicates(GPU_MODELS_UNIQUE)] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
-        description="Accepted GPU models (e.g. H100, L40S); empty accepts any.",
+        description="Accepted GPU models (e.g. H100, L40S), no repeats; empty accepts any.",
+        json_schema_extra=SET_LIST,
     )
     min_gpu_memory_gib: int = Field(
-        default=0, alias="minGpuMemoryGiB", ge=0, description="Minimum memory per GPU in GiB."
+        default=0,
+        alias="minGpuMemoryGiB",
+        ge=0,
+        le=MAX_GPU_MEMORY_GIB,
+        description="Minimum memory per GPU in GiB, 0..4096.",
     )
 
     def accepts(self, model: str, memory_gib: float) -> bool:
@@ -121,11 +165,22 @@ class Replicas(ApiModel):
     )
 
     min: int | None = Field(
-        default=None, ge=0, description="Fewest replicas, whatever the demand (default 1)."
+        default=None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Fewest replicas, whatever the demand (default 1), 0..10,000.",
     )
-    max: int | None = Field(default=None, ge=0, description="Most replicas; unset = unbounded.")
+    max: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Most replicas, 0..10,000; unset = 10,000 (the API's limit).",
+    )
     fixed: int | None = Field(
-        default=None, ge=0, description="Exact replica count; excludes min and max."
+        default=None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Exact replica count, 0..10,000; excludes min and max.",
     )
 
     @model_validator(mode="after")
@@ -137,12 +192,13 @@ class Replicas(ApiModel):
         return self
 
     def clamp(self, wanted: int) -> int:
-        """`wanted` bounded by min (default 1) and max; `fixed` overrides everything."""
+        """`wanted` bounded by min (default 1) and max (default MAX_REPLICAS); `fixed` overrides
+        everything."""
         if self.fixed is not None:
             return self.fixed
         low = DEFAULT_MIN_REPLICAS if self.min is None else self.min
-        total = max(wanted, low)
-        return total if self.max is None else min(total, self.max)
+        high = MAX_REPLICAS if self.max is None else self.max
+        return min(max(wanted, low), high)
 
     def without_demand(self) -> int:
         """Count for a deployment without demand regions: fixed, else min (default 1)."""
@@ -160,7 +216,11 @@ class DemandRegion(ApiModel):
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 country of the users.")
     latitude: float = Field(ge=-90, le=90, description="Latitude in degrees, -90..90.")
     longitude: float = Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")
-    requests_per_second: float = Field(ge=0, description="Current request rate from this region.")
+    requests_per_second: float = Field(
+        ge=0,
+        le=MAX_REQUESTS_PER_SECOND,
+        description="Current request rate from this region, 0..1,000,000 requests/s.",
+    )
 
 
 def _check_http_url(url: str) -> str:
@@ -232,7 +292,10 @@ class Demand(ApiModel):
     )
 
     headroom: float = Field(
-        default=0.0, ge=0, description="Spare fraction on top of demand, e.g. 0.2 for 20%."
+        default=0.0,
+        ge=0,
+        le=MAX_HEADROOM,
+        description="Spare fraction on top of demand, 0..10, e.g. 0.2 for 20%.",
     )
     regions: list[DemandRegion] = Field(
         default_factory=list,
@@ -271,16 +334,20 @@ class Slo(ApiModel):
 
     max_latency_ms: float | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_LATENCY_MS,
+        le=MAX_LATENCY_MS,
         description=(
-            "Maximum round-trip time in milliseconds from a demand region to the module serving "
-            "it; unset = no latency limit."
+            "Maximum round-trip time in milliseconds (0.1..10,000) from a demand region to the "
+            "module serving it; unset = no latency limit."
         ),
     )
     min_modules: int = Field(
         default=1,
         ge=1,
-        description="Spread replicas over at least this many distinct modules (for resilience).",
+        le=MAX_MIN_MODULES,
+        description=(
+            "Spread replicas over at least this many distinct modules (for resilience), 1..1000."
+        ),
     )
 
 
@@ -288,10 +355,16 @@ class Objective(ApiModel):
     """Weights of the placement cost: how much latency and carbon matter to this workload."""
 
     latency_weight: float = Field(
-        default=1.0, ge=0, description="Weight of the latency term (RTT / maxLatencyMs), >= 0."
+        default=1.0,
+        ge=0,
+        le=MAX_WEIGHT,
+        description="Weight of the latency term (RTT / maxLatencyMs), 0..1000.",
     )
     carbon_weight: float = Field(
-        default=1.0, ge=0, description="Weight of the carbon term (intensity * pue / 500), >= 0."
+        default=1.0,
+        ge=0,
+        le=MAX_WEIGHT,
+        description="Weight of the carbon term (intensity * pue / 500), 0..1000.",
     )
 
 
@@ -302,22 +375,29 @@ class EnergyRequirements(ApiModel):
         default=None, ge=0, le=1, description="Minimum renewable share of a module, 0..1."
     )
     max_carbon_intensity: float | None = Field(
-        default=None, ge=0, description="Maximum carbon intensity of a module in gCO2e/kWh."
+        default=None,
+        ge=0,
+        le=MAX_CARBON_INTENSITY,
+        description="Maximum carbon intensity of a module in gCO2e/kWh, 0..2000.",
     )
-    allowed_sources: list[EnergySourceType] = Field(
-        default_factory=list,
-        max_length=len(EnergySourceType),
-        description="Energy source types a module may draw from; empty allows any.",
+    allowed_sources: Annotated[list[EnergySourceType], no_duplicates(ALLOWED_SOURCES_UNIQUE)] = (
+        Field(
+            default_factory=list,
+            max_length=len(EnergySourceType),
+            description="Energy source types a module may draw from, no repeats; empty allows any.",
+            json_schema_extra=SET_LIST,
+        )
     )
 
 
 class PlacementConstraints(ApiModel):
     """Restrict the candidate modules by name or label."""
 
-    modules: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+    modules: Annotated[list[ObjectName], no_duplicates(PLACEMENT_MODULES_UNIQUE)] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
-        description="Allow-list of module names; empty allows every module.",
+        description="Allow-list of module names, no repeats; empty allows every module.",
+        json_schema_extra=SET_LIST,
     )
     module_selector: LabelSelector | None = Field(
         default=None, description="Label selector on modules; empty or unset selects every module."
@@ -347,7 +427,10 @@ class InferenceDeploymentSpec(ApiModel):
         default_factory=Replicas, description="{min, max} scaled by demand, or {fixed: N}."
     )
     throughput_per_replica: float | None = Field(
-        default=None, gt=0, description="Requests per second one replica serves."
+        default=None,
+        ge=MIN_THROUGHPUT_PER_REPLICA,
+        le=MAX_THROUGHPUT_PER_REPLICA,
+        description="Requests per second one replica serves, 0.01..1,000,000.",
     )
     demand: Demand = Field(default_factory=Demand, description="Demand per user region.")
     slo: Slo = Field(default_factory=Slo, description="Latency and spread objectives.")
@@ -362,10 +445,16 @@ class InferenceDeploymentSpec(ApiModel):
         default=DataClassification.INTERNAL,
         description="public, internal, confidential or restricted; policies select on it.",
     )
-    sovereignty_policies: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+    sovereignty_policies: Annotated[
+        list[ObjectName], no_duplicates(SOVEREIGNTY_POLICIES_UNIQUE)
+    ] = Field(
         default_factory=list,
         max_length=MAX_LIST_ITEMS,
-        description="Names of SovereigntyPolicies that apply on top of those bound by selectors.",
+        description=(
+            "Names of SovereigntyPolicies that apply on top of those bound by selectors; "
+            "no repeats."
+        ),
+        json_schema_extra=SET_LIST,
     )
 
     @model_validator(mode="after")

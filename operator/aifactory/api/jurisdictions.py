@@ -1,28 +1,23 @@
-"""Countries and jurisdiction groups, in one place.
+"""Countries, subdivisions and jurisdiction groups, in one place.
 
 Sovereignty rules name either ISO 3166-1 alpha-2 country codes or group names (EU, EEA,
 FIVE_EYES). Admission, the CRD schema and the placement engine must agree on what a group
 contains, so every caller goes through this module instead of keeping its own list.
+
+Country and subdivision codes come from `pycountry` (the ISO 3166-1 and ISO 3166-2 tables of
+Debian's iso-codes). The CRDs embed them, so the version is pinned in pyproject.toml: a new
+version of the tables means `make crds` and a new CRD release, never a silent change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import cache
 
-#: ISO 3166-1 alpha-2 officially assigned codes (249 entries).
-ISO_COUNTRIES: frozenset[str] = frozenset(
-    """
-    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
-    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
-    DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
-    GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
-    KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
-    MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
-    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
-    SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
-    VN VU WF WS YE YT ZA ZM ZW
-    """.split()  # noqa: SIM905 - a block of codes reads better than 249 quoted strings
-)
+import pycountry
+
+#: ISO 3166-1 alpha-2 officially assigned codes (249 entries in the pinned pycountry).
+ISO_COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
 
 EU: frozenset[str] = frozenset(
     "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()  # noqa: SIM905
@@ -45,6 +40,30 @@ def is_country(code: str) -> bool:
 def is_jurisdiction(token: str) -> bool:
     """True for a country code or a known group name."""
     return token in JURISDICTION_TOKENS
+
+
+@cache
+def subdivisions() -> Mapping[str, frozenset[str]]:
+    """Country code -> its ISO 3166-2 subdivision codes (e.g. NO -> {NO-03, NO-11, ...}).
+
+    Every level counts (Iceland's regions IS-1 and municipalities IS-RKV alike); countries
+    without subdivisions are absent. Loaded on first use: about 5,000 entries.
+    """
+    out: dict[str, set[str]] = {}
+    for sub in pycountry.subdivisions:
+        out.setdefault(sub.country_code, set()).add(sub.code)
+    return {country: frozenset(codes) for country, codes in out.items()}
+
+
+def is_subdivision(code: str, country: str) -> bool:
+    """True when `code` is an ISO 3166-2 subdivision code of `country` (e.g. NO-03, NO)."""
+    return code in subdivisions().get(country, frozenset())
+
+
+def subdivision_name(code: str) -> str | None:
+    """The English name of an ISO 3166-2 code (NO-03 -> Oslo), or None when unassigned."""
+    sub = pycountry.subdivisions.get(code=code)  # type: ignore[no-untyped-call]
+    return None if sub is None else str(sub.name)
 
 
 def groups_of(country: str) -> frozenset[str]:

@@ -10,20 +10,36 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
+    LABEL_MAP_SCHEMA,
     MAX_SHORT_STRING,
     RENEWABLE_SOURCES,
+    SET_LIST,
     ApiModel,
     Condition,
     ConditionStatus,
     CountryCode,
     EnergySourceType,
+    JsonDict,
     JurisdictionToken,
+    LabelMap,
+    NonEmptyName,
+    ObjectName,
     Resource,
     StatusModel,
     cel_rule,
     find_condition,
+    no_duplicates,
     unique,
     unique_by_rule,
+)
+from aifactory.api.jurisdictions import is_subdivision, subdivision_name, subdivisions
+from aifactory.api.limits import (
+    MAX_CARBON_INTENSITY,
+    MAX_GPU_MEMORY_GIB,
+    MAX_GPU_POWER_W,
+    MAX_GPUS_PER_POOL,
+    MAX_POWER_BUDGET_KW,
+    MAX_PUE,
 )
 
 #: Messages shared by the CEL rules and the pydantic validators.
@@ -32,6 +48,13 @@ CLUSTER_MESSAGE = "cluster must set exactly one of kubeconfigSecretRef or nodeSe
 GPU_MODELS_UNIQUE = "capacity.gpus[].model"
 SCHEDULE_HOURS_MESSAGE = "energy.schedule[].fromHour must be less than toHour"
 SCHEDULE_OVERLAP_MESSAGE = "energy.schedule entries must not overlap"
+REGION_MESSAGE = (
+    "location.region must be an ISO 3166-2 subdivision code of location.country, "
+    "e.g. NO-03 (Oslo) when country is NO"
+)
+JURISDICTIONS_UNIQUE = "location.jurisdictions"
+NODE_SELECTOR_EMPTY_MESSAGE = "cluster.nodeSelector must name at least one label"
+CERTIFICATIONS_UNIQUE = "security.certifications"
 
 SHARE_TOLERANCE = 0.001
 MAX_GPU_POOLS = 32
@@ -40,27 +63,65 @@ MAX_ENERGY_SOURCES = 16
 MAX_SCHEDULE_ENTRIES = 24
 
 
+def _region_rules(schema: JsonDict) -> None:
+    """CEL: location.region is one of the country's ISO 3166-2 codes.
+
+    The codes (about 5,000, 30 KB) are one string searched for '|CODE|': a substring search is
+    cheap in CEL's cost model, where a map or list literal of that size is not. The table is
+    built when the CRD is generated, not at import.
+    """
+    codes = "|" + "|".join(sorted(c for cs in subdivisions().values() for c in cs)) + "|"
+    rule = (
+        "!has(self.region) || (self.region.matches(r'^[A-Z]{2}-[A-Z0-9]{1,3}$') && "
+        f"self.region.startsWith(self.country + '-') && '{codes}'.contains('|' + self.region + "
+        "'|'))"
+    )
+    schema.setdefault("x-kubernetes-validations", []).append(
+        cel_rule(rule, REGION_MESSAGE, field_path=".region")
+    )
+
+
 class Location(ApiModel):
     """Where the module physically is: feeds latency (RTT) and sovereignty decisions."""
+
+    model_config = ConfigDict(json_schema_extra=_region_rules)
 
     country: CountryCode = Field(
         description='ISO 3166-1 alpha-2 code of the host country. Quote "NO" (Norway) in YAML.'
     )
     region: str | None = Field(
         default=None,
-        max_length=MAX_SHORT_STRING,
-        description="Free-form site or region label (e.g. IS-1); informational.",
+        min_length=4,
+        max_length=6,
+        description=(
+            "ISO 3166-2 subdivision of the country the module is in, e.g. NO-03 (Oslo), IS-1 "
+            "(Capital Region), US-TX; informational."
+        ),
     )
     latitude: float = Field(ge=-90, le=90, description="Latitude in degrees, -90..90.")
     longitude: float = Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")
-    jurisdictions: list[JurisdictionToken] = Field(
+    jurisdictions: Annotated[list[JurisdictionToken], no_duplicates(JURISDICTIONS_UNIQUE)] = Field(
         default_factory=list,
         max_length=16,
         description=(
             "Extra jurisdiction tags (country codes or EU, EEA, FIVE_EYES). Group membership of "
-            "the country counts automatically; list only what it does not imply."
+            "the country counts automatically; list only what it does not imply. No repeats."
         ),
+        json_schema_extra=SET_LIST,
     )
+
+    @model_validator(mode="after")
+    def _region_in_country(self) -> Self:
+        region = self.region
+        if region is None or is_subdivision(region, self.country):
+            return self
+        name = subdivision_name(region)
+        why = (
+            f"it is {name} in {region[:2]}"
+            if name is not None
+            else f"no ISO 3166-2 subdivision of {self.country} has that code"
+        )
+        raise ValueError(f"{REGION_MESSAGE}; got {region!r}: {why}")
 
 
 class EnergySource(ApiModel):
@@ -89,7 +150,11 @@ class EnergyScheduleEntry(ApiModel):
 
     from_hour: int = Field(ge=0, le=23, description="First local hour of the window, 0..23.")
     to_hour: int = Field(ge=1, le=24, description="Local hour the window ends (exclusive), 1..24.")
-    carbon_intensity: float = Field(ge=0, description="Carbon intensity in the window, gCO2e/kWh.")
+    carbon_intensity: float = Field(
+        ge=0,
+        le=MAX_CARBON_INTENSITY,
+        description="Carbon intensity in the window, gCO2e/kWh, 0..2000.",
+    )
     renewable_share: float = Field(
         ge=0, le=1, description="Renewable share of the energy in the window, 0..1."
     )
@@ -133,18 +198,26 @@ class ModuleEnergy(ApiModel):
     )
     carbon_intensity: float = Field(
         ge=0,
-        description=("Default carbon intensity in gCO2e/kWh; live signals override it in status."),
+        le=MAX_CARBON_INTENSITY,
+        description=(
+            "Default carbon intensity in gCO2e/kWh, 0..2000; live signals override it in status."
+        ),
     )
     power_budget_kw: float = Field(
         alias="powerBudgetKW",
         ge=0,
+        le=MAX_POWER_BUDGET_KW,
         description=(
-            "Total facility power available to GPUs in kW, including PUE overhead: the sum of "
-            "GPUs * powerW * pue of placed replicas must stay within powerBudgetKW * 1000."
+            "Total facility power available to GPUs in kW (0..1,000,000), including PUE "
+            "overhead: the sum of GPUs * powerW * pue of placed replicas must stay within "
+            "powerBudgetKW * 1000."
         ),
     )
     pue: float = Field(
-        default=1.0, ge=1, description="Power usage effectiveness (facility / IT power), >= 1."
+        default=1.0,
+        ge=1,
+        le=MAX_PUE,
+        description="Power usage effectiveness (facility / IT power), 1..5.",
     )
     schedule: list[EnergyScheduleEntry] = Field(
         default_factory=list,
@@ -207,9 +280,20 @@ class GpuPool(ApiModel):
         max_length=MAX_SHORT_STRING,
         description="GPU model name as deployments refer to it, e.g. H100, A100, L40S, L4.",
     )
-    count: int = Field(ge=0, description="Number of GPUs of this model in the module.")
-    memory_gib: int = Field(alias="memoryGiB", ge=1, description="Memory per GPU in GiB.")
-    power_w: float = Field(ge=0, description="Board power per GPU in watts (e.g. H100 SXM 700).")
+    count: int = Field(
+        ge=0, le=MAX_GPUS_PER_POOL, description="Number of GPUs of this model, 0..100,000."
+    )
+    memory_gib: int = Field(
+        alias="memoryGiB",
+        ge=1,
+        le=MAX_GPU_MEMORY_GIB,
+        description="Memory per GPU in GiB, 1..4096.",
+    )
+    power_w: float = Field(
+        ge=0,
+        le=MAX_GPU_POWER_W,
+        description="Board power per GPU in watts, 0..10,000 (e.g. H100 SXM 700).",
+    )
 
     def power_kw(self) -> float:
         """Facility-independent IT power of the whole pool at full use, in kW."""
@@ -240,10 +324,11 @@ class ModuleCapacity(ApiModel):
 class Security(ApiModel):
     """Facts sovereignty policies check: certifications, operator nationality, isolation."""
 
-    certifications: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+    certifications: Annotated[list[NonEmptyName], no_duplicates(CERTIFICATIONS_UNIQUE)] = Field(
         default_factory=list,
         max_length=32,
-        description="Certifications the site holds, e.g. ISO27001, SOC2, C5.",
+        description="Certifications the site holds, e.g. ISO27001, SOC2, C5; no repeats.",
+        json_schema_extra=SET_LIST,
     )
     operator_country: CountryCode | None = Field(
         default=None,
@@ -257,11 +342,18 @@ class Security(ApiModel):
 class SecretKeyRef(ApiModel):
     """A key of a Secret, here the kubeconfig of a module's own cluster."""
 
-    namespace: str = Field(max_length=MAX_SHORT_STRING, description="Namespace of the Secret.")
-    name: str = Field(max_length=MAX_SHORT_STRING * 4, description="Name of the Secret.")
+    namespace: str = Field(
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace of the Secret.",
+    )
+    name: ObjectName = Field(description="Name of the Secret.")
     key: str = Field(
         default="kubeconfig",
-        max_length=MAX_SHORT_STRING * 4,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
         description="Key holding the kubeconfig.",
     )
 
@@ -280,16 +372,19 @@ class ClusterTarget(ApiModel):
     kubeconfig_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding a kubeconfig for the module's own cluster."
     )
-    node_selector: dict[str, str] | None = Field(
+    node_selector: LabelMap | None = Field(
         default=None,
-        min_length=1,
-        description="Node labels selecting the module's node pool in the hub cluster.",
+        description="Node labels selecting the module's node pool in the hub cluster; at least "
+        "one.",
+        json_schema_extra={**LABEL_MAP_SCHEMA, "minProperties": 1},
     )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         if (self.kubeconfig_secret_ref is None) == (self.node_selector is None):
             raise ValueError(CLUSTER_MESSAGE)
+        if self.node_selector == {}:
+            raise ValueError(NODE_SELECTOR_EMPTY_MESSAGE)
         return self
 
 
@@ -335,7 +430,9 @@ class ModuleCapacityStatus(StatusModel):
 class EnergyStatus(StatusModel):
     """Live energy signal; overrides the declared carbon intensity while fresh."""
 
-    carbon_intensity: float | None = Field(default=None, ge=0, description="Current gCO2e/kWh.")
+    carbon_intensity: float | None = Field(
+        default=None, ge=0, le=MAX_CARBON_INTENSITY, description="Current gCO2e/kWh, 0..2000."
+    )
     renewable_share: float | None = Field(
         default=None, ge=0, le=1, description="Current renewable share, 0..1."
     )

@@ -11,15 +11,17 @@ from pydantic import Field
 
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
-    MAX_SHORT_STRING,
+    SET_LIST,
     ApiModel,
     Condition,
     DataClassification,
     JurisdictionToken,
     LabelSelector,
+    NonEmptyName,
     Resource,
     StatusModel,
     find_condition,
+    no_duplicates,
 )
 from aifactory.api.deployment import InferenceDeployment
 
@@ -57,41 +59,60 @@ class SovereigntyPolicySpec(ApiModel):
         default=None,
         description="Binds only deployments with these labels; empty or unset selects all.",
     )
-    data_classifications: list[DataClassification] = Field(
+    data_classifications: Annotated[
+        list[DataClassification], no_duplicates("dataClassifications")
+    ] = Field(
         default_factory=list,
         max_length=len(DataClassification),
-        description="Binds only deployments of these data classifications; empty = all.",
+        description="Binds only deployments of these data classifications (no repeats); "
+        "empty = all.",
+        json_schema_extra=SET_LIST,
     )
-    allowed_jurisdictions: list[JurisdictionToken] = Field(
+    allowed_jurisdictions: Annotated[
+        list[JurisdictionToken], no_duplicates("allowedJurisdictions")
+    ] = Field(
         default_factory=list,
         max_length=_MAX_JURISDICTIONS,
         description=(
             "Modules must be in one of these ISO 3166-1 alpha-2 countries or groups (EU, EEA, "
-            "FIVE_EYES, or a module's own jurisdiction tags); empty allows any."
+            "FIVE_EYES, or a module's own jurisdiction tags), no repeats; empty allows any."
         ),
+        json_schema_extra=SET_LIST,
     )
-    denied_countries: list[JurisdictionToken] = Field(
+    denied_countries: Annotated[list[JurisdictionToken], no_duplicates("deniedCountries")] = Field(
         default_factory=list,
         max_length=_MAX_JURISDICTIONS,
-        description="Modules in these countries (or groups) are never allowed.",
+        description="Modules in these countries (or groups) are never allowed; no repeats.",
+        json_schema_extra=SET_LIST,
     )
-    required_certifications: list[Annotated[str, Field(max_length=MAX_SHORT_STRING)]] = Field(
+    required_certifications: Annotated[
+        list[NonEmptyName], no_duplicates("requiredCertifications")
+    ] = Field(
         default_factory=list,
         max_length=32,
-        description="Modules must hold every one of these certifications, e.g. ISO27001.",
+        description="Modules must hold every one of these certifications, e.g. ISO27001; "
+        "no repeats.",
+        json_schema_extra=SET_LIST,
     )
-    operator_countries: list[JurisdictionToken] = Field(
+    operator_countries: Annotated[list[JurisdictionToken], no_duplicates("operatorCountries")] = (
+        Field(
+            default_factory=list,
+            max_length=_MAX_JURISDICTIONS,
+            description=(
+                "The module's operator nationality must be one of these countries (or groups), no "
+                "repeats; empty allows any."
+            ),
+            json_schema_extra=SET_LIST,
+        )
+    )
+    denied_operator_countries: Annotated[
+        list[JurisdictionToken], no_duplicates("deniedOperatorCountries")
+    ] = Field(
         default_factory=list,
         max_length=_MAX_JURISDICTIONS,
-        description=(
-            "The module's operator nationality must be one of these countries (or groups); "
-            "empty allows any."
-        ),
-    )
-    denied_operator_countries: list[JurisdictionToken] = Field(
-        default_factory=list,
-        max_length=_MAX_JURISDICTIONS,
-        description="Modules run by operators of these countries (or groups) are never allowed.",
+        description="Modules run by operators of these countries (or groups) are never allowed; "
+        "no repeats.",
+        json_schema_extra=SET_LIST,
     )
     require_air_gapped: bool = Field(default=False, description="Only air-gapped modules.")
     data_residency: DataResidency = Field(

@@ -46,6 +46,16 @@ def _constraints(node: dict[str, Any]) -> str:
         parts.append(f"{op} {node['maximum']}")
     if "maxItems" in node:
         parts.append(f"at most {node['maxItems']} items")
+    if "minProperties" in node:
+        parts.append(f"at least {node['minProperties']} entries")
+    if "maxProperties" in node:
+        parts.append(f"at most {node['maxProperties']} entries")
+    if node.get("x-kubernetes-list-type") == "set":
+        parts.append("no duplicates")
+    if node.get("x-kubernetes-int-or-string"):
+        parts.append("integer or string")
+    if "minLength" in node and node["minLength"] > 0:
+        parts.append(f"at least {node['minLength']} characters")
     if "maxLength" in node:
         parts.append(f"at most {node['maxLength']} characters")
     if "pattern" in node:

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aifactory import __version__
-from aifactory.cli import crds, day2, place
+from aifactory.cli import crds, day2, place, validate
 
 #: Subcommand groups, in the order `--help` lists them.
 GROUPS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     place.register,
+    validate.register,
     crds.register,
     day2.register,
 )

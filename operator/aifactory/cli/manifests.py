@@ -1,35 +1,52 @@
 """Read the manifests users `kubectl apply`: files or directories of multi-document YAML.
 
-Only the kinds the engine needs are kept (AIFactoryModule, InferenceDeployment,
-SovereigntyPolicy, Namespace); others are ignored so a whole deploy directory can be passed.
-Every invalid document is reported with its file, document number and field, the way a user
-would look for it.
+YAML is read as kubectl reads it (`kubeyaml`: YAML 1.1 plain scalars, so an unquoted `NO` is
+false) and checked as the apiserver checks it (`validation`: types and unknown fields against
+the generated CRD schema, then the models' rules). Every problem is reported with its file,
+document number, object and field, the way a user would look for it.
+
+`load` keeps what the engine needs (AIFactoryModule, InferenceDeployment, SovereigntyPolicy,
+Namespace) and ignores other kinds so a whole deploy directory can be passed; `check_paths`
+reports on every document, for `aifactoryctl validate`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.cli.kubeyaml import Document, KubeYAMLError, load_all
+from aifactory.cli.validation import Checked, check_document, field_path
 
 SUFFIXES = (".yaml", ".yml", ".json")
 #: `-f -` reads standard input, as kubectl does.
 STDIN = Path("<stdin>")
 
+__all__ = [
+    "STDIN",
+    "SUFFIXES",
+    "ManifestError",
+    "Report",
+    "Snapshot",
+    "check_paths",
+    "expand_paths",
+    "field_path",
+    "load",
+]
+
 
 class ManifestError(Exception):
     """Input that cannot be used; the message names every problem found."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
+    def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(slots=True)
@@ -42,15 +59,20 @@ class Snapshot:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def field_path(loc: Iterable[int | str]) -> str:
-    """pydantic's error location as a manifest path: spec.capacity.gpus[0].count."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(document)"
+@dataclass(slots=True)
+class Report:
+    """What `check_paths` found: one line per problem and per skipped document."""
+
+    documents: int = 0
+    valid: int = 0
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    #: The valid documents, in file order, with where they came from.
+    checked: list[tuple[str, Checked]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -67,83 +89,101 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _documents(path: Path) -> Iterator[tuple[str, Any]]:
-    """(where, document) for every document, flattening `kind: List` items."""
+def _documents(path: Path) -> Iterator[tuple[str, Any, Document]]:
+    """(where, data, document) for every document, flattening `kind: List` items."""
     text = sys.stdin.read() if path == STDIN else path.read_text()
-    for i, doc in enumerate(yaml.safe_load_all(text), start=1):
+    for i, doc in enumerate(load_all(text, str(path)), start=1):
         where = f"{path}: document {i}"
+        data = doc.data
         if (
-            isinstance(doc, dict)
-            and doc.get("kind") == "List"
-            and isinstance(doc.get("items"), list)
+            isinstance(data, dict)
+            and data.get("kind") == "List"
+            and isinstance(data.get("items"), list)
         ):
-            for j, item in enumerate(doc["items"]):
-                yield f"{where} item {j}", item
+            for j, item in enumerate(data["items"]):
+                # Origins are keyed from the List's root: re-key them from the item.
+                prefix = ("items", j)
+                origins = {p[2:]: o for p, o in doc.origins.items() if p[:2] == prefix}
+                yield f"{where} item {j}", item, Document(item, doc.line, origins)
         else:
-            yield where, doc
+            yield where, data, doc
 
 
-def load(paths: Iterable[str | Path]) -> Snapshot:
-    """Read and validate every manifest under `paths`; raise ManifestError listing all problems."""
-    snap = Snapshot()
-    problems: list[str] = []
+def _label(where: str, checked: Checked) -> str:
+    if checked.kind and checked.name:
+        return f"{where} ({checked.kind} {checked.name})"
+    return f"{where} ({checked.kind})" if checked.kind else where
+
+
+def check_paths(paths: Iterable[str | Path]) -> Report:
+    """Read and check every document under `paths`, collecting every problem."""
+    report = Report()
     seen: dict[tuple[str, str], str] = {}
     files = expand_paths(paths)
     if not files:
-        raise ManifestError(["no manifest files found"])
+        report.problems.append("no manifest files found")
+        return report
     for path in files:
         try:
             docs = list(_documents(path))
         except OSError as exc:
-            problems.append(f"{path}: {exc.strerror or exc}")
+            report.problems.append(f"{path}: {exc.strerror or exc}")
+            continue
+        except KubeYAMLError as exc:
+            report.problems.append(str(exc))
             continue
         except yaml.YAMLError as exc:
-            problems.append(f"{path}: invalid YAML: {exc}")
+            report.problems.append(f"{path}: invalid YAML: {exc}")
             continue
-        for where, doc in docs:
-            if doc is None:
+        for where, data, doc in docs:
+            if data is None:
                 continue
-            if not isinstance(doc, dict):
-                problems.append(f"{where}: expected a mapping, got {type(doc).__name__}")
+            report.documents += 1
+            checked = check_document(data, doc)
+            label = _label(where, checked)
+            if checked.skipped:
+                report.skipped.append(f"{label}: skipped: {checked.skipped}")
                 continue
-            kind = doc.get("kind")
-            name = (
-                (doc.get("metadata") or {}).get("name")
-                if isinstance(doc.get("metadata"), dict)
-                else None
-            )
-            label = f"{where} ({kind} {name})" if name else f"{where} ({kind})"
-            try:
-                if kind == "Namespace":
-                    if not name:
-                        problems.append(f"{label}: metadata.name: Field required")
-                        continue
-                    labels = doc["metadata"].get("labels") or {}
-                    snap.namespaces[str(name)] = {str(k): str(v) for k, v in labels.items()}
-                    continue
-                obj: AIFactoryModule | InferenceDeployment | SovereigntyPolicy
-                if kind == "AIFactoryModule":
-                    obj = AIFactoryModule.from_manifest(doc)
-                    snap.modules.append(obj)
-                    key = ("AIFactoryModule", obj.name)
-                elif kind == "InferenceDeployment":
-                    obj = InferenceDeployment.from_manifest(doc)
-                    snap.deployments.append(obj)
-                    key = ("InferenceDeployment", obj.ref)
-                elif kind == "SovereigntyPolicy":
-                    obj = SovereigntyPolicy.from_manifest(doc)
-                    snap.policies.append(obj)
-                    key = ("SovereigntyPolicy", obj.name)
-                else:
-                    continue
-            except ValidationError as exc:
-                for err in exc.errors():
-                    problems.append(f"{label}: {field_path(err['loc'])}: {err['msg']}")
+            if checked.problems:
+                report.problems += [f"{label}: {problem}" for problem in checked.problems]
                 continue
+            key = _identity(checked)
             if key in seen:
-                problems.append(f"{label}: duplicate {key[0]} {key[1]} (first in {seen[key]})")
-            else:
-                seen[key] = where
-    if problems:
-        raise ManifestError(problems)
+                report.problems.append(
+                    f"{label}: duplicate {key[0]} {key[1]} (first in {seen[key]})"
+                )
+                continue
+            seen[key] = where
+            report.valid += 1
+            report.checked.append((where, checked))
+    return report
+
+
+def _identity(checked: Checked) -> tuple[str, str]:
+    """(kind, name) as the apiserver keys objects: namespaced ones by namespace/name."""
+    obj = checked.obj
+    if isinstance(obj, InferenceDeployment):
+        return ("InferenceDeployment", obj.ref)
+    return (str(checked.kind), str(checked.name))
+
+
+def load(paths: Iterable[str | Path]) -> Snapshot:
+    """Read and validate every manifest under `paths`; raise ManifestError listing all problems.
+
+    Kinds other than ours and Namespace are ignored (a PriorityClass is checked, then ignored).
+    """
+    report = check_paths(paths)
+    if not report.ok:
+        raise ManifestError(report.problems)
+    snap = Snapshot()
+    for _, checked in report.checked:
+        obj = checked.obj
+        if isinstance(obj, AIFactoryModule):
+            snap.modules.append(obj)
+        elif isinstance(obj, InferenceDeployment):
+            snap.deployments.append(obj)
+        elif isinstance(obj, SovereigntyPolicy):
+            snap.policies.append(obj)
+        elif checked.kind == "Namespace" and checked.name:
+            snap.namespaces[checked.name] = obj
     return snap
