@@ -65,3 +65,15 @@ def test_operator_refuses_to_start_with_bad_settings() -> None:
     )
     assert proc.returncode == 2
     assert "AIFACTORY_HYSTERESIS" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rtt_profile_sets_the_model_constants_unless_given() -> None:
+    s = load_settings({"AIFACTORY_RTT_PROFILE": "calibrated-p95"})
+    assert (s.route_factor, s.fibre_km_per_ms, s.rtt_overhead_ms) == (1.6, 204.19, 12.0)
+    s = load_settings(
+        {"AIFACTORY_RTT_PROFILE": "calibrated-mean", "AIFACTORY_RTT_OVERHEAD_MS": "2"}
+    )
+    assert s.rtt_overhead_ms == 2.0
+    assert load_settings({}).rtt_overhead_ms == 1.0
+    with pytest.raises(SettingsError, match="AIFACTORY_RTT_PROFILE"):
+        load_settings({"AIFACTORY_RTT_PROFILE": "fastest"})

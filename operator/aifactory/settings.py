@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aifactory.placement.rtt import RTT_PROFILES
 
 
 class SettingsError(ValueError):
@@ -54,6 +56,11 @@ class OperatorSettings(BaseModel):
     route_factor: float = Field(1.6, ge=1, description="Real route length / great-circle length.")
     fibre_km_per_ms: float = Field(204.19, gt=0, description="Light in fibre, km per millisecond.")
     rtt_overhead_ms: float = Field(1.0, ge=0, description="Fixed RTT added to the distance term.")
+    rtt_profile: Literal["brief", "calibrated-mean", "calibrated-p95"] | None = Field(
+        None,
+        description="Named constants of the RTT model (docs/latency.md): sets route_factor, "
+        "fibre_km_per_ms and rtt_overhead_ms unless those are set explicitly.",
+    )
     carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
     unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
     # serving
@@ -105,6 +112,20 @@ class OperatorSettings(BaseModel):
             return self.peering_priority
         digest = hashlib.sha256(self.pod_name.encode()).digest()
         return 1 + int.from_bytes(digest[:4], "big") % (2**31 - 2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rtt_profile_defaults(cls, data: Any) -> Any:
+        """A profile supplies the RTT constants the input does not set itself."""
+        if isinstance(data, dict) and data.get("rtt_profile") in RTT_PROFILES:
+            p = RTT_PROFILES[data["rtt_profile"]]
+            return {
+                "route_factor": p.route_factor,
+                "fibre_km_per_ms": p.fibre_km_per_ms,
+                "rtt_overhead_ms": p.overhead_ms,
+                **data,
+            }
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorSettings:
