@@ -5,6 +5,16 @@ These models are the source of truth: the CRDs in `crds/` are generated from the
 `aifactoryctl` validates files offline with the same rules the apiserver enforces.
 """
 
+from aifactory.api.carbon_signal import (
+    CarbonSignal,
+    CarbonSignalProvider,
+    ConfigMapKeyRef,
+    CsvReplay,
+    CsvSignalSource,
+    EmissionFactorType,
+    SecretRef,
+    SignalType,
+)
 from aifactory.api.common import (
     API_GROUP,
     API_VERSION,
@@ -78,13 +88,19 @@ __all__ = [
     "AIFactoryModule",
     "AIFactoryModuleSpec",
     "AIFactoryModuleStatus",
+    "CarbonSignal",
+    "CarbonSignalProvider",
     "ClusterTarget",
     "Condition",
     "ConditionStatus",
+    "ConfigMapKeyRef",
+    "CsvReplay",
+    "CsvSignalSource",
     "DataClassification",
     "DataResidency",
     "Demand",
     "DemandRegion",
+    "EmissionFactorType",
     "EnergyRequirements",
     "EnergySource",
     "EnergySourceType",
@@ -115,7 +131,9 @@ __all__ = [
     "Resource",
     "RouteTarget",
     "SecretKeyRef",
+    "SecretRef",
     "Security",
+    "SignalType",
     "Slo",
     "SovereigntyPolicy",
     "SovereigntyPolicySpec",
