@@ -51,6 +51,26 @@ class OperatorSettings(BaseModel):
         15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
     )
     solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    # live carbon signals (spec.energy.signal; docs/signals.md)
+    energy_poll_interval: float = Field(
+        300.0, gt=0, description="Seconds between reads of a module's spec.energy.signal feed."
+    )
+    energy_signal_max_age: float = Field(
+        10800.0,
+        gt=0,
+        description="Seconds after its data time a carbon reading is stale: the module then "
+        "falls back to its declared carbon intensity (condition EnergySignal, reason Stale).",
+    )
+    carbon_signal_type: Literal["average", "marginal"] = Field(
+        "average",
+        description="Signal type every module's live reading must have to be used; others fall "
+        "back to the declared value (reason MethodMismatch), so one decision never mixes them.",
+    )
+    carbon_emission_factor_type: Literal["lifecycle", "direct"] = Field(
+        "lifecycle",
+        description="Emission factors every live reading must use (and the ones requested from "
+        "Electricity Maps when a signal does not say).",
+    )
     # latency and cost model (BRIEF "Placement semantics")
     earth_radius_km: float = Field(6371.0, gt=0)
     route_factor: float = Field(1.6, ge=1, description="Real route length / great-circle length.")
