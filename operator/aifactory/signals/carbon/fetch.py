@@ -226,7 +226,8 @@ def _missing(signal: CarbonSignal, keys: str) -> CarbonSignalError:
 
 def _get(http_get: HttpGet, request: HttpRequest, signal: CarbonSignal) -> bytes:
     """The body of a 2xx answer; every other outcome as a CarbonSignalError."""
-    host = urllib.parse.urlsplit(request.url).netloc or request.url[:60]
+    parts = urllib.parse.urlsplit(request.url)  # hostname only: never a URL's user:password@
+    host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}" if parts.hostname else "?"
     name = signal.provider.value
     try:
         response: HttpResponse = http_get(request)
