@@ -65,3 +65,27 @@ def test_operator_refuses_to_start_with_bad_settings() -> None:
     )
     assert proc.returncode == 2
     assert "AIFACTORY_HYSTERESIS" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rtt_profile_sets_the_model_constants_unless_given() -> None:
+    s = load_settings({"AIFACTORY_RTT_PROFILE": "calibrated-p95"})
+    assert (s.route_factor, s.fibre_km_per_ms, s.rtt_overhead_ms) == (1.6, 204.19, 12.0)
+    s = load_settings(
+        {"AIFACTORY_RTT_PROFILE": "calibrated-mean", "AIFACTORY_RTT_OVERHEAD_MS": "2"}
+    )
+    assert s.rtt_overhead_ms == 2.0
+    assert load_settings({}).rtt_overhead_ms == 1.0
+    with pytest.raises(SettingsError, match="AIFACTORY_RTT_PROFILE"):
+        load_settings({"AIFACTORY_RTT_PROFILE": "fastest"})
+
+
+def test_carbon_signal_settings() -> None:
+    s = load_settings({})
+    assert (s.carbon_signal_type, s.carbon_emission_factor_type) == ("average", "lifecycle")
+    assert s.energy_signal_max_age == 3 * 3600 and s.energy_poll_interval == 300
+    s = load_settings(
+        {"AIFACTORY_CARBON_SIGNAL_TYPE": "marginal", "AIFACTORY_ENERGY_SIGNAL_MAX_AGE": "600"}
+    )
+    assert s.carbon_signal_type == "marginal" and s.energy_signal_max_age == 600
+    with pytest.raises(SettingsError, match="AIFACTORY_CARBON_EMISSION_FACTOR_TYPE"):
+        load_settings({"AIFACTORY_CARBON_EMISSION_FACTOR_TYPE": "scope2"})

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aifactory.placement.rtt import RTT_PROFILES
 
 
 class SettingsError(ValueError):
@@ -48,11 +50,36 @@ class OperatorSettings(BaseModel):
         15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
     )
     solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    # live carbon signals (spec.energy.signal; docs/signals.md)
+    energy_poll_interval: float = Field(
+        300.0, gt=0, description="Seconds between reads of a module's spec.energy.signal feed."
+    )
+    energy_signal_max_age: float = Field(
+        10800.0,
+        gt=0,
+        description="Seconds after its data time a carbon reading is stale: the module then "
+        "falls back to its declared carbon intensity (condition EnergySignal, reason Stale).",
+    )
+    carbon_signal_type: Literal["average", "marginal"] = Field(
+        "average",
+        description="Signal type every module's live reading must have to be used; others fall "
+        "back to the declared value (reason MethodMismatch), so one decision never mixes them.",
+    )
+    carbon_emission_factor_type: Literal["lifecycle", "direct"] = Field(
+        "lifecycle",
+        description="Emission factors every live reading must use (and the ones requested from "
+        "Electricity Maps when a signal does not say).",
+    )
     # latency and cost model (BRIEF "Placement semantics")
     earth_radius_km: float = Field(6371.0, gt=0)
     route_factor: float = Field(1.6, ge=1, description="Real route length / great-circle length.")
     fibre_km_per_ms: float = Field(204.19, gt=0, description="Light in fibre, km per millisecond.")
     rtt_overhead_ms: float = Field(1.0, ge=0, description="Fixed RTT added to the distance term.")
+    rtt_profile: Literal["brief", "calibrated-mean", "calibrated-p95"] | None = Field(
+        None,
+        description="Named constants of the RTT model (docs/latency.md): sets route_factor, "
+        "fibre_km_per_ms and rtt_overhead_ms unless those are set explicitly.",
+    )
     carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
     unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
     # serving
@@ -155,6 +182,20 @@ class OperatorSettings(BaseModel):
         description="Seconds after SIGTERM before the process exits whatever it is waiting on "
         "(keep below the Pod's terminationGracePeriodSeconds).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rtt_profile_defaults(cls, data: Any) -> Any:
+        """A profile supplies the RTT constants the input does not set itself."""
+        if isinstance(data, dict) and data.get("rtt_profile") in RTT_PROFILES:
+            p = RTT_PROFILES[data["rtt_profile"]]
+            return {
+                "route_factor": p.route_factor,
+                "fibre_km_per_ms": p.fibre_km_per_ms,
+                "rtt_overhead_ms": p.overhead_ms,
+                **data,
+            }
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorSettings:

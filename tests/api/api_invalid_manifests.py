@@ -120,6 +120,11 @@ REGION = {
 SCHEDULE_DAY = {"fromHour": 8, "toHour": 18, "carbonIntensity": 40, "renewableShare": 0.9}
 SECRET_SOURCE = {"secretKeyRef": {"name": "hf-token", "key": "token"}}
 POD_NAME_SOURCE = {"fieldRef": {"fieldPath": "metadata.name"}}
+WATTTIME = {
+    "provider": "WattTime",
+    "zone": "CAISO_NORTH",
+    "credentialsSecretRef": {"namespace": "aifactory-system", "name": "watttime"},
+}
 PROMETHEUS = {
     "url": "http://prometheus.monitoring:9090",
     "query": "sum by (region) (rate(http_requests_total[1m]))",
@@ -379,6 +384,68 @@ INVALID: tuple[Invalid, ...] = (
         "spec.cluster.kubeconfigSecretRef.name",
         "at least 1 ch",
         offline="must be an object name",
+    ),
+    Invalid(
+        "signal-csv-without-series",
+        "AIFactoryModule",
+        (("spec.energy.signal", {"provider": "CSV", "zone": "DE"}),),
+        "spec.energy.signal",
+        "energy.signal.csv must be set when provider is CSV, and only then",
+    ),
+    Invalid(
+        "signal-electricitymaps-without-secret",
+        "AIFactoryModule",
+        (("spec.energy.signal", {"provider": "ElectricityMaps", "zone": "IS"}),),
+        "spec.energy.signal",
+        "energy.signal.credentialsSecretRef must be set for ElectricityMaps and WattTime",
+    ),
+    Invalid(
+        "signal-watttime-emission-factor-type",
+        "AIFactoryModule",
+        (("spec.energy.signal", {**WATTTIME, "emissionFactorType": "lifecycle"}),),
+        "spec.energy.signal",
+        "energy.signal.emissionFactorType applies to ElectricityMaps and CSV only",
+    ),
+    Invalid(
+        "signal-national-grid-outside-gb",
+        "AIFactoryModule",
+        (("spec.energy.signal", {"provider": "NationalGridESO", "zone": "IE"}),),
+        "spec.energy.signal",
+        "energy.signal.zone must be GB for NationalGridESO",
+    ),
+    Invalid(
+        "signal-unknown-provider",
+        "AIFactoryModule",
+        (("spec.energy.signal", {"provider": "Ember", "zone": "IS"}),),
+        "spec.energy.signal.provider",
+        "Unsupported value",
+        offline="'ElectricityMaps'",
+    ),
+    Invalid(
+        "signal-csv-two-sources",
+        "AIFactoryModule",
+        (
+            (
+                "spec.energy.signal",
+                {
+                    "provider": "CSV",
+                    "zone": "IS",
+                    "csv": {
+                        "path": "/data/ci.csv",
+                        "configMapKeyRef": {"namespace": "ns", "name": "ci", "key": "ci.csv"},
+                    },
+                },
+            ),
+        ),
+        "spec.energy.signal.csv",
+        "energy.signal.csv must set exactly one of configMapKeyRef or path",
+    ),
+    Invalid(
+        "signal-url-not-http",
+        "AIFactoryModule",
+        (("spec.energy.signal", {**WATTTIME, "url": "ftp://mirror.example"}),),
+        "spec.energy.signal.url",
+        "energy.signal.url must start with http:// or https://",
     ),
     # InferenceDeployment
     Invalid(

@@ -28,7 +28,9 @@ from aifactory.placement import Assignment, Decision
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def infd(replicas: int = 4, regions: dict[str, float] | None = None, **spec: Any) -> InferenceDeployment:
+def infd(
+    replicas: int = 4, regions: dict[str, float] | None = None, **spec: Any
+) -> InferenceDeployment:
     body: dict[str, Any] = {
         "model": {"name": "m", "image": "registry.example/m:1"},
         "replicas": {"fixed": replicas},
@@ -39,7 +41,13 @@ def infd(replicas: int = 4, regions: dict[str, float] | None = None, **spec: Any
         body["throughputPerReplica"] = 1
         body["demand"] = {
             "regions": [
-                {"name": r, "country": "IE", "latitude": 53, "longitude": -6, "requestsPerSecond": v}
+                {
+                    "name": r,
+                    "country": "IE",
+                    "latitude": 53,
+                    "longitude": -6,
+                    "requestsPerSecond": v,
+                }
                 for r, v in regions.items()
             ]
         }
@@ -63,7 +71,9 @@ def decision(cells: dict[str, int], wanted: int | None = None, message: str = ""
     )
 
 
-def use(name: str, usable: bool = True, placeable: bool = True, draining: bool = False) -> ModuleUse:
+def use(
+    name: str, usable: bool = True, placeable: bool = True, draining: bool = False
+) -> ModuleUse:
     return ModuleUse(name, usable, placeable, draining, "" if usable else "NotReady for 90s")
 
 
@@ -91,9 +101,11 @@ def inputs(
     wanted: int | None = None,
     **kw: Any,
 ) -> Inputs:
-    names = {m for _, m in current} | {a.module for a in target.assignments} | {
-        m.module for m in members
-    }
+    names = (
+        {m for _, m in current}
+        | {a.module for a in target.assignments}
+        | {m.module for m in members}
+    )
     mods = {u.name: u for u in (modules or [])}
     for n in names:
         mods.setdefault(n, use(n))
@@ -351,7 +363,9 @@ def test_member_rejection_is_reported_as_what_it_is() -> None:
         3,
         NOW,
     )
-    p = plan(inputs(current, target, [member("paris", 0)], apply_errors={"paris": err}), NOW, Settings())
+    p = plan(
+        inputs(current, target, [member("paris", 0)], apply_errors={"paris": err}), NOW, Settings()
+    )
     assert condition(p, "Degraded")[1] == "MemberRejected"
     assert "Invalid value" in condition(p, "Degraded")[2]
     assert condition(p, "Stalled")[:2] == ("True", "MemberRejected")

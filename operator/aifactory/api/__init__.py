@@ -5,6 +5,16 @@ These models are the source of truth: the CRDs in `crds/` are generated from the
 `aifactoryctl` validates files offline with the same rules the apiserver enforces.
 """
 
+from aifactory.api.carbon_signal import (
+    CarbonSignal,
+    CarbonSignalProvider,
+    ConfigMapKeyRef,
+    CsvReplay,
+    CsvSignalSource,
+    EmissionFactorType,
+    SecretRef,
+    SignalType,
+)
 from aifactory.api.common import (
     API_GROUP,
     API_VERSION,
@@ -86,15 +96,21 @@ __all__ = [
     "AIFactoryModule",
     "AIFactoryModuleSpec",
     "AIFactoryModuleStatus",
+    "CarbonSignal",
+    "CarbonSignalProvider",
     "ClusterTarget",
     "Condition",
     "ConditionStatus",
+    "ConfigMapKeyRef",
     "ConfigMapKeySelector",
+    "CsvReplay",
+    "CsvSignalSource",
     "DataClassification",
     "DataResidency",
     "Demand",
     "DemandRegion",
     "EffectiveEnergyStatus",
+    "EmissionFactorType",
     "EnergyRequirements",
     "EnergySource",
     "EnergySourceType",
@@ -129,7 +145,9 @@ __all__ = [
     "RouteTarget",
     "SecretKeyRef",
     "SecretKeySelector",
+    "SecretRef",
     "Security",
+    "SignalType",
     "Slo",
     "SovereigntyPolicy",
     "SovereigntyPolicySpec",

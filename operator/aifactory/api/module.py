@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from aifactory.api.carbon_signal import CarbonSignal, EmissionFactorType, SignalType
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     LABEL_MAP_SCHEMA,
@@ -247,6 +248,13 @@ class ModuleEnergy(ApiModel):
             "schedule hours. Fixed: adjust it yourself for daylight saving time."
         ),
     )
+    signal: CarbonSignal | None = Field(
+        default=None,
+        description=(
+            "Live carbon-intensity feed (Electricity Maps, WattTime, GB National Grid ESO or a "
+            "CSV series) whose fresh readings override carbonIntensity in status.energy."
+        ),
+    )
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> Self:
@@ -440,8 +448,32 @@ class EnergyStatus(StatusModel):
     source: str | None = Field(
         default=None,
         max_length=MAX_SHORT_STRING,
-        description="Who wrote the signal: spec (the operator, from spec.energy), schedule, or "
-        "the name of an external feed. The operator only overwrites values it wrote itself.",
+        description="Who wrote the signal: spec (the operator, from spec.energy), schedule, "
+        "signal (the operator, from spec.energy.signal), or the name of an external feed. The "
+        "operator only overwrites values it wrote itself.",
+    )
+    provider: str | None = Field(
+        default=None,
+        max_length=MAX_SHORT_STRING,
+        description="Feed the reading came from: ElectricityMaps, WattTime, NationalGridESO "
+        "or CSV (unset for spec and schedule values).",
+    )
+    zone: str | None = Field(
+        default=None, max_length=MAX_SHORT_STRING, description="The feed's grid zone or region."
+    )
+    signal_type: SignalType | None = Field(
+        default=None,
+        description="average or marginal: readings of different types are never compared.",
+    )
+    emission_factor_type: EmissionFactorType | None = Field(
+        default=None,
+        description="lifecycle or direct emission factors: never mixed in one decision.",
+    )
+    estimated: bool | None = Field(
+        default=None, description="True when the provider flags the value as estimated."
+    )
+    data_time: datetime | None = Field(
+        default=None, description="Time the reading is for, as the provider dates it."
     )
 
 
@@ -475,7 +507,7 @@ class AIFactoryModuleStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready and Reachable conditions.",
+        description="Ready, Reachable and EnergySignal conditions.",
         json_schema_extra=CONDITIONS_SCHEMA_EXTRA,
     )
     capacity: ModuleCapacityStatus | None = Field(

@@ -1,9 +1,13 @@
 """`aifactoryctl place`: decide placements offline from manifests, without any cluster.
 
     aifactoryctl place -f samples/ [-f more.yaml ...] [-o json|table] [--mode fleet|incremental]
+                       [--rtt FILE.csv] [--rtt-profile brief|calibrated-mean|calibrated-p95]
 
 `fleet` (default) re-solves every deployment together; `incremental` places them one by one in
 name order against what the previous ones left, as the operator does on each create/update.
+`--rtt` reads measured round-trip times that replace the model for the pairs they cover, and
+`--rtt-profile` picks the model's constants (docs/latency.md). Every deployment also gets its
+carbon account: gCO2e/h now, the same for a latency-only solve, and both mean RTTs.
 """
 
 from __future__ import annotations
@@ -11,12 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
 
 from aifactory.cli.manifests import ManifestError, load
-from aifactory.placement import FleetDecision, place_fleet, place_sequential
+from aifactory.placement import (
+    FleetDecision,
+    FleetState,
+    PlacementSettings,
+    place_fleet,
+    place_sequential,
+)
+from aifactory.placement.accounting import CarbonAccount, account_fleet
 from aifactory.placement.from_api import engine_inputs
+from aifactory.placement.rtt import RTT_PROFILES, RttTable, with_rtt_profile
+from aifactory.signals.rtt import RttTableError, parse_rtt_csv, unmatched_names
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,31 +58,90 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="fleet",
         help="fleet: solve all deployments together (default); incremental: one at a time",
     )
+    p.add_argument(
+        "--rtt",
+        metavar="FILE.csv",
+        help="measured RTTs in ms: region,module,rttMs rows or a matrix with regions as rows "
+        "and modules as columns; they replace the model for the pairs they cover",
+    )
+    p.add_argument(
+        "--rtt-profile",
+        choices=tuple(RTT_PROFILES),
+        default="brief",
+        help="constants of the RTT model for pairs without a measurement (default: brief)",
+    )
     p.set_defaults(func=run)
 
 
-def decide(paths: Sequence[str], mode: str = "fleet") -> FleetDecision:
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The decision, every deployment's carbon account, and warnings about the inputs."""
+
+    result: FleetDecision
+    carbon: Mapping[str, CarbonAccount]
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract, each placement with `carbon` added."""
+        doc = self.result.to_dict()
+        for p in doc["placements"]:
+            p["carbon"] = self.carbon[p["deployment"]].to_dict()
+        return doc
+
+
+def read_rtt(path: str) -> RttTable:
+    """The measured RTT table in a file; raises RttTableError (also for an unreadable file)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise RttTableError(path, [exc.strerror or str(exc)]) from None
+    return parse_rtt_csv(text, source=path)
+
+
+def decide(
+    paths: Sequence[str],
+    mode: str = "fleet",
+    *,
+    rtt: RttTable | None = None,
+    rtt_profile: str = "brief",
+) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
     snap = load(paths)
     inputs = engine_inputs(snap.modules, snap.deployments, snap.policies, snap.namespaces)
+    settings = with_rtt_profile(PlacementSettings(), rtt_profile)
+    fleet = FleetState(inputs.modules, settings, rtt=rtt)
     solve = place_fleet if mode == "fleet" else place_sequential
-    return solve(inputs.workloads, inputs.modules, inputs.policies, explain_all=True)
+    result = solve(inputs.workloads, fleet, inputs.policies, explain_all=True)
+    carbon = account_fleet(fleet, inputs.workloads, inputs.policies, result, solve=solve)
+    warnings: list[str] = []
+    if rtt is not None:
+        regions = {r.name for w in inputs.workloads for r in w.regions}
+        unknown_regions, unknown_modules = unmatched_names(rtt, regions, fleet.names)
+        if unknown_regions:
+            warnings.append(f"{rtt.source}: unknown demand regions: {', '.join(unknown_regions)}")
+        if unknown_modules:
+            warnings.append(f"{rtt.source}: unknown modules: {', '.join(unknown_modules)}")
+    return Placed(result, carbon, tuple(warnings))
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the decision was printed (even with unplaced replicas), 1 on bad input."""
     try:
-        result = decide(args.paths, args.mode)
-    except ManifestError as exc:
+        rtt = read_rtt(args.rtt) if args.rtt else None
+        placed = decide(args.paths, args.mode, rtt=rtt, rtt_profile=args.rtt_profile)
+    except (ManifestError, RttTableError) as exc:
         print("error: invalid input:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            where = f"{exc.source}: " if isinstance(exc, RttTableError) else ""
+            print(f"  {where}{problem}", file=sys.stderr)
         return 1
+    for warning in placed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.output == "json":
-        json.dump(result.to_dict(), sys.stdout, indent=2)
+        json.dump(placed.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render_table(result, sys.stdout)
+        render_table(placed.result, sys.stdout, accounts=placed.carbon)
     return 0
 
 
@@ -81,9 +155,12 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None
         out.write(indent + line.rstrip() + "\n")
 
 
-def render_table(result: FleetDecision, out: TextIO) -> None:
+def render_table(
+    result: FleetDecision, out: TextIO, accounts: Mapping[str, CarbonAccount] | None = None
+) -> None:
     """Deployments, chosen modules with latency per region and carbon, then what was rejected
-    and why, then the modules' GPU usage and the total cost."""
+    and why, the carbon account of each deployment, then the modules' GPU usage and the total
+    cost."""
     rows = [["DEPLOYMENT", "REPLICAS", "UNPLACED", "MODULES", "MAX LATENCY (ms)", "CARBON", "COST"]]
     for d in result.placements:
         modules = ",".join(f"{a.module}={a.replicas}" for a in d.assignments) or "-"
@@ -105,6 +182,9 @@ def render_table(result: FleetDecision, out: TextIO) -> None:
         out.write(f"\n{d.deployment}: {d.message}\n")
         if d.stability:
             out.write(f"  stability: {d.stability}\n")
+        account = (accounts or {}).get(d.deployment)
+        if account is not None:
+            out.write(f"  carbon: {_carbon_line(account)}\n")
         if d.assignments:
             rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON (gCO2e/kWh)", "GPUS"]]
             for a in d.assignments:
@@ -134,3 +214,11 @@ def render_table(result: FleetDecision, out: TextIO) -> None:
         rows.append([m.name, str(m.gpus_used), str(m.gpus_free), str(m.gpus_total)])
     _table(rows, out)
     out.write(f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver})\n")
+
+
+def _carbon_line(a: CarbonAccount) -> str:
+    """ "1,234 gCO2e/h now, 5,678 latency-only; mean RTT 21.0 ms vs 9.5 ms"."""
+    text = f"{a.grams_per_hour:,.0f} gCO2e/h now, {a.latency_only_grams_per_hour:,.0f} latency-only"
+    if a.mean_rtt_ms is not None and a.latency_only_mean_rtt_ms is not None:
+        text += f"; mean RTT {a.mean_rtt_ms:.1f} ms vs {a.latency_only_mean_rtt_ms:.1f} ms"
+    return text

@@ -15,7 +15,7 @@ import numpy as np
 from aifactory.placement.binding import Binding, bind
 from aifactory.placement.filters import CAPACITY_PLUGINS, MODULE_FILTERS, REGION_FILTERS, gpu
 from aifactory.placement.filters import readiness as readiness_filter
-from aifactory.placement.framework import FloatArray, IntArray, Verdicts
+from aifactory.placement.framework import BoolArray, FloatArray, IntArray, Verdicts
 from aifactory.placement.model import PolicyView, WorkloadView
 from aifactory.placement.scores import carbon, latency
 from aifactory.placement.state import FleetState, WorkloadState
@@ -35,15 +35,19 @@ def prepare(
     passes what is left after the deployments it has already placed.
     """
     binding = policies if isinstance(policies, Binding) else bind(workload, policies)
+    measured: BoolArray | None = None
     if workload.regions:
         names = tuple(r.name for r in workload.regions)
         countries = tuple(r.country for r in workload.regions)
         demand = np.array([r.replicas for r in workload.regions], np.int64)
+        rows = [fleet.region_rtt(r.name, r.latitude, r.longitude) for r in workload.regions]
         rtt: FloatArray | None = (
-            np.vstack([fleet.rtt_row(r.latitude, r.longitude) for r in workload.regions])
-            if fleet.n
-            else np.zeros((len(names), 0))
+            np.vstack([row for row, _ in rows]) if fleet.n else np.zeros((len(names), 0))
         )
+        if any(mask is not None for _, mask in rows):
+            measured = np.vstack(
+                [np.zeros(fleet.n, np.bool_) if mask is None else mask for _, mask in rows]
+            )
     else:
         names, countries = ("",), (None,)
         demand = np.array([workload.replicas], np.int64)
@@ -75,6 +79,7 @@ def prepare(
         capacity=cap,
         gpu_capacity=gpu_cap,
         initial_capacity=initial,
+        rtt_measured=measured,
     )
     run_filters(fleet, ws)
     run_scores(fleet, ws)

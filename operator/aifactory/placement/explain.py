@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from aifactory.placement.framework import BoolArray, Code, Status
+from aifactory.placement.rtt import MEASURED, MODEL
 from aifactory.placement.scores import ScoreTerm, carbon, latency, normalize
 from aifactory.placement.state import FleetState, WorkloadState
 
@@ -55,6 +56,7 @@ def score_terms(fleet: FleetState, ws: WorkloadState, r: int, i: int) -> list[Sc
     if ws.rtt is not None:
         lat_norm = latency.normaliser(settings, ws.workload)
         raw = float(ws.rtt[r, i])
+        measured = ws.rtt_measured is not None and bool(ws.rtt_measured[r, i])
         out.append(
             ScoreTerm(
                 latency.NAME,
@@ -62,6 +64,7 @@ def score_terms(fleet: FleetState, ws: WorkloadState, r: int, i: int) -> list[Sc
                 latency.UNIT,
                 normalize(raw, lat_norm),
                 float(ws.latency_cost[r, i]),
+                MEASURED if measured else MODEL,
             )
         )
     raw_c = float(fleet.carbon[i] * fleet.pue[i])
@@ -78,13 +81,15 @@ def score_terms(fleet: FleetState, ws: WorkloadState, r: int, i: int) -> list[Sc
 
 
 def describe_cost(fleet: FleetState, ws: WorkloadState, i: int, regions: Iterable[int]) -> str:
-    """ "cost/replica eu-west 0.31 = Latency 12.3 ms (score 88, 0.12) + Carbon ..." per region."""
+    """ "cost/replica eu-west 0.31 = Latency 12.3 ms [model] (score 88, 0.12) + Carbon ..." per
+    region; the RTT is tagged [measured] when it came from the fleet's RTT table."""
     parts: list[str] = []
     for r in regions:
         terms = score_terms(fleet, ws, r, i)
         total = sum(t.weighted for t in terms)
         detail = " + ".join(
-            f"{t.name} {t.raw:.1f} {t.unit} (score {t.normalized:.0f}, {t.weighted:.3f})"
+            f"{t.name} {t.raw:.1f} {t.unit}{f' [{t.source}]' if t.source else ''} "
+            f"(score {t.normalized:.0f}, {t.weighted:.3f})"
             for t in terms
         )
         label = f"{ws.region_names[r]} " if ws.has_demand else ""

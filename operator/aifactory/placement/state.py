@@ -25,6 +25,7 @@ from aifactory.placement.model import (
     Selector,
     WorkloadView,
 )
+from aifactory.placement.rtt import RttTable
 
 _EPS_W = 1e-6
 
@@ -44,11 +45,16 @@ class FleetState:
     """Column arrays of the fleet, sorted by module name, plus per-cycle caches.
 
     Capacity here is what is free before this call places anything; solvers copy `pool_free`
-    and `power_free_w` and consume their copies.
+    and `power_free_w` and consume their copies. `rtt`, when given, holds measured RTTs by
+    (demand region name, module name) that replace the model for the pairs it covers.
     """
 
     def __init__(
-        self, modules: Iterable[ModuleView], settings: PlacementSettings | None = None
+        self,
+        modules: Iterable[ModuleView],
+        settings: PlacementSettings | None = None,
+        *,
+        rtt: RttTable | None = None,
     ) -> None:
         self.settings = settings or PlacementSettings()
         mods = tuple(sorted(modules, key=lambda m: m.name))
@@ -126,6 +132,21 @@ class FleetState:
         #: shapes. Keys start with the name of whoever stores them.
         self.cache: dict[object, object] = {}
         self._units = unit_vectors(self.latitude, self.longitude)
+        self.rtt_table = rtt
+        #: Region name -> (module indices, measured ms) for the pairs the table covers.
+        self._measured: dict[str, tuple[IntArray, FloatArray]] = {}
+        if rtt is not None:
+            by_region: dict[str, list[tuple[int, float]]] = {}
+            for (region, module), ms in rtt.pairs.items():
+                col = self.index.get(module)
+                if col is not None:
+                    by_region.setdefault(region, []).append((col, ms))
+            for region, hits in by_region.items():
+                hits.sort()
+                self._measured[region] = (
+                    np.array([c for c, _ in hits], i64),
+                    np.array([ms for _, ms in hits], f64),
+                )
 
     def _country_id(self, code: str | None) -> int:
         if code is None:
@@ -165,6 +186,25 @@ class FleetState:
             hit = rtt_ms_row(latitude, longitude, self._units, self.settings)
             self._rtt_cache[key] = hit
         return hit
+
+    def region_rtt(
+        self, region: str, latitude: float, longitude: float
+    ) -> tuple[FloatArray, BoolArray | None]:
+        """RTT from one demand region to every module, and which entries were measured.
+
+        Measured where the fleet's RTT table covers (region, module), else the model of
+        `rtt_row`; the mask is None when no entry of the row was measured.
+        """
+        row = self.rtt_row(latitude, longitude)
+        hit = self._measured.get(region)
+        if hit is None:
+            return row, None
+        idx, ms = hit
+        out = row.copy()
+        out[idx] = ms
+        mask = np.zeros(self.n, np.bool_)
+        mask[idx] = True
+        return out, mask
 
     def capacity(
         self,
@@ -303,6 +343,8 @@ class WorkloadState:
     gpu_capacity: IntArray
     #: True when capacity was computed on the fleet's own free arrays (answers are shareable).
     initial_capacity: bool = True
+    #: (regions x modules): True where `rtt` is a measured value, not the model (None: none is).
+    rtt_measured: BoolArray | None = None
     module_verdicts: list[Verdicts] = field(default_factory=list)
     #: The cache keys of all module verdicts when every one came from the fleet's cache
     #: (deployments with the same key share the module-level explanation counts).

@@ -1,9 +1,11 @@
 """Energy over time: a module's carbon intensity and renewable share for the current hour.
 
-Three writers can own `status.energy`: the operator mirroring `spec.energy` (source "spec"),
-the operator applying `spec.energy.schedule` (source "schedule"), and an external feed that
-patches the status subresource under its own name. The operator never overwrites a feed, so
-a feed going quiet leaves its last reading in place rather than flapping back to the spec.
+Four writers can own `status.energy`: the operator mirroring `spec.energy` (source "spec"),
+the operator applying `spec.energy.schedule` (source "schedule"), the operator applying a
+reading of `spec.energy.signal` (source "signal", see `aifactory.signals.carbon`), and an
+external feed that patches the status subresource under its own name. The operator never
+overwrites an external feed, so a feed going quiet leaves its last reading in place rather than
+flapping back to the spec.
 Everything here is pure: the controller passes the clock in.
 """
 
@@ -17,7 +19,9 @@ from aifactory.api.module import AIFactoryModule, EnergyScheduleEntry, EnergySta
 #: status.energy.source values the operator itself writes; anything else is an external feed.
 SOURCE_SPEC = "spec"
 SOURCE_SCHEDULE = "schedule"
-OPERATOR_SOURCES: frozenset[str] = frozenset({SOURCE_SPEC, SOURCE_SCHEDULE})
+#: A reading of the module's own spec.energy.signal, polled by the operator.
+SOURCE_SIGNAL = "signal"
+OPERATOR_SOURCES: frozenset[str] = frozenset({SOURCE_SPEC, SOURCE_SCHEDULE, SOURCE_SIGNAL})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +102,7 @@ def operator_owns_energy(status: EnergyStatus | None) -> bool:
 __all__ = [
     "OPERATOR_SOURCES",
     "SOURCE_SCHEDULE",
+    "SOURCE_SIGNAL",
     "SOURCE_SPEC",
     "EnergyReading",
     "declared_energy",

@@ -23,6 +23,8 @@ class ScoreTerm:
     normalized: float
     #: This term's contribution to the cost (lower is better).
     weighted: float
+    #: Where the raw value came from when that varies per pair: "measured" or "model" (RTT).
+    source: str = ""
 
 
 def normalize(raw: float, normaliser: float) -> float:
