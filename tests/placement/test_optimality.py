@@ -22,7 +22,7 @@ from aifactory.placement.synthetic import (
     standard_policies,
 )
 
-GREEDY_ONLY = PlacementSettings(milp_max_variables=0)
+GREEDY_ONLY = PlacementSettings(fleet_solver="greedy")
 MIX = WorkloadMix(
     max_regions=2,
     max_region_replicas=4,

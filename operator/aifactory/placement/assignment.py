@@ -28,7 +28,13 @@ from aifactory.placement.cycle import prepare
 from aifactory.placement.explain import availability_message, explain_modules, module_status
 from aifactory.placement.filters import sovereignty
 from aifactory.placement.framework import FloatArray, IntArray
-from aifactory.placement.model import ModuleView, PlacementSettings, PolicyView, WorkloadView
+from aifactory.placement.model import (
+    ModuleView,
+    PlacementSettings,
+    PolicyView,
+    WorkloadView,
+    unplaced_penalty,
+)
 from aifactory.placement.result import Assignment, Decision, FleetDecision, ModuleUsage
 from aifactory.placement.state import FleetState, WorkloadState
 
@@ -79,8 +85,9 @@ def deployment_cost(
 ) -> float:
     """The brief's cost of one deployment's placement.
 
-    Sum of per-replica costs, plus 1000 per unplaced replica and per distinct module short of
-    min(minModules, total).
+    Sum of per-replica costs, plus the unplaced penalty (`model.unplaced_penalty`: 1000 per
+    unplaced replica, 10,000 for one below the guaranteed count) and 1000 per distinct module
+    short of min(minModules, total).
     """
     s = fleet.settings
     placed = 0
@@ -91,7 +98,7 @@ def deployment_cost(
             placed += k
             total += k * float(ws.cost[r, m])
             modules.add(m)
-    total += s.unplaced_cost * max(0, ws.total - placed)
+    total += unplaced_penalty(s, ws.total, ws.guaranteed, placed)
     total += s.spread_cost * max(0, ws.spread - len(modules))
     return total
 
