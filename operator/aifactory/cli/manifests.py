@@ -1,7 +1,8 @@
 """Read the manifests users `kubectl apply`: files or directories of multi-document YAML.
 
 Only the kinds the engine needs are kept (AIFactoryModule, InferenceDeployment,
-SovereigntyPolicy, Namespace); others are ignored so a whole deploy directory can be passed.
+SovereigntyPolicy, Namespace, scheduling.k8s.io PriorityClass); others are ignored so a whole
+deploy directory can be passed.
 Every invalid document is reported with its file, document number and field, the way a user
 would look for it.
 """
@@ -18,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.api.priority import PriorityClass
 
 SUFFIXES = (".yaml", ".yml", ".json")
 #: `-f -` reads standard input, as kubectl does.
@@ -40,6 +42,7 @@ class Snapshot:
     deployments: list[InferenceDeployment] = field(default_factory=list)
     policies: list[SovereigntyPolicy] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    priority_classes: list[PriorityClass] = field(default_factory=list)
 
 
 def field_path(loc: Iterable[int | str]) -> str:
@@ -121,8 +124,12 @@ def load(paths: Iterable[str | Path]) -> Snapshot:
                     labels = doc["metadata"].get("labels") or {}
                     snap.namespaces[str(name)] = {str(k): str(v) for k, v in labels.items()}
                     continue
-                obj: AIFactoryModule | InferenceDeployment | SovereigntyPolicy
-                if kind == "AIFactoryModule":
+                obj: AIFactoryModule | InferenceDeployment | SovereigntyPolicy | PriorityClass
+                if kind == "PriorityClass":
+                    obj = PriorityClass.from_manifest(doc)
+                    snap.priority_classes.append(obj)
+                    key = ("PriorityClass", obj.name)
+                elif kind == "AIFactoryModule":
                     obj = AIFactoryModule.from_manifest(doc)
                     snap.modules.append(obj)
                     key = ("AIFactoryModule", obj.name)

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
 from aifactory.cli.manifests import ManifestError, load
 from aifactory.placement import FleetDecision, place_fleet, place_sequential
-from aifactory.placement.from_api import engine_inputs
+from aifactory.placement.from_api import engine_inputs, priority_class_view
+from aifactory.placement.priority import UnknownPriorityClassError
+
+#: Table and message width, as a terminal shows without wrapping.
+WIDTH = 100
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +54,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def decide(paths: Sequence[str], mode: str = "fleet") -> FleetDecision:
     """Load manifests and place them; raises ManifestError on invalid input."""
     snap = load(paths)
-    inputs = engine_inputs(snap.modules, snap.deployments, snap.policies, snap.namespaces)
+    try:
+        inputs = engine_inputs(
+            snap.modules,
+            snap.deployments,
+            snap.policies,
+            snap.namespaces,
+            priority_classes=[priority_class_view(c) for c in snap.priority_classes],
+        )
+    except UnknownPriorityClassError as exc:
+        raise ManifestError([f"spec.priorityClassName: {exc}"]) from exc
     solve = place_fleet if mode == "fleet" else place_sequential
     return solve(inputs.workloads, inputs.modules, inputs.policies, explain_all=True)
 
@@ -82,31 +96,35 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None
 
 
 def render_table(result: FleetDecision, out: TextIO) -> None:
-    """Deployments, chosen modules with latency per region and carbon, then what was rejected
-    and why, then the modules' GPU usage and the total cost."""
-    rows = [["DEPLOYMENT", "REPLICAS", "UNPLACED", "MODULES", "MAX LATENCY (ms)", "CARBON", "COST"]]
+    """Deployments (priority, replicas placed/needed, modules, carbon in gCO2e/kWh, cost),
+    then per deployment the chosen modules with latency per region, what it preempts, what was
+    rejected and why, then the modules' GPU usage, the total cost, the bound and the gap."""
+    rows = [["DEPLOYMENT", "PRIO", "PLACED", "MODULES", "CARBON", "COST"]]
     for d in result.placements:
         modules = ",".join(f"{a.module}={a.replicas}" for a in d.assignments) or "-"
-        latency = ",".join(f"{r}={v:.1f}" for r, v in d.latency_ms.items()) or "-"
         carbon = "-" if d.carbon_intensity is None else f"{d.carbon_intensity:.0f}"
         rows.append(
             [
                 d.deployment,
-                str(d.replicas),
-                str(d.unplaced_replicas),
+                str(d.priority),
+                f"{d.placed_replicas}/{d.replicas}",
                 modules,
-                latency,
                 carbon,
                 f"{d.cost:.3f}",
             ]
         )
     _table(rows, out)
     for d in result.placements:
-        out.write(f"\n{d.deployment}: {d.message}\n")
+        out.write("\n" + textwrap.fill(f"{d.deployment}: {d.message}", WIDTH) + "\n")
         if d.stability:
             out.write(f"  stability: {d.stability}\n")
+        for p in d.preemptions:
+            out.write(
+                f"  preempts: {p.replicas} replicas of {p.deployment} (priority {p.priority}) "
+                f"on {p.module}\n"
+            )
         if d.assignments:
-            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON (gCO2e/kWh)", "GPUS"]]
+            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]]
             for a in d.assignments:
                 rows.append(
                     [
@@ -133,4 +151,9 @@ def render_table(result: FleetDecision, out: TextIO) -> None:
     for m in result.modules:
         rows.append([m.name, str(m.gpus_used), str(m.gpus_free), str(m.gpus_total)])
     _table(rows, out)
-    out.write(f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver})\n")
+    bound = "-" if result.lower_bound is None else f"{result.lower_bound:.3f}"
+    gap = "-" if result.gap is None else f"{100 * result.gap:.2f}%"
+    out.write(
+        f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver}; lower bound {bound}; "
+        f"gap {gap})\n"
+    )

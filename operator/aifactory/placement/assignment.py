@@ -35,7 +35,13 @@ from aifactory.placement.model import (
     WorkloadView,
     unplaced_penalty,
 )
-from aifactory.placement.result import Assignment, Decision, FleetDecision, ModuleUsage
+from aifactory.placement.result import (
+    Assignment,
+    Decision,
+    FleetDecision,
+    ModuleUsage,
+    Preemption,
+)
 from aifactory.placement.state import FleetState, WorkloadState
 
 #: (region index, module index) -> replicas.
@@ -396,7 +402,12 @@ def solve_one(
 
 
 def build_decision(
-    fleet: FleetState, ws: WorkloadState, outcome: Outcome, *, full: bool | None = None
+    fleet: FleetState,
+    ws: WorkloadState,
+    outcome: Outcome,
+    *,
+    full: bool | None = None,
+    preemptions: tuple[Preemption, ...] = (),
 ) -> Decision:
     """Turn a solved allocation into the Decision the operator and CLI read."""
     alloc, parts = outcome.alloc, outcome.parts
@@ -457,14 +468,21 @@ def build_decision(
             message += f" Allowed modules are full for: {', '.join(crowded)}."
         elif crowded:
             message += " Allowed modules are full."
+    explanation = explain_modules(
+        fleet, ws, alloc, full=full, alternatives=fleet.settings.explain_alternatives
+    )
+    for pre in preemptions:
+        line = f"displaces {pre.replicas} of {pre.deployment} (priority {pre.priority})"
+        explanation[pre.module] = f"{explanation.get(pre.module, 'selected')}; {line}"
+    if preemptions:
+        who = ", ".join(f"{x.replicas} of {x.deployment} on {x.module}" for x in preemptions)
+        message = f"{message} Preempted lower-priority replicas: {who}."
     return Decision(
         deployment=ws.key,
         replicas=ws.total,
         unplaced_replicas=ws.total - placed,
         assignments=tuple(assignments),
-        explanation=explain_modules(
-            fleet, ws, alloc, full=full, alternatives=fleet.settings.explain_alternatives
-        ),
+        explanation=explanation,
         cost=deployment_cost(fleet, ws, alloc),
         latency_ms=dict(sorted(worst.items())),
         carbon_intensity=weighted_ci / placed if placed else None,
@@ -473,6 +491,8 @@ def build_decision(
         audit=tuple(audit),
         kept_current=outcome.kept_current,
         stability=outcome.stability,
+        priority=ws.workload.priority,
+        preemptions=preemptions,
     )
 
 
@@ -491,16 +511,28 @@ def place_one(
     *,
     settings: PlacementSettings | None = None,
     explain_all: bool | None = None,
+    running: Sequence[WorkloadView] = (),
 ) -> Decision:
     """Place one deployment against the fleet as it is now (incremental mode).
 
     The modules' pools must already count the GPUs of everything else (`GpuPool.allocated`).
     Pass a prebuilt `FleetState` to share the per-cycle precomputation across deployments.
+
+    `running`: the other deployments with their running placements (`current`) and priorities,
+    whose GPUs those counts include. When replicas do not fit, running replicas of
+    lower-priority ones may be displaced (`priority.preempt`; never with preemption policy
+    Never); `Decision.preemptions` says whose and where, and the caller re-places them.
     """
+    from aifactory.placement.priority import preempt  # priority builds on this module
+
     fleet = _fleet_state(modules, settings)
-    ws = prepare(fleet, workload, tuple(policies))
+    pols = tuple(policies)
+    ws = prepare(fleet, workload, pols)
     outcome = solve_one(fleet, ws, fleet.pool_free.copy(), fleet.power_free_w.copy())
-    return build_decision(fleet, ws, outcome, full=explain_all)
+    preemptions: tuple[Preemption, ...] = ()
+    if running:
+        ws, outcome, preemptions = preempt(fleet, ws, outcome, running, pols)
+    return build_decision(fleet, ws, outcome, full=explain_all, preemptions=preemptions)
 
 
 def module_usage(fleet: FleetState, pool_free: IntArray) -> tuple[ModuleUsage, ...]:

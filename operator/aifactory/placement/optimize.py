@@ -396,20 +396,25 @@ class _Greedy:
             changed = True
         return changed
 
-    def _fill_unplaced(self, d: int) -> bool:
-        """Place replicas left over earlier on room that improvement freed (cheapest first)."""
+    def _fill_unplaced(self, d: int, upto: int | None = None) -> bool:
+        """Place replicas left over earlier on room that improvement freed (cheapest first),
+        until the deployment has `upto` replicas placed (default: all)."""
         ws = self.prob.states[d]
         changed = False
+        budget = (ws.total if upto is None else upto) - sum(self.count[d].values())
         for r in range(len(ws.region_names)):
             missing = int(ws.demand[r]) - sum(k for (rr, _), k in self.alloc[d].items() if rr == r)
+            missing = min(missing, budget)
             if missing <= 0:
                 continue
+            budget -= missing
             for m in self.prob.cands[d][r]:
                 while missing > 0 and self._take1(d, r, m) is not None:
                     missing -= 1
                     changed = True
                 if missing == 0:
                     break
+            budget += missing
         return changed
 
 
@@ -433,18 +438,22 @@ def _seed(greedy: _Greedy, sol: dict[int, Solution]) -> None:
 
 
 def _fill_order(prob: _Problem, active: Sequence[int]) -> list[int]:
-    """Who gets freed room first: deployments below their guaranteed count, then those short
-    of modules, then the rest; fewer GPUs per replica first (more replicas per GPU)."""
-    keyed: list[tuple[int, int, str, int]] = []
-    for d in active:
-        ws = prob.states[d]
-        keyed.append((0 if ws.guaranteed else 1, ws.workload.gpus_per_replica, ws.key, d))
+    """Fewer GPUs per replica first (more replicas per GPU), then by name."""
+    keyed = [(prob.states[d].workload.gpus_per_replica, prob.states[d].key, d) for d in active]
     return [d for *_, d in sorted(keyed)]
 
 
 def _repair(greedy: _Greedy) -> dict[int, Solution]:
-    """Fill what rounding left unplaced, restore spread, then the greedy's improvement passes."""
+    """Fill what rounding left unplaced in the order of what a replica is worth (up to the
+    guaranteed counts first, then a first replica for every deployment short of modules, then
+    the rest), restore spread, then the greedy's improvement passes."""
     order = _fill_order(greedy.prob, greedy.active)
+    states = greedy.prob.states
+    for d in order:
+        greedy._fill_unplaced(d, upto=states[d].guaranteed)
+    for d in order:
+        if states[d].spread and not greedy.count[d]:
+            greedy._fill_unplaced(d, upto=1)
     for d in order:
         greedy._fill_unplaced(d)
     for d in order:
@@ -536,7 +545,7 @@ def _solve_level(
         if lp is None:
             break
         prices.append((lp.mu, lp.nu))
-        bounds.append(rel.lagrangian_bound(lp.mu, lp.nu))
+        bounds.append(max(rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp)))
         scale = max(abs(lp.objective), 1e-9)
         if lp.objective - max(bounds) <= s.lp_gap_target * scale:
             break
@@ -650,7 +659,7 @@ def lower_bound(
         lp = rel.solve_lp()
         if lp is None:
             break
-        best = max(best, rel.lagrangian_bound(lp.mu, lp.nu))
+        best = max(best, rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp))
         q, m = rel.price(lp)
         if len(q) == 0:
             break

@@ -468,12 +468,7 @@ class Relaxation:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         rc = self._reduced(lp.mu, lp.nu)
         rc -= lp.pi[:, None]
-        # Spread: a module new to the deployment is worth its spread dual; one it has already,
-        # the dual of its y <= sum x row.
-        rc += lp.spread_dual[rows.dep][:, None]
-        for (i, mod), dual in lp.link_dual.items():
-            lo, hi = int(rows.start[i]), int(rows.start[i + 1])
-            rc[lo:hi, mod] += dual - lp.spread_dual[i]
+        rc -= self._discount(lp)
         if len(self.pairs):
             rc[self.pairs // n, self.pairs % n] = np.inf
         j = min(self.fleet.settings.lp_columns_per_round, n)
@@ -488,7 +483,78 @@ class Relaxation:
         neg = rc[q, m] < -_RC_TOL
         return q[neg], m[neg]
 
-    # the bound ---------------------------------------------------------------------------------
+    def _discount(self, lp: LpResult) -> FloatArray:
+        """(rows, modules): tau >= 0, what one replica on a module is worth to its deployment's
+        spread: the dual of its y <= sum x row when the LP has one, else the spread row's dual
+        (a module new to the deployment is worth one more distinct module)."""
+        rows = self.rows
+        out = np.repeat((-lp.spread_dual[rows.dep])[:, None], self.fleet.n, axis=1)
+        for (i, mod), dual in lp.link_dual.items():
+            lo, hi = int(rows.start[i]), int(rows.start[i + 1])
+            out[lo:hi, mod] = -dual
+        return np.maximum(out, 0.0)
+
+    # the bounds --------------------------------------------------------------------------------
+    def knapsack_bound(self, lp: LpResult) -> float:
+        """A lower bound on the integer program's optimum over every feasible pair: the
+        Lagrangian relaxation of the demand rows (multipliers pi, the LP's demand duals) and of
+        the spread links (tau, `_discount`), which leaves one integer knapsack per module (its
+        replicas within its free GPUs and power) and one small problem per deployment (which
+        replicas stay unplaced, which modules count for spread). Stronger than the LP bound
+        where capacity comes in lumps: power budgets and GPUs per replica round down
+        (Martello & Toth, "Knapsack problems", 1990, ch. 7 for the assignment case).
+
+        Valid for any pi and tau >= 0; each module's knapsack is relaxed to one GPU count (all
+        its pools, limited by power at its most frugal pool), which can only overestimate what
+        a module can take, so the bound only gets lower.
+        """
+        s, rows, fleet = self.fleet.settings, self.rows, self.fleet
+        if len(rows.n) == 0:
+            return 0.0
+        pi = lp.pi
+        tau = self._discount(lp)
+        value = (pi[:, None] - rows.cost + tau).T  # (modules, rows); -inf where infeasible
+        g_row = np.array([self.shapes[sid].g for sid in rows.shape], np.int64)
+        free = np.maximum(self.pool_free, 0)
+        gpus = np.bincount(fleet.pool_module, weights=free, minlength=fleet.n).astype(np.int64)
+        watts = np.where(free > 0, fleet.pool_power_w * fleet.pue[fleet.pool_module], np.inf)
+        frugal = np.full(fleet.n, np.inf)
+        np.minimum.at(frugal, fleet.pool_module, watts)
+        power = np.maximum(self.power_free_w, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_power = np.where(frugal > 0, np.floor((power + 1e-6) / frugal), np.inf)
+        cap = np.minimum(gpus, np.where(np.isfinite(by_power), by_power, gpus)).astype(np.int64)
+        modules = 0.0
+        for m in range(fleet.n):
+            if cap[m] <= 0:
+                continue
+            col = value[m]
+            sel = np.flatnonzero(col > 0)
+            if len(sel):
+                modules += _knapsack(col[sel], g_row[sel], rows.n[sel], int(cap[m]))
+        # Per deployment: unplaced replicas (with the guaranteed count) and spread.
+        rest = 0.0
+        for i, d in enumerate(self.deps):
+            lo, hi = int(rows.start[i]), int(rows.start[i + 1])
+            if hi == lo:
+                continue
+            n = rows.n[lo:hi]
+            total = int(n.sum())
+            wl = self.states[d].workload
+            units = np.sort(np.repeat(s.unplaced_cost - pi[lo:hi], n))
+            take = np.cumsum(units)
+            below = np.arange(1, total + 1) > total - min(wl.min_replicas, total)
+            extra = np.cumsum(np.where(below, s.guaranteed_unplaced_cost - s.unplaced_cost, 0.0))
+            rest += min(0.0, float((take + extra).min()))
+            k = min(wl.min_modules, total)
+            if k > 0:
+                feasible = np.isfinite(rows.cost[lo:hi]).any(axis=0)
+                t = np.minimum(tau[lo:hi].max(axis=0)[feasible], s.spread_cost)
+                t = np.sort(t)[:k]
+                rest += float(t.sum()) + s.spread_cost * (k - len(t))
+        total_pi = float(pi @ rows.n)
+        return total_pi + rest - modules - 1e-9 * float(rows.n.sum())
+
     def lagrangian_bound(self, mu: FloatArray, nu: FloatArray) -> float:
         """A lower bound on the integer program's optimum over every feasible pair, for any
         capacity prices mu, nu >= 0 (GPU and watt prices; see the module docstring).
@@ -580,6 +646,36 @@ def _deployment_bound(
     value = np.where(np.isnan(value), np.inf, value)
     out = float(value.min())
     return out if math.isfinite(out) else float(penalty[0] + spread_cost * spread)
+
+
+def _knapsack(values: FloatArray, sizes: IntArray, counts: IntArray, capacity: int) -> float:
+    """Most value from at most `counts[i]` copies of item i (size `sizes[i]` GPUs) within
+    `capacity` GPUs. Exact when at most two sizes exceed 1 GPU (the sizes are enumerated, the
+    1-GPU items fill the rest best first); otherwise the fractional (LP) knapsack, an upper
+    bound."""
+    classes = sorted(set(sizes.tolist()))
+    prefix: dict[int, FloatArray] = {}
+    for size in classes:
+        sel = sizes == size
+        order = np.argsort(-values[sel], kind="stable")
+        v, c = values[sel][order], counts[sel][order]
+        limit = capacity // size
+        units = np.repeat(v, np.minimum(c, limit))[:limit]
+        prefix[size] = np.concatenate([[0.0], np.cumsum(units)])
+    big = [z for z in classes if z > 1]
+    if len(big) > 2:
+        dens = np.concatenate([np.repeat(values / sizes, sizes * counts)])
+        dens = np.sort(dens)[::-1][:capacity]
+        return float(dens.sum())
+    ones = prefix.get(1, np.zeros(1))
+    grids = [np.arange(len(prefix[z])) for z in big] or [np.zeros(1, np.int64)]
+    mesh = np.meshgrid(*grids, indexing="ij")
+    used = sum((z * k for z, k in zip(big, mesh, strict=False)), np.zeros_like(mesh[0]))
+    val = sum((prefix[z][k] for z, k in zip(big, mesh, strict=False)), np.zeros(mesh[0].shape))
+    left = capacity - used
+    ok = left >= 0
+    fill = ones[np.clip(np.minimum(left, len(ones) - 1), 0, None)]
+    return float(np.where(ok, val + fill, -np.inf).max())
 
 
 @dataclass(slots=True)
