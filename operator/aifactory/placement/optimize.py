@@ -568,6 +568,9 @@ def _solve_level(
     repair = _Greedy(cand_prob, active, pool_free.copy(), power_free_w.copy())
     _seed(repair, rounded)
     best, solver = _repair(repair), "lp+round"
+    polished = _polish(prob, rel, lp.x, cand_prob.cands, best, active, pool_free, power_free_w)
+    if polished is not None:
+        best, solver = polished, "lp+round+milp"
     if 0 < len(rel.col_q) <= s.milp_max_variables:
         res = rel.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)
         if res is not None:
@@ -580,6 +583,63 @@ def _solve_level(
                 if not res.optimal:
                     notes.append("MILP stopped at its node/time limit")
     return _Level(best, solver, prices, bounds, rel, notes)
+
+
+def _polish(
+    prob: _Problem,
+    rel: Relaxation,
+    x: FloatArray,
+    cands: list[list[list[int]]],
+    sol: dict[int, Solution],
+    active: Sequence[int],
+    pool_free: IntArray,
+    power_free_w: FloatArray,
+) -> dict[int, Solution] | None:
+    """Re-solve exactly the deployments rounding touched (a fractional LP value, a replica
+    unplaced or a module short of spread), everyone else fixed: a MILP over their generated
+    columns on the capacity the others leave, within the MILP limits. None when it does not
+    help or is too large."""
+    fleet, s = prob.fleet, prob.fleet.settings
+    frac = np.abs(x - np.round(x)) > 1e-6
+    touched = {rel.deps[int(rel.rows.dep[int(rel.col_q[j])])] for j in np.flatnonzero(frac)}
+    for d in active:
+        alloc = sol[d][0]
+        ws = prob.states[d]
+        placed = sum(alloc.values())
+        if placed < ws.total or len({m for _, m in alloc}) < min(ws.spread, placed):
+            touched.add(d)
+    if not touched:
+        return None
+    unsettled = sorted(touched)
+    pf, pw = pool_free.copy(), power_free_w.copy()
+    for d in active:
+        if d in touched:
+            continue
+        g = prob.states[d].workload.gpus_per_replica
+        for pp in sol[d][1].values():
+            fleet.consume(pp, g, pf, pw)
+    sub = Relaxation(fleet, prob.states, unsettled, pf, pw, prob.cost)
+    for row in range(sub.n_rows):
+        d = sub.deps[int(sub.rows.dep[row])]
+        mods = np.array(cands[d][int(sub.rows.region[row])], np.int64)
+        if len(mods):
+            mods = mods[np.isfinite(sub.rows.cost[row, mods])]
+            sub.add(np.full(len(mods), row, np.int64), mods)
+    if not 0 < len(sub.col_q) <= s.milp_max_variables:
+        return None
+    res = sub.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)
+    if res is None:
+        return None
+    part = _rounded(prob, sub, res.x)
+    if not _fits(prob, part, pf, pw):
+        return None
+    before = sum(_objective(prob, d, sol[d][0]) for d in unsettled)
+    after = sum(_objective(prob, d, part[d][0]) for d in unsettled)
+    if after >= before - _EPS:
+        return None
+    out = dict(sol)
+    out.update(part)
+    return out
 
 
 def _from_pools(fleet: FleetState, by_pool: dict[tuple[int, int], int]) -> Solution:
