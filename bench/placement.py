@@ -11,6 +11,10 @@
    sequential placement (the engine's incremental mode, deployment after deployment) and the
    pure-Python loop applied sequentially.
 3. Solution quality on a medium instance where the MILP path runs, against the LP lower bound.
+4. Scale (`--scale`, or `--only-scale` for this section alone): roomy and congested (twice the
+   GPUs asked that are free, `synthetic.congest`) fleets of 200 modules x 1,000 deployments
+   beside an exact solve of the unpruned program (HiGHS, no time limit) in the same run, and
+   of 1,000 modules x 5,000 deployments beside the LP bound (column generation to convergence).
 
 Timing assertions belong here, never in tests.
 """
@@ -49,8 +53,10 @@ from aifactory.placement import (
 )
 from aifactory.placement.cycle import prepare
 from aifactory.placement.geo import rtt_ms
+from aifactory.placement.optimize import exact_cost
 from aifactory.placement.synthetic import (
     WorkloadMix,
+    congest,
     random_fleet,
     random_workloads,
     standard_policies,
@@ -362,6 +368,59 @@ def bench_quality(n_modules: int, n_deployments: int, seed: int, label: str) -> 
     return row, f"{label} instance: solver {res.solver}; LP bound took {_ms(t_lb)}"
 
 
+def _rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scale(
+    n_modules: int, n_deployments: int, congestion: float, exact: bool, seed: int = 51
+) -> list[str]:
+    """One scale instance in a fresh process-like setting: fleet-wide time, cost, its bound,
+    and beside it the exact optimum (200-module sizes) or the converged LP bound."""
+    modules = random_fleet(n_modules, seed=seed)
+    wls = random_workloads(n_deployments, seed=seed + 1, mix=MIX)
+    if congestion > 0:
+        wls = congest(modules, wls, congestion)
+    policies = standard_policies()
+    asked = sum(w.replicas * w.gpus_per_replica for w in wls)
+    free = int(FleetState(modules).pool_free.sum())
+    t_fleet, res = _timed(lambda: place_fleet(wls, modules, policies))
+    rss = _rss_mb()
+    unplaced = sum(d.unplaced_replicas for d in res.placements)
+    label = f"congested x{congestion:g}" if congestion > 0 else "roomy"
+    gap = "-" if res.gap is None else f"{100 * res.gap:.2f}%"
+    cells = [
+        f"{n_modules:,} x {n_deployments:,} {label} ({asked:,} GPUs asked of {free:,} free)",
+        _ms(t_fleet),
+        f"{res.total_cost:,.0f}",
+        f"{res.lower_bound:,.0f}" if res.lower_bound is not None else "-",
+        gap,
+        str(unplaced),
+        f"{rss:,.0f} MiB",
+    ]
+    if exact:
+        t_ref, best = _timed(lambda: exact_cost(wls, modules, policies))
+        ratio = "-" if not best else f"{res.total_cost / best:.4f}"
+        cells += [
+            f"exact {best:,.0f} in {_ms(t_ref)}" if best else "exact: not proven",
+            ratio,
+        ]
+    else:
+        t_lb, lb = _timed(lambda: lower_bound(wls, modules, policies))
+        cells += [f"LP bound {lb:,.0f} in {_ms(t_lb)}", f"{res.total_cost / lb:.4f} (vs LP)"]
+    cells.append(res.solver)
+    return cells
+
+
+SCALE_HEADER = (
+    "| instance | fleet-wide time | cost | its lower bound | gap | unplaced | peak RSS "
+    "| reference | cost / reference | solver |"
+)
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -433,6 +492,15 @@ def render(rows: list[Row], notes: list[str], extra: dict[str, float], command: 
     return "\n".join(lines)
 
 
+#: (modules, deployments, congestion, exact reference) of the scale section.
+SCALE_CASES: tuple[tuple[int, int, float, bool], ...] = (
+    (200, 1000, 0.0, True),
+    (200, 1000, 2.0, True),
+    (1000, 5000, 0.0, False),
+    (1000, 5000, 2.0, False),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller instances")
@@ -441,7 +509,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--scale", action="store_true", help="add the scale section (slow)")
+    parser.add_argument(
+        "--only-scale", action="store_true", help="run the scale section alone, print it"
+    )
     args = parser.parse_args(argv)
+    if args.only_scale:
+        print(SCALE_HEADER)
+        print("| " + " | ".join(["---"] * 10) + " |")
+        for n_mod, n_dep, congestion, exact in SCALE_CASES:
+            print(
+                "| " + " | ".join(bench_scale(n_mod, n_dep, congestion, exact)) + " |", flush=True
+            )
+        return 0
     command = "python bench/placement.py" + (" --quick" if args.quick else "")
     rows: list[Row] = []
     notes: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 from tests.placement.checks import module_allowed, residency_ok
 
@@ -29,8 +30,11 @@ def optimum(
     workloads: Sequence[WorkloadView],
     policies: Sequence[PolicyView],
     settings: PlacementSettings | None = None,
+    *,
+    time_limit: float = 600.0,
 ) -> float:
-    """The minimum total cost over all placements that keep every hard rule."""
+    """The minimum total cost over all placements that keep every hard rule (priorities
+    aside); the MILP must be proven optimal within `time_limit` seconds."""
     s = settings or PlacementSettings()
     cost: list[float] = []
     ub: list[float] = []
@@ -58,6 +62,7 @@ def optimum(
             (r.name, r.replicas, r) for r in wl.regions
         ] or [("", wl.replicas, None)]
         per_module: dict[int, list[int]] = {}
+        unplaced: list[int] = []
         for _name, n, r in regions:
             entries: dict[int, float] = {}
             for mi, m in enumerate(modules):
@@ -83,9 +88,17 @@ def optimum(
                     power_use.setdefault(mi, {})[x] = g * p.power_w * m.pue
                     per_module.setdefault(mi, []).append(x)
             u = col(s.unplaced_cost, n, False)
+            unplaced.append(u)
             rows.append({**entries, u: 1.0})
             lo.append(n)
             hi.append(n)
+        guaranteed = min(wl.min_replicas, wl.replicas)
+        if guaranteed > 0:
+            # Each unplaced replica beyond replicas - guaranteed costs the difference too.
+            below = col(s.guaranteed_unplaced_cost - s.unplaced_cost, guaranteed, False)
+            rows.append({**{u: 1.0 for u in unplaced}, below: -1.0})
+            lo.append(-np.inf)
+            hi.append(wl.replicas - guaranteed)
         need = min(wl.min_modules, wl.replicas)
         if need > 0:
             if not per_module:
@@ -114,16 +127,17 @@ def optimum(
         hi.append(max(0.0, m.power_budget_kw * 1000.0 - others) + 1e-6)
     if not cost:
         return offset + sum(s.unplaced_cost * w.replicas for w in workloads)
-    a = np.zeros((len(rows), len(cost)))
-    for i, row in enumerate(rows):
-        for j, v in row.items():
-            a[i, j] = v
+    triplets = [(i, j, v) for i, row in enumerate(rows) for j, v in row.items()]
+    a = sp.csr_array(
+        ([t[2] for t in triplets], ([t[0] for t in triplets], [t[1] for t in triplets])),
+        shape=(len(rows), len(cost)),
+    )
     res = milp(
         c=np.array(cost),
         integrality=np.array(integer),
         bounds=Bounds(np.zeros(len(cost)), np.array(ub)),
         constraints=LinearConstraint(a, np.array(lo), np.array(hi)),
-        options={"mip_rel_gap": 0.0},
+        options={"mip_rel_gap": 0.0, "time_limit": time_limit},
     )
     assert res.status == 0, res.message
     return float(res.fun) + offset

@@ -24,7 +24,7 @@ from aifactory.placement import (
 )
 
 Instance = tuple[list[ModuleView], list[WorkloadView], list[PolicyView]]
-GREEDY_ONLY = PlacementSettings(milp_max_variables=0)
+GREEDY_ONLY = PlacementSettings(fleet_solver="greedy")
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_v
 from aifactory.api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     MAX_LIST_ITEMS,
+    MAX_NAME_LENGTH,
     MAX_SHORT_STRING,
     SET_LIST,
     ApiModel,
@@ -63,6 +64,9 @@ GPU_MODELS_UNIQUE = "resources.gpuModels"
 ALLOWED_SOURCES_UNIQUE = "energy.allowedSources"
 PLACEMENT_MODULES_UNIQUE = "placement.modules"
 SOVEREIGNTY_POLICIES_UNIQUE = "sovereigntyPolicies"
+
+#: A DNS subdomain name (RFC 1123), as Kubernetes requires of object names.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 #: Replicas when neither demand nor replicas.min/fixed says otherwise.
 DEFAULT_MIN_REPLICAS = 1
@@ -456,6 +460,16 @@ class InferenceDeploymentSpec(ApiModel):
         ),
         json_schema_extra=SET_LIST,
     )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_LENGTH,
+        pattern=DNS_SUBDOMAIN,
+        description=(
+            "Name of a scheduling.k8s.io/v1 PriorityClass on the hub. Placement serves higher "
+            "values first; a class with preemptionPolicy Never never displaces running "
+            "lower-priority replicas. Unset: the globalDefault class, else 0."
+        ),
+    )
 
     @model_validator(mode="after")
     def _throughput_with_demand(self) -> Self:
@@ -473,6 +487,13 @@ class InferenceDeploymentSpec(ApiModel):
             r.name: max(math.ceil(r.requests_per_second * factor - _CEIL_EPSILON), 0)
             for r in self.demand.regions
         }
+
+    def guaranteed_replicas(self) -> int:
+        """Replicas whose absence costs the guaranteed penalty: fixed, else min (default 1),
+        capped at the total needed."""
+        floor = self.replicas.fixed if self.replicas.fixed is not None else self.replicas.min
+        floor = DEFAULT_MIN_REPLICAS if floor is None else floor
+        return min(floor, self.replicas_needed())
 
     def replicas_needed(self) -> int:
         """Total replicas: clamp(sum n_r, min, max) with demand, else fixed (or min).

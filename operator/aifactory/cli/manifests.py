@@ -6,8 +6,8 @@ the generated CRD schema, then the models' rules). Every problem is reported wit
 document number, object and field, the way a user would look for it.
 
 `load` keeps what the engine needs (AIFactoryModule, InferenceDeployment, SovereigntyPolicy,
-Namespace) and ignores other kinds so a whole deploy directory can be passed; `check_paths`
-reports on every document, for `aifactoryctl validate`.
+Namespace, scheduling.k8s.io PriorityClass) and ignores other kinds so a whole deploy
+directory can be passed; `check_paths` reports on every document, for `aifactoryctl validate`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.api.priority import PriorityClass
 from aifactory.cli.kubeyaml import Document, KubeYAMLError, load_all
 from aifactory.cli.validation import Checked, check_document, field_path
 
@@ -57,6 +58,7 @@ class Snapshot:
     deployments: list[InferenceDeployment] = field(default_factory=list)
     policies: list[SovereigntyPolicy] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    priority_classes: list[PriorityClass] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -170,7 +172,7 @@ def _identity(checked: Checked) -> tuple[str, str]:
 def load(paths: Iterable[str | Path]) -> Snapshot:
     """Read and validate every manifest under `paths`; raise ManifestError listing all problems.
 
-    Kinds other than ours and Namespace are ignored (a PriorityClass is checked, then ignored).
+    Kinds other than ours, Namespace and PriorityClass are ignored.
     """
     report = check_paths(paths)
     if not report.ok:
@@ -186,4 +188,6 @@ def load(paths: Iterable[str | Path]) -> Snapshot:
             snap.policies.append(obj)
         elif checked.kind == "Namespace" and checked.name:
             snap.namespaces[checked.name] = obj
+        elif checked.kind == "PriorityClass" and isinstance(obj, dict):
+            snap.priority_classes.append(PriorityClass.from_manifest(obj))
     return snap

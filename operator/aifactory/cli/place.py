@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,13 @@ from aifactory.placement import (
     place_sequential,
 )
 from aifactory.placement.accounting import CarbonAccount, account_fleet
-from aifactory.placement.from_api import engine_inputs
+from aifactory.placement.from_api import engine_inputs, priority_class_view
+from aifactory.placement.priority import UnknownPriorityClassError
 from aifactory.placement.rtt import RTT_PROFILES, RttTable, with_rtt_profile
 from aifactory.signals.rtt import RttTableError, parse_rtt_csv, unmatched_names
+
+#: Table and message width, as a terminal shows without wrapping.
+WIDTH = 100
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,7 +112,16 @@ def decide(
 ) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
     snap = load(paths)
-    inputs = engine_inputs(snap.modules, snap.deployments, snap.policies, snap.namespaces)
+    try:
+        inputs = engine_inputs(
+            snap.modules,
+            snap.deployments,
+            snap.policies,
+            snap.namespaces,
+            priority_classes=[priority_class_view(c) for c in snap.priority_classes],
+        )
+    except UnknownPriorityClassError as exc:
+        raise ManifestError([f"spec.priorityClassName: {exc}"]) from exc
     settings = with_rtt_profile(PlacementSettings(), rtt_profile)
     fleet = FleetState(inputs.modules, settings, rtt=rtt)
     solve = place_fleet if mode == "fleet" else place_sequential
@@ -158,35 +172,39 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None
 def render_table(
     result: FleetDecision, out: TextIO, accounts: Mapping[str, CarbonAccount] | None = None
 ) -> None:
-    """Deployments, chosen modules with latency per region and carbon, then what was rejected
-    and why, the carbon account of each deployment, then the modules' GPU usage and the total
-    cost."""
-    rows = [["DEPLOYMENT", "REPLICAS", "UNPLACED", "MODULES", "MAX LATENCY (ms)", "CARBON", "COST"]]
+    """Deployments (priority, replicas placed/needed, modules, carbon in gCO2e/kWh, cost),
+    then per deployment the chosen modules with latency per region, its carbon account, what
+    it preempts, what was rejected and why, then the modules' GPU usage, the total cost, the
+    bound and the gap."""
+    rows = [["DEPLOYMENT", "PRIO", "PLACED", "MODULES", "CARBON", "COST"]]
     for d in result.placements:
         modules = ",".join(f"{a.module}={a.replicas}" for a in d.assignments) or "-"
-        latency = ",".join(f"{r}={v:.1f}" for r, v in d.latency_ms.items()) or "-"
         carbon = "-" if d.carbon_intensity is None else f"{d.carbon_intensity:.0f}"
         rows.append(
             [
                 d.deployment,
-                str(d.replicas),
-                str(d.unplaced_replicas),
+                str(d.priority),
+                f"{d.placed_replicas}/{d.replicas}",
                 modules,
-                latency,
                 carbon,
                 f"{d.cost:.3f}",
             ]
         )
     _table(rows, out)
     for d in result.placements:
-        out.write(f"\n{d.deployment}: {d.message}\n")
+        out.write("\n" + textwrap.fill(f"{d.deployment}: {d.message}", WIDTH) + "\n")
         if d.stability:
             out.write(f"  stability: {d.stability}\n")
         account = (accounts or {}).get(d.deployment)
         if account is not None:
             out.write(f"  carbon: {_carbon_line(account)}\n")
+        for p in d.preemptions:
+            out.write(
+                f"  preempts: {p.replicas} replicas of {p.deployment} (priority {p.priority}) "
+                f"on {p.module}\n"
+            )
         if d.assignments:
-            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON (gCO2e/kWh)", "GPUS"]]
+            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]]
             for a in d.assignments:
                 rows.append(
                     [
@@ -213,7 +231,12 @@ def render_table(
     for m in result.modules:
         rows.append([m.name, str(m.gpus_used), str(m.gpus_free), str(m.gpus_total)])
     _table(rows, out)
-    out.write(f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver})\n")
+    bound = "-" if result.lower_bound is None else f"{result.lower_bound:.3f}"
+    gap = "-" if result.gap is None else f"{100 * result.gap:.2f}%"
+    out.write(
+        f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver}; lower bound {bound}; "
+        f"gap {gap})\n"
+    )
 
 
 def _carbon_line(a: CarbonAccount) -> str:

@@ -29,8 +29,20 @@ from aifactory.placement.cycle import prepare
 from aifactory.placement.explain import availability_message, explain_modules, module_status
 from aifactory.placement.filters import sovereignty
 from aifactory.placement.framework import FloatArray, IntArray
-from aifactory.placement.model import ModuleView, PlacementSettings, PolicyView, WorkloadView
-from aifactory.placement.result import Assignment, Decision, FleetDecision, ModuleUsage
+from aifactory.placement.model import (
+    ModuleView,
+    PlacementSettings,
+    PolicyView,
+    WorkloadView,
+    unplaced_penalty,
+)
+from aifactory.placement.result import (
+    Assignment,
+    Decision,
+    FleetDecision,
+    ModuleUsage,
+    Preemption,
+)
 from aifactory.placement.state import FleetState, WorkloadState
 
 #: (region index, module index) -> replicas.
@@ -80,8 +92,9 @@ def deployment_cost(
 ) -> float:
     """The brief's cost of one deployment's placement.
 
-    Sum of per-replica costs, plus 1000 per unplaced replica and per distinct module short of
-    min(minModules, total).
+    Sum of per-replica costs, plus the unplaced penalty (`model.unplaced_penalty`: 1000 per
+    unplaced replica, 10,000 for one below the guaranteed count) and 1000 per distinct module
+    short of min(minModules, total).
     """
     s = fleet.settings
     placed = 0
@@ -92,7 +105,7 @@ def deployment_cost(
             placed += k
             total += k * float(ws.cost[r, m])
             modules.add(m)
-    total += s.unplaced_cost * max(0, ws.total - placed)
+    total += unplaced_penalty(s, ws.total, ws.guaranteed, placed)
     total += s.spread_cost * max(0, ws.spread - len(modules))
     return total
 
@@ -521,7 +534,12 @@ def solve_one(
 
 
 def build_decision(
-    fleet: FleetState, ws: WorkloadState, outcome: Outcome, *, full: bool | None = None
+    fleet: FleetState,
+    ws: WorkloadState,
+    outcome: Outcome,
+    *,
+    full: bool | None = None,
+    preemptions: tuple[Preemption, ...] = (),
 ) -> Decision:
     """Turn a solved allocation into the Decision the operator and CLI read."""
     alloc, parts = outcome.alloc, outcome.parts
@@ -582,14 +600,21 @@ def build_decision(
             message += f" Allowed modules are full for: {', '.join(crowded)}."
         elif crowded:
             message += " Allowed modules are full."
+    explanation = explain_modules(
+        fleet, ws, alloc, full=full, alternatives=fleet.settings.explain_alternatives
+    )
+    for pre in preemptions:
+        line = f"displaces {pre.replicas} of {pre.deployment} (priority {pre.priority})"
+        explanation[pre.module] = f"{explanation.get(pre.module, 'selected')}; {line}"
+    if preemptions:
+        who = ", ".join(f"{x.replicas} of {x.deployment} on {x.module}" for x in preemptions)
+        message = f"{message} Preempted lower-priority replicas: {who}."
     return Decision(
         deployment=ws.key,
         replicas=ws.total,
         unplaced_replicas=ws.total - placed,
         assignments=tuple(assignments),
-        explanation=explain_modules(
-            fleet, ws, alloc, full=full, alternatives=fleet.settings.explain_alternatives
-        ),
+        explanation=explanation,
         cost=deployment_cost(fleet, ws, alloc),
         latency_ms=dict(sorted(worst.items())),
         carbon_intensity=weighted_ci / placed if placed else None,
@@ -598,6 +623,8 @@ def build_decision(
         audit=tuple(audit),
         kept_current=outcome.kept_current,
         stability=outcome.stability,
+        priority=ws.workload.priority,
+        preemptions=preemptions,
     )
 
 
@@ -616,16 +643,28 @@ def place_one(
     *,
     settings: PlacementSettings | None = None,
     explain_all: bool | None = None,
+    running: Sequence[WorkloadView] = (),
 ) -> Decision:
     """Place one deployment against the fleet as it is now (incremental mode).
 
     The modules' pools must already count the GPUs of everything else (`GpuPool.allocated`).
     Pass a prebuilt `FleetState` to share the per-cycle precomputation across deployments.
+
+    `running`: the other deployments with their running placements (`current`) and priorities,
+    whose GPUs those counts include. When replicas do not fit, running replicas of
+    lower-priority ones may be displaced (`priority.preempt`; never with preemption policy
+    Never); `Decision.preemptions` says whose and where, and the caller re-places them.
     """
+    from aifactory.placement.priority import preempt  # priority builds on this module
+
     fleet = _fleet_state(modules, settings)
-    ws = prepare(fleet, workload, tuple(policies))
+    pols = tuple(policies)
+    ws = prepare(fleet, workload, pols)
     outcome = solve_one(fleet, ws, fleet.pool_free.copy(), fleet.power_free_w.copy())
-    return build_decision(fleet, ws, outcome, full=explain_all)
+    preemptions: tuple[Preemption, ...] = ()
+    if running:
+        ws, outcome, preemptions = preempt(fleet, ws, outcome, running, pols)
+    return build_decision(fleet, ws, outcome, full=explain_all, preemptions=preemptions)
 
 
 def place_against(

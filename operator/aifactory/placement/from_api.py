@@ -24,6 +24,7 @@ from aifactory.api import (
     LabelSelector,
     SovereigntyPolicy,
 )
+from aifactory.api.priority import PriorityClass
 from aifactory.placement.model import (
     CurrentAssignment,
     GpuPool,
@@ -35,6 +36,7 @@ from aifactory.placement.model import (
     WorkloadView,
     split_replicas,
 )
+from aifactory.placement.priority import PriorityClassView, priority_of
 
 
 def selector(value: LabelSelector | None) -> Selector | None:
@@ -107,13 +109,25 @@ def module_view(
     )
 
 
+def priority_class_view(pc: PriorityClass) -> PriorityClassView:
+    """One PriorityClass as the engine sees it."""
+    return PriorityClassView(pc.name, pc.value, pc.global_default, pc.preemption_policy)
+
+
 def workload_view(
-    deployment: InferenceDeployment, namespace_labels: Mapping[str, str] | None = None
+    deployment: InferenceDeployment,
+    namespace_labels: Mapping[str, str] | None = None,
+    *,
+    priority_classes: Iterable[PriorityClassView] = (),
 ) -> WorkloadView:
     """One deployment as the engine sees it, with replicas already split per region.
 
     When min/max/fixed changes the total, regions keep their proportions (largest remainder).
+    The guaranteed count is replicas.min (default 1) or fixed; priority and preemption policy
+    come from `spec.priorityClassName` among `priority_classes` (`priority.priority_of`, which
+    raises UnknownPriorityClassError for a class that does not exist).
     """
+    value, policy = priority_of(deployment.spec.priority_class_name, priority_classes)
     spec = deployment.spec
     total = deployment.replicas_needed()
     regions: tuple[RegionDemand, ...] = ()
@@ -159,6 +173,9 @@ def workload_view(
         labels=dict(deployment.metadata.labels),
         namespace_labels=dict(namespace_labels or {}),
         current=current,
+        min_replicas=spec.guaranteed_replicas(),
+        priority=value,
+        preemption_policy=policy,
     )
 
 
@@ -240,6 +257,7 @@ def engine_inputs(
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
     *,
     assume_ready: bool = True,
+    priority_classes: Iterable[PriorityClassView] = (),
 ) -> EngineInputs:
     """Convert a whole snapshot: modules, deployments (with their namespaces' labels), policies.
 
@@ -250,10 +268,13 @@ def engine_inputs(
     deps = list(deployments)
     labels = namespace_labels or {}
     held = held_gpus(mods, deps)
+    classes = tuple(priority_classes)
     return EngineInputs(
         modules=tuple(
             module_view(m, held=held.get(m.name), assume_ready=assume_ready) for m in mods
         ),
-        workloads=tuple(workload_view(d, labels.get(d.namespace)) for d in deps),
+        workloads=tuple(
+            workload_view(d, labels.get(d.namespace), priority_classes=classes) for d in deps
+        ),
         policies=tuple(policy_view(p) for p in policies),
     )

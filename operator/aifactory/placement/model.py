@@ -33,6 +33,8 @@ SOURCE_TYPES: tuple[str, ...] = (
 
 Enforcement = Literal["Enforce", "Audit"]
 Residency = Literal["None", "SameJurisdictionAsDemand"]
+#: `preemptionPolicy` of a Kubernetes PriorityClass (scheduling.k8s.io/v1).
+PreemptionPolicy = Literal["PreemptLowerPriority", "Never"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -56,15 +58,32 @@ class PlacementSettings:
     rtt_overhead_ms: float = 1.0
     carbon_normaliser: float = 500.0
     latency_normaliser_ms: float = 100.0
+    #: Cost of an unplaced replica above the deployment's guaranteed count (replicas.min).
     unplaced_cost: float = 1000.0
+    #: Cost of an unplaced replica that leaves its deployment short of its guaranteed count
+    #: (replicas.min, or fixed): higher, so under scarcity every deployment first gets its
+    #: minimum (BRIEF "Placement semantics").
+    guaranteed_unplaced_cost: float = 10_000.0
     spread_cost: float = 1000.0
     hysteresis: float = 0.10
     #: Cost bonus per replica that stays where it runs now: breaks ties towards no movement.
     stickiness: float = 0.01
-    #: Fleet-wide optimiser: candidate modules kept per (deployment, region) before solving.
+    #: Fleet-wide optimiser: the cheapest modules per (deployment, region) that start the column
+    #: generation; the LP's prices add any other feasible module that can lower the cost.
     candidates_per_region: int = 8
-    #: Above this many MILP columns the fleet-wide optimiser skips the MILP (see optimize.py);
-    #: 0 never runs it.
+    #: "lp": column generation, rounding and repair (see optimize.py); "greedy": the greedy
+    #: solver alone (the fallback when HiGHS fails; cheaper, no bound).
+    fleet_solver: Literal["lp", "greedy"] = "lp"
+    #: Column generation: at most this many LP solves per priority value, and at most this many
+    #: new modules per (deployment, region) and round.
+    lp_rounds: int = 4
+    lp_columns_per_round: int = 8
+    #: Stop column generation once the LP is within this fraction of the Lagrangian bound.
+    lp_gap_target: float = 0.002
+    #: Safety net for one LP solve (seconds); the round cap is what bounds the work normally.
+    lp_time_limit_s: float = 120.0
+    #: Up to this many columns the rounded LP answer is polished by a MILP over the generated
+    #: columns (HiGHS, node and time limits); 0 never runs it.
     milp_max_variables: int = 10_000
     milp_time_limit_s: float = 5.0
     #: Branch-and-bound node cap: unlike the time limit, it stops at the same point every run.
@@ -76,6 +95,21 @@ class PlacementSettings:
     #: alternatives and aggregated counts (a string per module per deployment costs time).
     explain_all_up_to: int = 200
     explain_alternatives: int = 3
+
+
+def unplaced_penalty(
+    settings: PlacementSettings, total: int, guaranteed: int, placed: int
+) -> float:
+    """The brief's cost of the replicas a deployment leaves unplaced.
+
+    `unplaced_cost` per missing replica, plus the difference to `guaranteed_unplaced_cost` for
+    each one that leaves the deployment below its guaranteed count: with 1000 / 10,000, a
+    deployment of 5 with min 2 and 1 placed pays 3 * 1000 + 1 * 9000.
+    """
+    missing = max(0, total - placed)
+    below = max(0, min(guaranteed, total) - placed)
+    extra = settings.guaranteed_unplaced_cost - settings.unplaced_cost
+    return settings.unplaced_cost * missing + extra * below
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,12 +267,26 @@ class WorkloadView:
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     namespace_labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     current: tuple[CurrentAssignment, ...] = ()
+    #: Guaranteed replicas (replicas.min, or fixed): an unplaced replica below this count costs
+    #: `guaranteed_unplaced_cost` instead of `unplaced_cost`. Clamped to `replicas`.
+    min_replicas: int = 0
+    #: PriorityClass value: fleet-wide placement serves higher values first (lexicographic).
+    priority: int = 0
+    #: "Never": this deployment never displaces running lower-priority replicas.
+    preemption_policy: PreemptionPolicy = "PreemptLowerPriority"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))
         object.__setattr__(self, "namespace_labels", _frozen_map(self.namespace_labels))
         if self.regions and sum(r.replicas for r in self.regions) != self.replicas:
             raise ValueError(f"{self.key}: region replicas must sum to replicas={self.replicas}")
+        if self.min_replicas < 0:
+            raise ValueError(f"{self.key}: min_replicas must be >= 0")
+
+    @property
+    def guaranteed(self) -> int:
+        """Replicas whose absence costs `guaranteed_unplaced_cost`: min(min_replicas, replicas)."""
+        return min(self.min_replicas, self.replicas)
 
     @property
     def namespace(self) -> str:

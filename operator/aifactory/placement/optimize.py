@@ -1,33 +1,36 @@
 """Fleet-wide placement: every replica of every deployment against shared capacity at once.
 
-Approach (chosen so a reconcile cycle stays bounded on two cores):
+Approach (see relaxation.py for the program and the bound):
 
-1. Candidates. For each (deployment, demand region) keep the K cheapest feasible modules
-   (`candidates_per_region`, default 8) plus the modules it runs on now. Far modules almost
-   never help, and dropping them shrinks the program by two orders of magnitude.
-2. Greedy, always (it is cheap and is both the fallback and the yardstick). Deployments go in
-   order of regret (how much a deployment's busiest region loses if its best module fills up:
-   Vogel's rule); each is assigned with the incremental-mode algorithm on the capacity left
-   (vectorised, falling back beyond the K candidates when they are full). Then a few passes of
-   local improvement: replicas move to cheaper candidates with room, pairs of replicas of
-   different deployments swap modules when the sum drops, leftovers take freed room.
-3. MILP, when the program is small enough (`milp_max_variables` columns, 10,000 by default):
-   integer replica counts x[d,r,p] per candidate GPU pool, unplaced slack u[d,r] (cost 1000),
-   one binary y[d,m] per candidate module of a deployment with minModules > 1 and a shortfall
-   s[d] (cost 1000); rows: demand per region, GPUs per pool, power per module, spread. The
-   greedy's modules are added to the candidates, so the MILP can only do better. Solved by
-   HiGHS (scipy.optimize.milp) within a node limit (deterministic) and a time limit (a safety
-   net); the cheaper of the MILP and greedy answers wins, and the greedy one is used when
-   HiGHS fails. Above the threshold the greedy answer stands: on uncongested fleets it is
-   within 0.01% of the MILP (see docs/benchmarks.md), and the MILP's time grows much faster.
-4. Stability. A deployment keeps its running placement when the new solution would lower its
+1. Priorities. Deployments are solved by priority value, highest first, each value on the
+   capacity the higher ones left (lexicographic, as the brief asks). Within one value:
+2. LP by column generation. The LP relaxation over every feasible (deployment, region, module)
+   pair is solved by column generation: it starts from the `candidates_per_region` cheapest
+   modules of each (deployment, region) and the modules it runs on now, and each round prices
+   every feasible pair with the LP's duals and adds the ones that could lower the cost, so no
+   capacity the optimum needs is pruned away. It stops when the LP is within `lp_gap_target`
+   of the Lagrangian bound, when nothing prices in, or after `lp_rounds` solves.
+3. Integer answer. The LP's replica counts are rounded down (capacity still holds) and
+   repaired: freed room goes to replicas below their guaranteed count first, then to modules a
+   deployment lacks for its spread, then to the rest; then the greedy's moves and swaps over
+   the generated columns. When the generated program is small (`milp_max_variables`), a MILP
+   over its columns (HiGHS with node and time limits) is solved too and the cheaper answer
+   kept. If HiGHS fails, the greedy solver below answers alone.
+4. The bound. `FleetDecision.lower_bound` is the best Lagrangian bound at the prices of the LPs
+   solved: valid over every feasible pair whatever the columns, so `gap` is honest.
+5. Stability. A deployment keeps its running placement when the new solution would lower its
    cost by less than the hysteresis fraction and the running placement breaks no hard rule and
    still fits; those placements are reserved first and the others re-solved around them. The
    solve itself prefers running (region, module) pairs by a small stickiness bonus.
 
-Costs carry a tie-break of at most 1e-9 by module name order and every loop runs in sorted
-order, so the same input gives the same output (unless HiGHS hits its time limit before its
-node limit, which the defaults avoid on instances below the threshold).
+The greedy solver (the fallback, and the repair's moves): deployments in order of regret
+(Vogel's rule), each assigned with the incremental-mode algorithm on the capacity left, then a
+few passes of local improvement: replicas move to cheaper candidates with room, pairs of
+replicas of different deployments swap modules when the sum drops, leftovers take freed room.
+
+Costs carry a tie-break of at most 1e-9 by module name order, every loop runs in sorted order
+and HiGHS stops on round and node limits (the time limits are safety nets), so the same input
+gives the same output.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from aifactory.placement.assignment import (
     Alloc,
@@ -55,7 +56,14 @@ from aifactory.placement.assignment import (
 )
 from aifactory.placement.cycle import prepare
 from aifactory.placement.framework import FloatArray, IntArray
-from aifactory.placement.model import ModuleView, PlacementSettings, PolicyView, WorkloadView
+from aifactory.placement.model import (
+    ModuleView,
+    PlacementSettings,
+    PolicyView,
+    WorkloadView,
+    unplaced_penalty,
+)
+from aifactory.placement.relaxation import Relaxation
 from aifactory.placement.result import FleetDecision
 from aifactory.placement.state import FleetState, WorkloadState
 
@@ -74,22 +82,15 @@ class _Problem:
     #: Per deployment: cost used for optimising (brief cost + tie-break - stickiness).
     cost: list[FloatArray] = field(default_factory=list)
     bonus: list[FloatArray | None] = field(default_factory=list)
-    #: Per deployment, per region: candidate modules sorted by cost (pruned to K).
+    #: Per deployment, per region: candidate modules sorted by cost (`_with_cands`, or the
+    #: columns column generation kept).
     cands: list[list[list[int]]] = field(default_factory=list)
     cand_sets: list[list[frozenset[int]]] = field(default_factory=list)
 
 
-def _build_problem(
-    fleet: FleetState, states: list[WorkloadState], candidates: int | None = -1
-) -> _Problem:
-    """Effective costs and candidate lists pruned to `candidates` per region (step 1).
-
-    -1 takes the setting; None keeps every feasible module (for exact reference solves).
-    """
+def _build_problem(fleet: FleetState, states: list[WorkloadState]) -> _Problem:
+    """Effective costs (brief cost, tie-break, minus stickiness) of every deployment."""
     prob = _Problem(fleet, states)
-    if candidates == -1:
-        candidates = fleet.settings.candidates_per_region
-    k = fleet.n if candidates is None else max(1, candidates)
     tb = tiebreak(fleet.n)
     for ws in states:
         c = ws.cost + tb[None, :]
@@ -98,6 +99,18 @@ def _build_problem(
             c = c - bonus
         prob.cost.append(c)
         prob.bonus.append(bonus)
+    return prob
+
+
+def _with_cands(prob: _Problem) -> _Problem:
+    """The greedy's candidate lists: per (deployment, region) the `candidates_per_region`
+    cheapest feasible modules plus the running ones (the greedy's own assignment still looks
+    beyond them when they are full)."""
+    if prob.cands:
+        return prob
+    k = max(1, prob.fleet.settings.candidates_per_region)
+    for d, ws in enumerate(prob.states):
+        c, bonus = prob.cost[d], prob.bonus[d]
         per_region: list[list[int]] = []
         for r in range(len(ws.region_names)):
             idx = np.flatnonzero(ws.feasible[r])
@@ -126,7 +139,7 @@ def _objective(prob: _Problem, d: int, alloc: Alloc) -> float:
         total += k * float(prob.cost[d][r, m])
         placed += k
         modules.add(m)
-    total += s.unplaced_cost * (ws.total - placed)
+    total += unplaced_penalty(s, ws.total, ws.guaranteed, placed)
     total += s.spread_cost * max(0, ws.spread - len(modules))
     return total
 
@@ -181,9 +194,11 @@ class _Greedy:
             for d in self.active
         }
 
-    def run(self) -> dict[int, Solution]:
-        for d in self._order():
-            self._place(d)
+    def run(self, *, place: bool = True) -> dict[int, Solution]:
+        """Assign (unless seeded: `place` False), improve, and return every solution."""
+        if place:
+            for d in self._order():
+                self._place(d)
         for _ in range(self.fleet.settings.improve_passes):
             changed = False
             for d in self.active:
@@ -356,194 +371,275 @@ class _Greedy:
         self._add(d2, r2, b, p2)
         return False
 
-    def _fill_unplaced(self, d: int) -> bool:
-        """Place replicas left over earlier on room that improvement freed (cheapest first)."""
+    def _repair_spread(self, d: int) -> bool:
+        """Move replicas off modules holding several to candidate modules the deployment does
+        not use yet, while it is short of its spread (each module short costs 1000)."""
+        changed = False
+        while 0 < len(self.count[d]) < self.spread[d]:
+            best: tuple[float, int, int, int] | None = None
+            for (r, a), k in sorted(self.alloc[d].items()):
+                if k <= 0 or self.count[d].get(a, 0) < 2:
+                    continue
+                for b in self.prob.cands[d][r]:
+                    if b in self.count[d] or not self._room(d, b):
+                        continue
+                    delta = self._cost(d, r, b) - self._cost(d, r, a)
+                    if best is None or (delta, r, a, b) < best:
+                        best = (delta, r, a, b)
+                    break  # candidates are sorted: the first open one is the cheapest
+            if best is None:
+                return changed
+            _, r, a, b = best
+            if self._take1(d, r, b) is None:
+                return changed
+            self._drop1(d, r, a)
+            changed = True
+        return changed
+
+    def _fill_unplaced(self, d: int, upto: int | None = None) -> bool:
+        """Place replicas left over earlier on room that improvement freed (cheapest first),
+        until the deployment has `upto` replicas placed (default: all)."""
         ws = self.prob.states[d]
         changed = False
+        budget = (ws.total if upto is None else upto) - sum(self.count[d].values())
         for r in range(len(ws.region_names)):
             missing = int(ws.demand[r]) - sum(k for (rr, _), k in self.alloc[d].items() if rr == r)
+            missing = min(missing, budget)
             if missing <= 0:
                 continue
+            budget -= missing
             for m in self.prob.cands[d][r]:
                 while missing > 0 and self._take1(d, r, m) is not None:
                     missing -= 1
                     changed = True
                 if missing == 0:
                     break
+            budget += missing
         return changed
 
 
 # --------------------------------------------------------------------------------------------
-# MILP solver
+# Repair of a rounded LP answer (the greedy's moves, seeded)
+
+
+def _seed(greedy: _Greedy, sol: dict[int, Solution]) -> None:
+    """Start the greedy from a given solution instead of its own assignment."""
+    for d in greedy.active:
+        alloc, parts = sol.get(d, ({}, {}))
+        greedy.alloc[d] = dict(alloc)
+        greedy.parts[d] = {m: dict(pp) for m, pp in parts.items()}
+        greedy.count[d] = {}
+        g = greedy.gpus[d]
+        for pp in parts.values():
+            greedy.fleet.consume(pp, g, greedy.pool_free, greedy.power_free)
+        for (r, m), k in alloc.items():
+            greedy.count[d][m] = greedy.count[d].get(m, 0) + k
+            greedy.holders.setdefault(m, set()).add((d, r))
+
+
+def _fill_order(prob: _Problem, active: Sequence[int]) -> list[int]:
+    """Fewer GPUs per replica first (more replicas per GPU), then by name."""
+    keyed = [(prob.states[d].workload.gpus_per_replica, prob.states[d].key, d) for d in active]
+    return [d for *_, d in sorted(keyed)]
+
+
+def _repair(greedy: _Greedy) -> dict[int, Solution]:
+    """Fill what rounding left unplaced in the order of what a replica is worth (up to the
+    guaranteed counts first, then a first replica for every deployment short of modules, then
+    the rest), restore spread, then the greedy's improvement passes."""
+    order = _fill_order(greedy.prob, greedy.active)
+    states = greedy.prob.states
+    for d in order:
+        greedy._fill_unplaced(d, upto=states[d].guaranteed)
+    for d in order:
+        if states[d].spread and not greedy.count[d]:
+            greedy._fill_unplaced(d, upto=1)
+    for d in order:
+        greedy._fill_unplaced(d)
+    for d in order:
+        greedy._repair_spread(d)
+    return greedy.run(place=False)
+
+
+# --------------------------------------------------------------------------------------------
+# One priority value: column generation, rounding, MILP polish, greedy fallback
 
 
 @dataclass(slots=True)
-class _MilpResult:
+class _Level:
     sol: dict[int, Solution]
-    optimal: bool
-    bound: float | None
+    solver: str
+    #: Capacity prices of the LPs solved (for the fleet-wide bound) and bounds already proven
+    #: on this level's relaxation.
+    prices: list[tuple[FloatArray, FloatArray]]
+    bounds: list[float]
+    relaxation: Relaxation | None
+    notes: list[str]
 
 
-#: Per deployment, per region: extra candidate modules for the MILP (the greedy's choices).
-Extra = dict[int, list[set[int]]]
-
-
-def _milp_candidates(prob: _Problem, d: int, extra: Extra | None) -> list[list[int]]:
-    """The pruned candidates plus the modules the greedy solution uses, so the MILP's optimum
-    can never be worse than the greedy answer even when pruning was too tight."""
-    if not extra or d not in extra:
-        return prob.cands[d]
-    out: list[list[int]] = []
-    for r, cand in enumerate(prob.cands[d]):
-        more = extra[d][r] - prob.cand_sets[d][r] if r < len(extra[d]) else set()
-        out.append(cand + sorted(more))
+def _cands_from(prob: _Problem, rel: Relaxation) -> list[list[list[int]]]:
+    """Per deployment, per region: the modules column generation kept, cheapest first."""
+    n = prob.fleet.n
+    out: list[list[list[int]]] = [
+        [[] for _ in prob.states[d].region_names] for d in range(len(prob.states))
+    ]
+    q = rel.pairs // n
+    m = rel.pairs % n
+    bounds = np.searchsorted(q, np.arange(rel.n_rows + 1))
+    for row in range(rel.n_rows):
+        mods = m[bounds[row] : bounds[row + 1]]
+        d = rel.deps[int(rel.rows.dep[row])]
+        r = int(rel.rows.region[row])
+        cost = rel.rows.cost[row, mods]
+        out[d][r] = mods[np.argsort(cost, kind="stable")].tolist()
     return out
 
 
-def _greedy_extra(sol: dict[int, Solution]) -> Extra:
-    out: Extra = {}
-    for d, (alloc, _) in sol.items():
-        regions = max((r for r, _ in alloc), default=-1) + 1
-        sets: list[set[int]] = [set() for _ in range(regions)]
-        for r, m in alloc:
-            sets[r].add(m)
-        out[d] = sets
-    return out
-
-
-def _milp_columns(
-    prob: _Problem, active: Sequence[int], pool_free: IntArray, extra: Extra | None = None
-) -> int:
-    """How many x columns the MILP would have (to decide whether to build it at all)."""
+def _rounded(prob: _Problem, rel: Relaxation, x: FloatArray) -> dict[int, Solution]:
+    """Floor the LP's replica counts: capacity rows have non-negative coefficients, so the
+    floor keeps them."""
     fleet = prob.fleet
-    n = 0
-    for d in active:
-        ws = prob.states[d]
-        for cand in _milp_candidates(prob, d, extra):
-            for m in cand:
-                n += sum(
-                    1 for p in fleet.module_pools[m] if ws.eligible_pool[p] and pool_free[p] > 0
-                )
-    return n
+    k = np.floor(x + 1e-6).astype(np.int64)
+    keep = np.flatnonzero(k > 0)
+    by_pool: dict[int, dict[tuple[int, int], int]] = {d: {} for d in rel.deps}
+    for j in keep.tolist():
+        row = int(rel.col_q[j])
+        d = rel.deps[int(rel.rows.dep[row])]
+        key = (int(rel.rows.region[row]), int(rel.col_p[j]))
+        by_pool[d][key] = by_pool[d].get(key, 0) + int(k[j])
+    return {d: _from_pools(fleet, by_pool[d]) for d in rel.deps}
 
 
-def _solve_milp(
+def _solve_level(
     prob: _Problem,
     active: Sequence[int],
     pool_free: IntArray,
     power_free_w: FloatArray,
-    *,
-    relax: bool = False,
-    extra: Extra | None = None,
-) -> _MilpResult | None:
-    """Build and solve the MILP (or its LP relaxation, for a lower bound)."""
+) -> _Level:
+    """Column generation on the LP, then an integer answer: the MILP over the generated columns
+    when small, else the LP rounded down and repaired by the greedy's moves; the greedy alone
+    when HiGHS fails."""
     fleet, s = prob.fleet, prob.fleet.settings
-    cost: list[float] = []
-    upper: list[float] = []
-    integral: list[int] = []
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    row_lo: list[float] = []
-    row_hi: list[float] = []
-    x_meta: list[tuple[int, int, int]] = []
-    pool_rows: dict[int, list[tuple[int, float]]] = {}
-    power_rows: dict[int, list[tuple[int, float]]] = {}
-
-    def new_col(c: float, ub: float, integer: bool) -> int:
-        cost.append(c)
-        upper.append(ub)
-        integral.append(1 if integer and not relax else 0)
-        return len(cost) - 1
-
-    def new_row(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        r = len(row_lo)
-        for col, v in entries:
-            rows.append(r)
-            cols.append(col)
-            vals.append(v)
-        row_lo.append(lo)
-        row_hi.append(hi)
-
-    offset = 0.0
-    for d in active:
-        ws = prob.states[d]
-        g = max(1, ws.workload.gpus_per_replica)
-        module_cols: dict[int, list[int]] = {}
-        for r, cand in enumerate(_milp_candidates(prob, d, extra)):
-            n_r = int(ws.demand[r])
-            if n_r <= 0:
-                continue
-            entries: list[tuple[int, float]] = []
-            for m in cand:
-                for p in fleet.module_pools[m]:
-                    if not ws.eligible_pool[p] or pool_free[p] < g:
-                        continue
-                    ub = min(n_r, int(pool_free[p]) // g)
-                    col = new_col(float(prob.cost[d][r, m]), ub, True)
-                    x_meta.append((col, d, r * fleet.n_pools + p))
-                    entries.append((col, 1.0))
-                    pool_rows.setdefault(p, []).append((col, float(g)))
-                    w = g * float(fleet.pool_power_w[p]) * float(fleet.pue[m])
-                    power_rows.setdefault(m, []).append((col, w))
-                    module_cols.setdefault(m, []).append(col)
-            u = new_col(s.unplaced_cost, n_r, False)
-            new_row([*entries, (u, 1.0)], n_r, n_r)
-        if ws.spread >= 2 and module_cols:
-            ys: list[tuple[int, float]] = []
-            for _m, xcols in sorted(module_cols.items()):
-                y = new_col(0.0, 1.0, True)
-                ys.append((y, 1.0))
-                new_row([(y, 1.0)] + [(c, -1.0) for c in xcols], -np.inf, 0.0)
-            short = new_col(s.spread_cost, ws.spread, False)
-            new_row([*ys, (short, 1.0)], ws.spread, np.inf)
-        elif ws.spread >= 1 and not module_cols:
-            offset += s.spread_cost * ws.spread  # nothing can be placed: all of it is short
-        elif ws.spread == 1:
-            # One module short exactly when nothing is placed: short >= 1 - sum(x).
-            short = new_col(s.spread_cost, 1.0, False)
-            xs = [(c, 1.0) for cols in module_cols.values() for c in cols]
-            new_row([*xs, (short, 1.0)], 1.0, np.inf)
-    # Capacity rows only where the columns could together exceed them (others are redundant).
-    for p, entries in sorted(pool_rows.items()):
-        if sum(v * upper[col] for col, v in entries) > pool_free[p]:
-            new_row(entries, -np.inf, float(pool_free[p]))
-    for m, entries in sorted(power_rows.items()):
-        if sum(v * upper[col] for col, v in entries) > power_free_w[m] + _EPS:
-            new_row(entries, -np.inf, float(power_free_w[m]) + 1e-6)
-    if not cost:
-        return _MilpResult({d: ({}, {}) for d in active}, True, offset)
-    a = sp.csr_array((vals, (rows, cols)), shape=(len(row_lo), len(cost)))
-    options: dict[str, object] = {
-        "time_limit": s.milp_time_limit_s,
-        "mip_rel_gap": s.milp_rel_gap,
-        "presolve": True,
-        "disp": False,
-    }
-    if not relax:
-        options["node_limit"] = s.milp_node_limit
-    res = milp(
-        c=np.array(cost),
-        integrality=np.array(integral),
-        bounds=Bounds(np.zeros(len(cost)), np.array(upper)),
-        constraints=LinearConstraint(a, np.array(row_lo), np.array(row_hi)),
-        options=options,
+    notes: list[str] = []
+    if s.fleet_solver == "greedy":
+        alone = _Greedy(_with_cands(prob), active, pool_free.copy(), power_free_w.copy()).run()
+        return _Level(alone, "greedy", [], [], None, notes)
+    rel = Relaxation(fleet, prob.states, list(active), pool_free, power_free_w, prob.cost)
+    q, m = rel.cheapest(s.candidates_per_region)
+    rel.add(q, m)
+    for i, d in enumerate(rel.deps):  # running modules stay candidates, for stickiness
+        bonus = prob.bonus[d]
+        if bonus is None:
+            continue
+        lo, hi = int(rel.rows.start[i]), int(rel.rows.start[i + 1])
+        for row in range(lo, hi):
+            mods = np.flatnonzero(bonus[int(rel.rows.region[row])] > 0)
+            mods = mods[np.isfinite(rel.rows.cost[row, mods])]
+            rel.add(np.full(len(mods), row, np.int64), mods)
+    prices: list[tuple[FloatArray, FloatArray]] = []
+    bounds: list[float] = []
+    lp = None
+    rounds = 0
+    for rounds in range(1, max(1, s.lp_rounds) + 1):
+        lp = rel.solve_lp()
+        if lp is None:
+            break
+        prices.append((lp.mu, lp.nu))
+        bounds.append(max(rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp)))
+        scale = max(abs(lp.objective), 1e-9)
+        if lp.objective - max(bounds) <= s.lp_gap_target * scale:
+            break
+        q, m = rel.price(lp)
+        if len(q) == 0 or rounds == s.lp_rounds:
+            break
+        rel.add(q, m)
+    if lp is None:
+        notes.append("LP relaxation failed (HiGHS); greedy solver")
+        alone = _Greedy(_with_cands(prob), active, pool_free.copy(), power_free_w.copy()).run()
+        return _Level(alone, "greedy", prices, bounds, None, notes)
+    notes.append(
+        f"column generation: {rounds} LP solve(s), {len(rel.col_q):,} columns "
+        f"({len(rel.pairs):,} module pairs) of {int(np.isfinite(rel.rows.cost).sum()):,} feasible"
     )
-    if res.x is None:
+    cand_prob = _Problem(prob.fleet, prob.states, prob.cost, prob.bonus)
+    cand_prob.cands = _cands_from(prob, rel)
+    cand_prob.cand_sets = [[frozenset(c) for c in per] for per in cand_prob.cands]
+    rounded = _rounded(prob, rel, lp.x)
+    repair = _Greedy(cand_prob, active, pool_free.copy(), power_free_w.copy())
+    _seed(repair, rounded)
+    best, solver = _repair(repair), "lp+round"
+    polished = _polish(prob, rel, lp.x, cand_prob.cands, best, active, pool_free, power_free_w)
+    if polished is not None:
+        best, solver = polished, "lp+round+milp"
+    if 0 < len(rel.col_q) <= s.milp_max_variables:
+        res = rel.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)
+        if res is not None:
+            exact = _rounded(prob, rel, res.x)
+            if _fits(prob, exact, pool_free, power_free_w):
+                g_obj = sum(_objective(prob, d, best[d][0]) for d in active)
+                m_obj = sum(_objective(prob, d, exact[d][0]) for d in active)
+                if m_obj <= g_obj + _EPS:
+                    best, solver = exact, "lp+milp"
+                if not res.optimal:
+                    notes.append("MILP stopped at its node/time limit")
+    return _Level(best, solver, prices, bounds, rel, notes)
+
+
+def _polish(
+    prob: _Problem,
+    rel: Relaxation,
+    x: FloatArray,
+    cands: list[list[list[int]]],
+    sol: dict[int, Solution],
+    active: Sequence[int],
+    pool_free: IntArray,
+    power_free_w: FloatArray,
+) -> dict[int, Solution] | None:
+    """Re-solve exactly the deployments rounding touched (a fractional LP value, a replica
+    unplaced or a module short of spread), everyone else fixed: a MILP over their generated
+    columns on the capacity the others leave, within the MILP limits. None when it does not
+    help or is too large."""
+    fleet, s = prob.fleet, prob.fleet.settings
+    frac = np.abs(x - np.round(x)) > 1e-6
+    touched = {rel.deps[int(rel.rows.dep[int(rel.col_q[j])])] for j in np.flatnonzero(frac)}
+    for d in active:
+        alloc = sol[d][0]
+        ws = prob.states[d]
+        placed = sum(alloc.values())
+        if placed < ws.total or len({m for _, m in alloc}) < min(ws.spread, placed):
+            touched.add(d)
+    if not touched:
         return None
-    bound = getattr(res, "mip_dual_bound", None)
-    if relax:
-        bound = float(res.fun)
-    if bound is not None:
-        bound = float(bound) + offset
-    by_pool: dict[int, dict[tuple[int, int], int]] = {d: {} for d in active}
-    for col, d, key in x_meta:
-        k = round(float(res.x[col]))
-        if k > 0:
-            r, p = divmod(key, fleet.n_pools)
-            by_pool[d][(r, p)] = by_pool[d].get((r, p), 0) + k
-    sol = {d: _from_pools(fleet, by_pool[d]) for d in active}
-    return _MilpResult(sol, res.status == 0, None if bound is None else float(bound))
+    unsettled = sorted(touched)
+    pf, pw = pool_free.copy(), power_free_w.copy()
+    for d in active:
+        if d in touched:
+            continue
+        g = prob.states[d].workload.gpus_per_replica
+        for pp in sol[d][1].values():
+            fleet.consume(pp, g, pf, pw)
+    sub = Relaxation(fleet, prob.states, unsettled, pf, pw, prob.cost)
+    for row in range(sub.n_rows):
+        d = sub.deps[int(sub.rows.dep[row])]
+        mods = np.array(cands[d][int(sub.rows.region[row])], np.int64)
+        if len(mods):
+            mods = mods[np.isfinite(sub.rows.cost[row, mods])]
+            sub.add(np.full(len(mods), row, np.int64), mods)
+    if not 0 < len(sub.col_q) <= s.milp_max_variables:
+        return None
+    res = sub.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)
+    if res is None:
+        return None
+    part = _rounded(prob, sub, res.x)
+    if not _fits(prob, part, pf, pw):
+        return None
+    before = sum(_objective(prob, d, sol[d][0]) for d in unsettled)
+    after = sum(_objective(prob, d, part[d][0]) for d in unsettled)
+    if after >= before - _EPS:
+        return None
+    out = dict(sol)
+    out.update(part)
+    return out
 
 
 def _from_pools(fleet: FleetState, by_pool: dict[tuple[int, int], int]) -> Solution:
@@ -581,33 +677,22 @@ def _within(pf: IntArray, pw: FloatArray, pf0: IntArray, pw0: FloatArray) -> boo
     return pools_ok and power_ok
 
 
-def _solve(
-    prob: _Problem,
-    active: Sequence[int],
-    pool_free: IntArray,
-    power_free_w: FloatArray,
-) -> tuple[dict[int, Solution], str, float | None, list[str]]:
-    """Pick and run a solver for the active deployments on the given free capacity."""
-    s = prob.fleet.settings
-    notes: list[str] = []
-    greedy = _Greedy(prob, active, pool_free.copy(), power_free_w.copy()).run()
-    extra = _greedy_extra(greedy)
-    columns = _milp_columns(prob, active, pool_free, extra)
-    if s.milp_max_variables <= 0 or columns > s.milp_max_variables:
-        notes.append(f"MILP skipped: {columns} columns > {s.milp_max_variables}; greedy solver")
-        return greedy, "greedy", None, notes
-    res = _solve_milp(prob, active, pool_free, power_free_w, extra=extra)
-    if res is None or not _fits(prob, res.sol, pool_free, power_free_w):
-        notes.append("MILP found no usable solution within its limits; greedy solver")
-        return greedy, "milp->greedy", None, notes
-    g_obj = sum(_objective(prob, d, greedy[d][0]) for d in active)
-    m_obj = sum(_objective(prob, d, res.sol[d][0]) for d in active)
-    if not res.optimal:
-        notes.append("MILP stopped at its node/time limit")
-    if g_obj < m_obj - _EPS:
-        notes.append("greedy solution cheaper than the MILP's; greedy used")
-        return greedy, "milp->greedy", res.bound, notes
-    return res.sol, "milp", res.bound, notes
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def _states(
+    workloads: Sequence[WorkloadView],
+    modules: FleetState | Iterable[ModuleView],
+    policies: Iterable[PolicyView],
+    settings: PlacementSettings | None,
+) -> tuple[FleetState, list[WorkloadState]]:
+    fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
+    pols = tuple(policies)
+    states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
+    if len({ws.key for ws in states}) != len(states):
+        raise ValueError("deployment keys must be unique")
+    return fleet, states
 
 
 def lower_bound(
@@ -616,18 +701,30 @@ def lower_bound(
     policies: Iterable[PolicyView] = (),
     *,
     settings: PlacementSettings | None = None,
+    rounds: int = 50,
 ) -> float:
-    """The LP relaxation's optimum over every feasible (deployment, region, module): a true
-    lower bound on the fleet-wide cost without hysteresis (to within the 1e-9 tie-break).
-
-    It has a column per feasible pair, so it suits benchmarks of medium instances only.
+    """A lower bound on the fleet-wide cost over every feasible (deployment, region, module),
+    priorities and hysteresis aside: the Lagrangian bound at the duals of the LP relaxation,
+    solved by column generation for at most `rounds` LP solves (to optimality when it
+    converges earlier). Valid whatever the rounds; tighter with more.
     """
-    fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
-    pols = tuple(policies)
-    states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
-    prob = _build_problem(fleet, states, candidates=None)
-    res = _solve_milp(prob, range(len(states)), fleet.pool_free, fleet.power_free_w, relax=True)
-    return float("nan") if res is None or res.bound is None else res.bound
+    fleet, states = _states(workloads, modules, policies, settings)
+    prob = _build_problem(fleet, states)
+    rel = Relaxation(
+        fleet, states, list(range(len(states))), fleet.pool_free, fleet.power_free_w, prob.cost
+    )
+    rel.add(*rel.cheapest(fleet.settings.candidates_per_region))
+    best = rel.lagrangian_bound(np.zeros(fleet.n_pools), np.zeros(fleet.n))
+    for _ in range(max(1, rounds)):
+        lp = rel.solve_lp()
+        if lp is None:
+            break
+        best = max(best, rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp))
+        q, m = rel.price(lp)
+        if len(q) == 0:
+            break
+        rel.add(q, m)
+    return best
 
 
 def exact_cost(
@@ -636,51 +733,44 @@ def exact_cost(
     policies: Iterable[PolicyView] = (),
     *,
     settings: PlacementSettings | None = None,
+    time_limit: float | None = None,
 ) -> float | None:
-    """The optimal fleet-wide cost by MILP over every feasible candidate, without pruning or
-    hysteresis (None if HiGHS does not prove optimality within the settings' limits).
+    """The optimal fleet-wide cost: HiGHS on the unpruned MILP (every feasible pair), priorities
+    and hysteresis aside; None unless optimality is proven (within `time_limit` seconds when
+    given, else without any limit).
 
-    A reference for tests and benchmarks on small instances.
+    A reference for tests and benchmarks.
     """
-    fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
-    pols = tuple(policies)
-    states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
-    prob = _build_problem(fleet, states, candidates=None)
-    res = _solve_milp(prob, range(len(states)), fleet.pool_free, fleet.power_free_w)
+    fleet, states = _states(workloads, modules, policies, settings)
+    prob = _build_problem(fleet, states)
+    rel = Relaxation(
+        fleet, states, list(range(len(states))), fleet.pool_free, fleet.power_free_w, prob.cost
+    )
+    rel.add(*rel.all_feasible())
+    res = rel.solve_milp(time_limit=time_limit, node_limit=None)
     if res is None or not res.optimal:
         return None
-    return sum(deployment_cost(fleet, states[d], res.sol[d][0]) for d in range(len(states)))
+    sol = _rounded(prob, rel, np.round(res.x))
+    return sum(deployment_cost(fleet, states[d], sol[d][0]) for d in range(len(states)))
 
 
-def place_fleet(
-    workloads: Sequence[WorkloadView],
-    modules: FleetState | Iterable[ModuleView],
-    policies: Iterable[PolicyView] = (),
-    *,
-    settings: PlacementSettings | None = None,
-    explain_all: bool | None = None,
-) -> FleetDecision:
-    """Re-solve every deployment together against shared capacity (fleet-wide mode)."""
-    fleet = modules if isinstance(modules, FleetState) else FleetState(modules, settings)
-    pols = tuple(policies)
-    states = [prepare(fleet, wl, pols) for wl in sorted(workloads, key=lambda w: w.key)]
-    if len({ws.key for ws in states}) != len(states):
-        raise ValueError("deployment keys must be unique")
-    prob = _build_problem(fleet, states)
-    everyone = list(range(len(states)))
-    sol, solver, bound, notes = _solve(prob, everyone, fleet.pool_free, fleet.power_free_w)
-
-    # Stability: keep running placements the hysteresis rule protects, re-solve the rest.
-    pool_free = fleet.pool_free.copy()
-    power_free = fleet.power_free_w.copy()
-    outcomes: dict[int, Outcome] = {}
-    stability: dict[int, str] = {}
-    for d, ws in enumerate(states):
+def _keep_running(
+    prob: _Problem,
+    level: Sequence[int],
+    sol: dict[int, Solution],
+    pool_free: IntArray,
+    power_free: FloatArray,
+    outcomes: dict[int, Outcome],
+    stability: dict[int, str],
+) -> None:
+    """Hysteresis: reserve the running placements it keeps (in the free arrays)."""
+    fleet, states = prob.fleet, prob.states
+    for d in level:
+        ws = states[d]
         if not ws.workload.current:
             continue
         current, why_not = current_allocation(fleet, ws)
-        new_alloc = sol[d][0]
-        keep, text = hysteresis(fleet, ws, new_alloc, current, why_not)
+        keep, text = hysteresis(fleet, ws, sol.get(d, ({}, {}))[0], current, why_not)
         stability[d] = text
         if keep and current is not None:
             got, parts = take_pools(fleet, ws, current, pool_free, power_free)
@@ -691,31 +781,112 @@ def place_fleet(
             for _m, pp in parts.items():
                 fleet.consume(pp, ws.workload.gpus_per_replica, pool_free, power_free, sign=-1)
             stability[d] = "replaced: the running placement no longer fits"
-    if outcomes:
-        rest = [d for d in everyone if d not in outcomes]
-        sol, solver2, _, notes2 = _solve(prob, rest, pool_free, power_free)
-        solver = solver if solver == solver2 else f"{solver}+{solver2}"
-        notes += [f"after keeping {len(outcomes)} running placements: {n}" for n in notes2]
-        bound = None  # the first bound ignored the kept placements
-    for d in everyone:
-        if d in outcomes:
-            continue
-        alloc, parts = sol.get(d, ({}, {}))
-        g = states[d].workload.gpus_per_replica
-        for pp in parts.values():
-            fleet.consume(pp, g, pool_free, power_free)
-        outcomes[d] = Outcome(alloc, parts, False, stability.get(d, ""))
+
+
+def place_fleet(
+    workloads: Sequence[WorkloadView],
+    modules: FleetState | Iterable[ModuleView],
+    policies: Iterable[PolicyView] = (),
+    *,
+    settings: PlacementSettings | None = None,
+    explain_all: bool | None = None,
+) -> FleetDecision:
+    """Re-solve every deployment together against shared capacity (fleet-wide mode).
+
+    Lexicographic by priority: the deployments of the highest priority value are solved first
+    on the free capacity, then the next value on what they left, and so on. Within one value,
+    see the module docstring. The result carries a proven lower bound and the gap to it
+    (`FleetDecision.lower_bound`, `.gap`) and the path taken (`.solver`).
+    """
+    fleet, states = _states(workloads, modules, policies, settings)
+    prob = _build_problem(fleet, states)
+    values = sorted({ws.workload.priority for ws in states}, reverse=True)
+    pool_free = fleet.pool_free.copy()
+    power_free = fleet.power_free_w.copy()
+    outcomes: dict[int, Outcome] = {}
+    stability: dict[int, str] = {}
+    solvers: list[str] = []
+    notes: list[str] = []
+    prices: list[tuple[FloatArray, FloatArray]] = []
+    first: _Level | None = None
+    for value in values:
+        level = [d for d, ws in enumerate(states) if ws.workload.priority == value]
+        label = f"priority {value}: " if len(values) > 1 else ""
+        res = _solve_level(prob, level, pool_free, power_free)
+        first = first or res
+        prices += res.prices
+        solvers.append(res.solver)
+        notes += [label + n for n in res.notes]
+        _keep_running(prob, level, res.sol, pool_free, power_free, outcomes, stability)
+        rest = [d for d in level if d not in outcomes]
+        sol = res.sol
+        if len(rest) < len(level) and rest:
+            again = _solve_level(prob, rest, pool_free, power_free)
+            sol = again.sol
+            solvers.append(again.solver)
+            notes += [
+                f"{label}after keeping {len(level) - len(rest)} running placements: {n}"
+                for n in again.notes
+            ]
+        for d in rest:
+            alloc, parts = sol.get(d, ({}, {}))
+            g = states[d].workload.gpus_per_replica
+            for pp in parts.values():
+                fleet.consume(pp, g, pool_free, power_free)
+            outcomes[d] = Outcome(alloc, parts, False, stability.get(d, ""))
     if not _within(pool_free, power_free, fleet.pool_free, fleet.power_free_w):  # a bug
         raise AssertionError("fleet-wide solution oversubscribes capacity")
+    everyone = range(len(states))
     decisions = tuple(
         build_decision(fleet, ws, outcomes[d], full=explain_all) for d, ws in enumerate(states)
     )
     total = sum(deployment_cost(fleet, states[d], outcomes[d].alloc) for d in everyone)
+    bound = _fleet_bound(prob, first, len(values), prices, outcomes, notes)
     return FleetDecision(
         placements=decisions,
         modules=module_usage(fleet, pool_free),
         total_cost=total,
-        solver=solver,
+        solver=",".join(dict.fromkeys(solvers)),
         lower_bound=bound,
         notes=tuple(notes),
     )
+
+
+def _fleet_bound(
+    prob: _Problem,
+    first: _Level | None,
+    levels: int,
+    prices: list[tuple[FloatArray, FloatArray]],
+    outcomes: dict[int, Outcome],
+    notes: list[str],
+) -> float | None:
+    """The best Lagrangian bound over every deployment on the full free capacity, at the
+    prices of every LP solved (and at zero prices)."""
+    fleet, states = prob.fleet, prob.states
+    if not states:
+        return 0.0
+    for d, out in outcomes.items():
+        if out.kept_current and any(not states[d].feasible[r, m] for r, m in out.alloc):
+            notes.append(
+                f"no lower bound: {states[d].key} keeps a placement on a module closed to new "
+                "replicas (a cordon), which the bound does not cover"
+            )
+            return None
+    if first is not None and first.relaxation is not None and levels == 1:
+        rel = first.relaxation
+        found = list(first.bounds)
+        prices = prices[len(first.prices) :]
+    else:
+        rel = Relaxation(
+            fleet,
+            states,
+            list(range(len(states))),
+            fleet.pool_free,
+            fleet.power_free_w,
+            prob.cost,
+        )
+        found = []
+    zero = (np.zeros(fleet.n_pools), np.zeros(fleet.n))
+    for mu, nu in [zero, *prices]:
+        found.append(rel.lagrangian_bound(mu, nu))
+    return max(found)

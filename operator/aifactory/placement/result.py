@@ -41,6 +41,26 @@ class Assignment:
 
 
 @dataclass(frozen=True, slots=True)
+class Preemption:
+    """Running replicas of a lower-priority deployment displaced to make room for this one."""
+
+    deployment: str
+    module: str
+    replicas: int
+    #: The displaced deployment's priority value.
+    priority: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: deployment, module, replicas, priority."""
+        return {
+            "deployment": self.deployment,
+            "module": self.module,
+            "replicas": self.replicas,
+            "priority": self.priority,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The placement of one deployment and why.
 
@@ -70,6 +90,11 @@ class Decision:
     kept_current: bool = False
     #: Why the current placement was kept or replaced (empty without one).
     stability: str = ""
+    #: The deployment's priority value (PriorityClass), as placed.
+    priority: int = 0
+    #: Lower-priority replicas this decision displaces (incremental mode only): the operator
+    #: removes them and re-places their deployments.
+    preemptions: tuple[Preemption, ...] = ()
 
     @property
     def placed_replicas(self) -> int:
@@ -95,6 +120,8 @@ class Decision:
             "audit": list(self.audit),
             "keptCurrent": self.kept_current,
             "stability": self.stability,
+            "priority": self.priority,
+            "preemptions": [p.to_dict() for p in self.preemptions],
         }
 
 
@@ -123,17 +150,33 @@ class ModuleUsage:
 
 @dataclass(frozen=True, slots=True)
 class FleetDecision:
-    """Decisions for every deployment, the fleet's GPU usage, and the total cost."""
+    """Decisions for every deployment, the fleet's GPU usage, and the total cost.
+
+    `lower_bound` is a proven lower bound on the brief's total cost over every feasible
+    placement of these deployments on this fleet (every feasible (deployment, region, module)
+    pair, priorities ignored, so it also bounds the lexicographic optimum); None when no bound
+    was computed (sequential mode, or the relaxation failed). `gap` = total_cost / lower_bound
+    - 1: how far from optimal the answer can at most be.
+    """
 
     placements: tuple[Decision, ...]
     modules: tuple[ModuleUsage, ...]
     total_cost: float
-    #: Which solver produced the result: "milp", "greedy", "sequential", or "milp->greedy"
-    #: when the MILP failed or found nothing in its limits.
+    #: The path taken, e.g. "lp+round", "lp+milp", "greedy", "sequential"; one entry per
+    #: priority value joined by "," when they differ.
     solver: str = ""
-    #: A lower bound on the optimal cost when a relaxation was solved (None otherwise).
+    #: See the class docstring: a valid lower bound on the optimum, or None.
     lower_bound: float | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def gap(self) -> float | None:
+        """total_cost / lower_bound - 1 (0 when both are 0); None without a bound."""
+        if self.lower_bound is None:
+            return None
+        if self.lower_bound <= 0:
+            return 0.0 if self.total_cost <= 1e-9 else None
+        return max(0.0, self.total_cost / self.lower_bound - 1.0)
 
     def decision(self, deployment: str) -> Decision:
         """The decision for one "namespace/name"."""
@@ -150,5 +193,6 @@ class FleetDecision:
             "totalCost": round(self.total_cost, 6),
             "solver": self.solver,
             "lowerBound": None if self.lower_bound is None else round(self.lower_bound, 6),
+            "gap": None if self.gap is None else round(self.gap, 6),
             "notes": list(self.notes),
         }

@@ -378,6 +378,11 @@ class WorkloadState:
         return int(self.demand.sum())
 
     @property
+    def guaranteed(self) -> int:
+        """Replicas below which an unplaced one costs `guaranteed_unplaced_cost`."""
+        return min(self.workload.min_replicas, self.total)
+
+    @property
     def spread(self) -> int:
         """Distinct modules required: min(minModules, total); 0 when minModules is unset."""
         return min(self.workload.min_modules, self.total)

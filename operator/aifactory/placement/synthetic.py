@@ -7,7 +7,9 @@ an instance exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aifactory.api.jurisdictions import EEA
@@ -112,6 +114,11 @@ class WorkloadMix:
     energy_chance: float = 0.1
     gpus_per_replica: tuple[int, ...] = (1, 1, 1, 2, 4)
     max_fixed_replicas: int = 6
+    #: replicas.min of deployments with demand (capped at their total); a deployment without
+    #: demand has a fixed count, all of it guaranteed. Empty: no guaranteed replicas.
+    guaranteed: tuple[int, ...] = (1, 1, 1, 2, 3)
+    #: PriorityClass values drawn per deployment (a single value draws nothing).
+    priorities: tuple[int, ...] = (0,)
 
 
 def random_workload(
@@ -142,6 +149,11 @@ def random_workload(
         else frozenset()
     )
     energy = rng.random() < mix.energy_chance
+    # Drawn after everything else, so the other knobs keep giving the same instances.
+    guaranteed = 0
+    if mix.guaranteed:
+        guaranteed = min(total, rng.choice(mix.guaranteed)) if regions else total
+    priority = rng.choice(mix.priorities) if len(mix.priorities) > 1 else mix.priorities[0]
     return WorkloadView(
         key=key,
         replicas=total,
@@ -159,6 +171,8 @@ def random_workload(
         namespace_labels={"residency": "eu" if namespace in ("eu", "eu-chat") else "global"},
         labels={"team": rng.choice(("a", "b", "c"))},
         sovereignty_policies=("operators-eea",) if rng.random() < mix.policy_chance * 0.2 else (),
+        min_replicas=guaranteed,
+        priority=priority,
     )
 
 
@@ -171,6 +185,34 @@ def random_workloads(n: int, seed: int, mix: WorkloadMix | None = None) -> list[
         random_workload(rng, f"{rng.choice(namespaces)}/d{i:05d}", mix, namespaces)
         for i in range(n)
     ]
+
+
+def congest(
+    modules: Sequence[ModuleView], workloads: Sequence[WorkloadView], congestion: float
+) -> list[WorkloadView]:
+    """The deployments scaled so they ask for `congestion` times the fleet's free GPUs (2.0:
+    twice what fits). Every region's replicas (or a fixed count) grow or shrink by the same
+    factor, at least one each, so the fleet and the mix of rules stay as they are; guaranteed
+    counts stay as drawn (capped at the new totals).
+    """
+    asked = sum(w.replicas * w.gpus_per_replica for w in workloads)
+    free = sum(p.free for m in modules for p in m.pools)
+    if asked <= 0 or free <= 0 or congestion <= 0:
+        return list(workloads)
+    factor = congestion * free / asked
+    out: list[WorkloadView] = []
+    for w in workloads:
+        if w.regions:
+            regions = tuple(
+                dataclasses.replace(r, replicas=max(1, round(r.replicas * factor)))
+                for r in w.regions
+            )
+            total = sum(r.replicas for r in regions)
+        else:
+            regions, total = (), max(1, round(w.replicas * factor))
+        guaranteed = total if not w.regions else min(w.min_replicas, total)
+        out.append(dataclasses.replace(w, regions=regions, replicas=total, min_replicas=guaranteed))
+    return out
 
 
 def standard_policies() -> list[PolicyView]:
