@@ -522,6 +522,21 @@ class ModulePlacement(StatusModel):
     )
 
 
+class HeldReplicas(StatusModel):
+    """Replicas that run on a module they should leave, and why they are still there."""
+
+    module: str = Field(description="AIFactoryModule name.")
+    replicas: int = Field(default=0, ge=0, description="Replicas still running there.")
+    region: str | None = Field(default=None, description="Demand region they serve, if any.")
+    reason: str = Field(
+        default="",
+        description="NoDestination (no other module can take them: they stay), "
+        "WaitingForBudget (the disruption budget allows more moves later), "
+        "WaitingForStep (the previous move is not Ready yet) or Handover (they serve until "
+        "their replacements are Ready).",
+    )
+
+
 class RouteTarget(StatusModel):
     """One module a region's traffic is sent to."""
 
@@ -564,6 +579,12 @@ class InferenceDeploymentStatus(StatusModel):
     )
     unsatisfied: Unsatisfied | None = Field(
         default=None, description="Replicas that could not be placed and why."
+    )
+    held_replicas: list[HeldReplicas] | None = Field(
+        default=None,
+        description="Replicas still on modules they should leave (drain, a broken energy "
+        "rule, a rebalance), and why: make-before-break never removes them before their "
+        "replacements are Ready, and never when no other module can take them.",
     )
     last_rebalance_time: datetime | None = Field(
         default=None, description="When the placement last changed."
@@ -644,6 +665,7 @@ __all__ = [
     "EnergyRequirements",
     "EnvVar",
     "GpuRequirements",
+    "HeldReplicas",
     "InferenceDeployment",
     "InferenceDeploymentSpec",
     "InferenceDeploymentStatus",

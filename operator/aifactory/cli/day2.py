@@ -436,17 +436,59 @@ def run_uncordon(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def replicas_on(raw_deployments: Sequence[dict[str, Any]], module: str) -> dict[str, int]:
-    """InferenceDeployment "ns/name" -> replicas its status places on `module`."""
-    out = {}
+    """InferenceDeployment "ns/name" -> replicas its status places or still runs on `module`.
+
+    Counts the placement and every replica status.heldReplicas still reports there (held for a
+    handover, waiting for the budget, or with nowhere else to go): a module is drained only
+    when nothing runs there any more.
+    """
+    out: dict[str, int] = {}
     for d in raw_deployments:
-        for p in (d.get("status", {}) or {}).get("placements", []) or []:
-            if p.get("module") == module and p.get("replicas", 0) > 0:
-                meta = d["metadata"]
-                out[f"{meta['namespace']}/{meta['name']}"] = int(p["replicas"])
+        st = d.get("status", {}) or {}
+        meta = d["metadata"]
+        ref = f"{meta['namespace']}/{meta['name']}"
+        n = sum(
+            int(p.get("replicas", 0) or 0)
+            for p in st.get("placements", []) or []
+            if p.get("module") == module
+        )
+        n += sum(
+            int(h.get("replicas", 0) or 0)
+            for h in st.get("heldReplicas", []) or []
+            if h.get("module") == module and h.get("reason") == "Handover"
+        )
+        if n > 0:
+            out[ref] = n
     return dict(sorted(out.items()))
 
 
+def stuck_on(raw_deployments: Sequence[dict[str, Any]], module: str) -> dict[str, str]:
+    """InferenceDeployment "ns/name" -> why replicas cannot leave `module` (no destination)."""
+    out: dict[str, str] = {}
+    for d in raw_deployments:
+        st = d.get("status", {}) or {}
+        held = [
+            h
+            for h in st.get("heldReplicas", []) or []
+            if h.get("module") == module and h.get("reason") == "NoDestination"
+        ]
+        if not held:
+            continue
+        meta = d["metadata"]
+        n = sum(int(h.get("replicas", 0) or 0) for h in held)
+        placed = _cond(d, "Placed").get("message", "")
+        out[f"{meta['namespace']}/{meta['name']}"] = (
+            f"{n} replicas have nowhere else to go" + (f": {placed}" if placed else "")
+        )
+    return dict(sorted(out.items()))
+
+
+#: Polls in a row where only replicas with nowhere to go remain before drain gives up early.
+STUCK_POLLS = 3
+
+
 def run_drain(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Exit 0 once no replica runs on the module; 1 when some cannot leave (each reported)."""
     out = out or sys.stdout
     hub = _hub(args)
     hub.get_module(args.module)
@@ -459,29 +501,41 @@ def run_drain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             "spec": {"schedulable": False},
         },
     )
-    moving = replicas_on(hub.list_cluster(DEPLOYMENTS), args.module)
+    deployments = hub.list_cluster(DEPLOYMENTS)
+    moving = replicas_on(deployments, args.module)
     out.write(f"aifactorymodule/{args.module} cordoned and marked {DRAIN_ANNOTATION}=true\n")
     if not moving:
         out.write("no replicas run there: drained\n")
         return 0
     out.write(
         f"{sum(moving.values())} replicas to move (make-before-break: they keep serving "
-        "until their replacements are ready):\n"
+        "until their replacements are Ready, at most disruptionBudget per deployment at a "
+        "time):\n"
     )
     for ref, n in moving.items():
         out.write(f"  {ref}: {n}\n")
     if args.wait <= 0:
         return 0
     deadline = time.monotonic() + args.wait
+    stuck_polls = 0
+    stuck: dict[str, str] = {}
     while moving and time.monotonic() < deadline:
         time.sleep(2)
-        moving = replicas_on(hub.list_cluster(DEPLOYMENTS), args.module)
-    if moving:
-        left = ", ".join(f"{k} ({v})" for k, v in moving.items())
-        out.write(f"still placed after {args.wait:.0f}s: {left}\n")
-        return 1
-    out.write("drained: no replicas left on the module\n")
-    return 0
+        deployments = hub.list_cluster(DEPLOYMENTS)
+        moving = replicas_on(deployments, args.module)
+        stuck = stuck_on(deployments, args.module)
+        only_stuck = bool(stuck) and set(moving) <= set(stuck)
+        stuck_polls = stuck_polls + 1 if only_stuck else 0
+        if stuck_polls >= STUCK_POLLS:
+            break
+    if not moving:
+        out.write("drained: no replicas left on the module\n")
+        return 0
+    out.write(f"not drained: replicas still on {args.module}:\n")
+    for ref, n in moving.items():
+        why = stuck.get(ref) or f"still moving after {args.wait:.0f}s"
+        out.write(f"  {ref}: {n} ({why})\n")
+    return 1
 
 
 # ---------------------------------------------------------------------------------- wiring

@@ -35,7 +35,7 @@ from aifactory.clusters import (
     secret_key,
 )
 from aifactory.clusters.workload import digest
-from aifactory.placement import PlacementSettings, place_fleet
+from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
 from aifactory.placement.compliance import forbidden_cells
 from aifactory.placement.from_api import workload_view
 from aifactory.signals.demand import apply_demand
@@ -86,12 +86,15 @@ class CycleResult:
     events: list[Event] = field(default_factory=list)
     decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
     decided_uid: dict[str, str | None] = field(default_factory=dict)
-    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    blocked: dict[str, dict[str, planner.PendingBlock]] = field(default_factory=dict)
     adopted: dict[str, datetime] = field(default_factory=dict)
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
     placed: list[str] = field(default_factory=list)
     metrics: dict[str, tuple[dict[str, int], int, float | None]] = field(default_factory=dict)
+
+
+_EMPTY_DECISION = Decision("", 0, 0, (), {}, 0.0)
 
 
 def placement_settings(rt: Runtime) -> PlacementSettings:
@@ -432,16 +435,21 @@ def _plan_one(
     member_modules = set(planner.per_module(current))
     members = _member_states(ref, member_modules, targets, target_errors, views, replicas)
     trimmed, stuck = planner.without_stuck(current, members, now, plan_settings.pending_timeout)
-    blocked = {
-        m: t
-        for m, t in rt.blocked.get(ref, {}).items()
-        if (now - t).total_seconds() < 2 * plan_settings.pending_timeout
-    }
-    for m in stuck:
-        blocked[m] = now
+    # the planner's rules decide which blocks hold (the same call it makes itself)
+    draft = planner.Inputs(
+        infd=infd,
+        wanted={},
+        current=current,
+        modules={},
+        members=members,
+        decision=_EMPTY_DECISION,
+        pending_blocks=rt.blocked.get(ref, {}),
+    )
+    blocked = planner.pending_blocks(draft, stuck, now, plan_settings.pending_timeout)
+    in_force = planner.blocked_now(blocked, now)
     g = infd.spec.resources.gpus_per_replica
     clamp: dict[str, dict[str, int]] = {}
-    for m in blocked:
+    for m in in_force:
         keep = planner.per_module(trimmed).get(m, 0)
         have = {model: gpus for (mm, model), gpus in bound.items() if mm == m}
         clamp[m] = {model: min(gpus, keep * g) for model, gpus in have.items()}
@@ -465,6 +473,11 @@ def _plan_one(
         and rt.adopted.get(ref) != fp.made_at
     ):
         rebalance = fp.decisions[ref]
+        grows = {a.module for a in rebalance.assignments} & in_force
+        if grows:
+            # the fleet plan does not know where this deployment's pods stayed Pending: never
+            # send them back there while the block lasts
+            rebalance = None
     modules_of_interest = (
         set(planner.per_module(current))
         | {a.module for a in decision.assignments}
@@ -498,7 +511,7 @@ def _plan_one(
         missing_policies=binding.missing,
         rebalance_target=rebalance,
         apply_errors=rt.executor.errors(ref),
-        blocked_until=blocked,
+        pending_blocks=rt.blocked.get(ref, {}),
         rendered_hash=rendered,
         audit=decision.audit,
     )
@@ -521,7 +534,7 @@ def _plan_one(
     ledger.reserve(ref, holdings(decided_new, bound))
     out.decided[ref] = status_new
     out.decided_uid[ref] = infd.metadata.uid
-    out.blocked[ref] = dict(blocked)
+    out.blocked[ref] = dict(result.block)
     out.settled[ref] = result.settled
     if result.rebalanced and fp is not None:
         out.adopted[ref] = fp.made_at
@@ -741,6 +754,23 @@ def _plan_invalid(
     del views, replicas, targets
 
 
+def _fleet_workload(
+    rt: Runtime, d: InferenceDeployment, snapshot: HubSnapshot, ctx: FleetContext
+) -> tuple[WorkloadView, tuple[tuple[str, str, int], ...]]:
+    """One deployment as the fleet solve sees it (live demand, running placement)."""
+    st = rt.decided.get(d.ref) or d.status
+    dd = d.model_copy(update={"status": st})
+    eff = _demand(dd, rt.demand.get(d.ref)).model_copy(update={"status": st})
+    cells = planner.cells_of(st.placements if st else [], has_demand=bool(d.spec.demand.regions))
+    bound = ctx.owned.get(d.ref, {})
+    wl = workload_view(eff, snapshot.namespace_labels.get(d.namespace))
+    wl = dataclasses.replace(
+        wl,
+        current=planner.as_current(cells, observed_pools(bound, d.spec.resources.gpus_per_replica)),
+    )
+    return wl, _cells_key(cells)
+
+
 def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterView]) -> FleetPlan:
     """The rebalancer's fleet-wide solve on the current snapshot (runs in its own thread)."""
     now = datetime.now(UTC)
@@ -761,22 +791,13 @@ def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterVi
     for d in snapshot.deployments:
         if d.metadata.deletion_timestamp is not None:
             continue
-        st = rt.decided.get(d.ref) or d.status
-        dd = d.model_copy(update={"status": st})
-        demand = rt.demand.get(d.ref)
-        eff = _demand(dd, demand).model_copy(update={"status": st})
-        has_demand = bool(d.spec.demand.regions)
-        cells = planner.cells_of(st.placements if st else [], has_demand=has_demand)
-        bound = ctx.owned.get(d.ref, {})
-        wl = workload_view(eff, snapshot.namespace_labels.get(d.namespace))
-        wl = dataclasses.replace(
-            wl,
-            current=planner.as_current(
-                cells, observed_pools(bound, d.spec.resources.gpus_per_replica)
-            ),
-        )
+        try:
+            wl, cells_key = _fleet_workload(rt, d, snapshot, ctx)
+        except Exception as exc:  # one object the engine cannot model never stops the plan
+            log.warning("rebalancer: leaving %s out of the fleet plan: %s", d.ref, exc)
+            continue
         workloads.append(wl)
-        started[d.ref] = _cells_key(cells)
+        started[d.ref] = cells_key
     # capacity the fleet solve may hand out: everything but other tenants' pods (ours are
     # all re-placed by this solve)
     ledger = Ledger(ctx, {})

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from aifactory import metrics
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.clusters import ClusterError
 
 from . import admission
 from .fleet import Invalid
@@ -233,6 +234,13 @@ def register(
 
 
 def _close(rt: Runtime) -> None:
+    if rt.settings.webhook_enabled and rt.settings.webhook_managed:
+        from .startup import remove_managed_webhook
+
+        try:
+            remove_managed_webhook(rt.hub)
+        except ClusterError as err:
+            log.info("could not remove the webhook configuration: %s", err.reason)
     if rt.elector is not None:
         rt.elector.stop()
     rt.writer.stop()

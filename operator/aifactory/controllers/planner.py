@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aifactory.api import (
     Condition,
     ConditionStatus,
+    HeldReplicas,
     InferenceDeployment,
     InferenceDeploymentStatus,
     ModulePlacement,
@@ -63,6 +64,18 @@ REASON_PROGRESSING = "Progressing"
 REASON_AS_EXPECTED = "AsExpected"
 REASON_READY = "ReplicasReady"
 REASON_NOT_READY = "ReplicasNotReady"
+
+# Why replicas stay on a module they should leave (status.heldReplicas[].reason).
+HELD_NO_DESTINATION = "NoDestination"
+HELD_WAITING_FOR_STEP = "WaitingForStep"
+HELD_WAITING_FOR_BUDGET = "WaitingForBudget"
+HELD_HANDOVER = "Handover"
+HELD_WORDS = {
+    HELD_NO_DESTINATION: "no other module can take them",
+    HELD_WAITING_FOR_STEP: "waiting for the previous step to be Ready",
+    HELD_WAITING_FOR_BUDGET: "waiting for the disruption budget",
+    HELD_HANDOVER: "serving until their replacements are Ready",
+}
 
 #: Longest status/Event message: enough to name modules and reasons, bounded for etcd.
 MAX_MESSAGE = 1024
@@ -124,6 +137,25 @@ class ApplyError:
     at: datetime
 
 
+#: Shortest time a module takes no more replicas of a deployment whose pods stayed Pending
+#: there; each repeat doubles it, up to BLOCK_MAX_S (kube-scheduler's backoff, coarser).
+BLOCK_MIN_S = 300.0
+BLOCK_MAX_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlock:
+    """Replicas of a deployment that stayed Pending on a module past pendingTimeout: the module
+    takes none of its replicas (nor the rebalancer's) until `until`. `strikes` counts how often
+    it happened; each strike doubles the wait."""
+
+    since: datetime
+    replicas: int
+    reason: str
+    until: datetime | None = None
+    strikes: int = 1
+
+
 @dataclass(frozen=True, slots=True)
 class Inputs:
     """Everything the planner needs about one deployment, already read."""
@@ -143,8 +175,8 @@ class Inputs:
     #: The rebalancer's fleet-wide target, when this cycle may take a step towards it.
     rebalance_target: Decision | None = None
     apply_errors: Mapping[str, ApplyError] = field(default_factory=dict)
-    #: Modules the deployment may not grow on until the given time (pending backoff).
-    blocked_until: Mapping[str, datetime] = field(default_factory=dict)
+    #: Modules the deployment may not grow on (its pods stayed Pending there), and why.
+    pending_blocks: Mapping[str, PendingBlock] = field(default_factory=dict)
     #: Per module: the digest of what would be applied (template and Service, not replicas).
     rendered_hash: Mapping[str, str] = field(default_factory=dict)
     audit: tuple[str, ...] = ()
@@ -201,8 +233,8 @@ class Plan:
     actions: tuple[MemberAction, ...]
     events: tuple[EventSpec, ...]
     step: StepResult
-    #: Modules to keep the deployment off (pending backoff), until when.
-    block: Mapping[str, datetime] = field(default_factory=dict)
+    #: Modules the deployment may not grow on (pending backoff): the loop keeps them.
+    block: Mapping[str, PendingBlock] = field(default_factory=dict)
     #: The rebalance target was acted on (the loop records the plan as adopted).
     rebalanced: bool = False
     #: Settled: placement fully Ready, nothing held, nothing to do.
@@ -262,6 +294,41 @@ def as_current(
         )
         for m, rs in sorted(by_module.items())
     )
+
+
+def block_seconds(timeout: float, strikes: int) -> float:
+    return float(min(BLOCK_MAX_S, max(BLOCK_MIN_S, 4 * timeout) * 2.0 ** max(0, strikes - 1)))
+
+
+def pending_blocks(
+    inputs: Inputs, stuck: Mapping[str, int], now: datetime, timeout: float
+) -> dict[str, PendingBlock]:
+    """Blocks in force, new ones for modules stuck now, and a longer one for a repeat.
+
+    An expired block is remembered (it holds the strike count) for as long again, so a module
+    that keeps refusing a deployment's pods is avoided for longer each time.
+    """
+    out: dict[str, PendingBlock] = {}
+    for m, b in inputs.pending_blocks.items():
+        until = b.until or now
+        if (now - until).total_seconds() < block_seconds(timeout, b.strikes):
+            out[m] = b
+    for module, n in stuck.items():
+        member = inputs.members.get(module)
+        why = (member.unschedulable if member else "") or ""
+        old = out.get(module)
+        if old is not None and old.until is not None and now < old.until:
+            out[module] = PendingBlock(old.since, n, why or old.reason, old.until, old.strikes)
+            continue
+        strikes = (old.strikes + 1) if old is not None else 1
+        until = now + timedelta(seconds=block_seconds(timeout, strikes))
+        out[module] = PendingBlock(now, n, why or (old.reason if old else ""), until, strikes)
+    return out
+
+
+def blocked_now(blocks: Mapping[str, PendingBlock], now: datetime) -> set[str]:
+    """Modules whose block is in force (not merely remembered for its strikes)."""
+    return {m for m, b in blocks.items() if b.until is not None and now < b.until}
 
 
 def without_stuck(
@@ -381,11 +448,11 @@ def step(
             if item.n <= 0:
                 continue
             if pending_dest <= 0:
-                why = "no other module can take them"
+                why = HELD_NO_DESTINATION
             elif not moves_allowed:
-                why = "waiting for the previous step to be Ready"
+                why = HELD_WAITING_FOR_STEP
             else:
-                why = "waiting for the disruption budget"
+                why = HELD_WAITING_FOR_BUDGET
             held.append((r, item.module, item.n, why))
             pending_dest -= item.n
     return StepResult(
@@ -432,10 +499,10 @@ def member_actions(
     inputs: Inputs,
     now: datetime,
     dropped_forbidden: set[str],
-) -> tuple[list[MemberAction], bool, list[str]]:
+) -> tuple[list[MemberAction], bool, dict[str, int]]:
     """Member changes for the next placement, with make-before-break holds.
 
-    Returns (actions, handover_complete, modules held for the handover).
+    Returns (actions, handover_complete, {module: replicas held there for the handover}).
     """
     wanted = per_module(next_cells)
     members = inputs.members
@@ -444,7 +511,7 @@ def member_actions(
         for module, n in wanted.items()
     )
     actions: list[MemberAction] = []
-    held: list[str] = []
+    held: dict[str, int] = {}
     for module in sorted(set(wanted) | {m for m, s in members.items() if s.exists}):
         member = members.get(module) or MemberState(module=module, known=False)
         use = inputs.modules.get(module)
@@ -467,7 +534,7 @@ def member_actions(
             if may_hold and member.exists and member.replicas > n:
                 target = max(n, min(member.replicas, member.ready))
                 if target > n:
-                    held.append(module)
+                    held[module] = target - n
             digest = inputs.rendered_hash.get(module, "")
             if not member.exists or (digest and member.spec_hash != digest):
                 if not retry_later:
@@ -476,8 +543,8 @@ def member_actions(
                 actions.append(MemberAction("scale", module, target, "placement"))
         else:
             if may_hold and member.ready > 0:
-                held.append(module)
                 keep = min(member.replicas, member.ready)
+                held[module] = keep
                 if member.replicas != keep:
                     actions.append(MemberAction("scale", module, keep, "handover"))
                 continue
@@ -556,7 +623,7 @@ def plan(
     wanted_total = sum(inputs.wanted.values())
     events: list[EventSpec] = []
     current, stuck = without_stuck(inputs.current, inputs.members, now, settings.pending_timeout)
-    block = {m: now for m in stuck}
+    block = pending_blocks(inputs, stuck, now, settings.pending_timeout)
 
     if inputs.missing_policies:
         # placement is paused: keep what runs, place nothing new, never remove
@@ -684,13 +751,16 @@ def plan(
     for module, err in sorted(inputs.apply_errors.items()):
         if err.generation == gen or not err.permanent:
             problems.append((err.reason, f"{module}: {err.message}"))
-    for module, n in sorted(stuck.items()):
-        why = members[module].unschedulable or "not scheduled"
+    recovering = serving < wanted_total
+    for module, b in sorted(block.items()):
+        if module not in stuck and (not recovering or module not in blocked_now(block, now)):
+            continue  # replaced and serving again: history only (the Event says it)
         problems.append(
             (
                 REASON_PODS_PENDING,
-                f"{n} replicas on {module} Pending longer than "
-                f"{settings.pending_timeout:.0f}s ({why}); re-placing them",
+                f"{b.replicas} replicas on {module} stayed Pending longer than "
+                f"{settings.pending_timeout:.0f}s ({b.reason or 'not scheduled'}); "
+                "placing them elsewhere",
             )
         )
     down = sorted(m for m in placed_by_module if m in members and not members[m].known) + sorted(
@@ -704,7 +774,7 @@ def plan(
         )
     if unplaced and not inputs.missing_policies:
         problems.append((REASON_UNSCHEDULABLE, f"{unplaced} replicas unplaced"))
-    stuck_moves = [h for h in step_result.held if h[3] == "no other module can take them"]
+    stuck_moves = [h for h in step_result.held if h[3] == HELD_NO_DESTINATION]
     if stuck_moves:
         desc = ", ".join(f"{n} serving {r or 'all'} on {m}" for r, m, n, _ in stuck_moves)
         problems.append(
@@ -753,7 +823,9 @@ def plan(
     message_parts = []
     if held_modules:
         message_parts.append(
-            "keeping replicas on " + ", ".join(held_modules) + " until their replacements are Ready"
+            "keeping replicas on "
+            + ", ".join(sorted(held_modules))
+            + " until their replacements are Ready"
         )
     waiting = [h for h in step_result.held if h[3] != "no other module can take them"]
     if waiting:
@@ -840,6 +912,13 @@ def plan(
                 )
             )
 
+    held_status = [
+        HeldReplicas(module=m, replicas=n, region=r or None, reason=why)
+        for r, m, n, why in step_result.held
+    ] + [
+        HeldReplicas(module=m, replicas=n, reason=HELD_HANDOVER)
+        for m, n in sorted(held_modules.items())
+    ]
     previous = infd.status
     status = InferenceDeploymentStatus(
         observed_generation=gen,
@@ -857,6 +936,7 @@ def plan(
         last_moves=[f"{n} serving {r or 'all'}: {a} -> {b}" for r, a, b, n in step_result.moves]
         if step_result.moves
         else (previous.last_moves if previous else None),
+        held_replicas=held_status or None,
         cost=round(decision.cost, 4),
         explanation=_explanation(decision),
         observed_demand=previous.observed_demand if previous else None,

@@ -27,7 +27,7 @@ from .events import EventRecorder
 from .executor import MemberExecutor
 from .fleet import HubSnapshot, Invalid
 from .leader import LeaderElector
-from .planner import ModuleUse
+from .planner import ModuleUse, PendingBlock
 from .writer import HubWriter
 
 GROUP = "aifactory.dev"
@@ -87,7 +87,7 @@ class Runtime:
     # --- planning state (placement loop only) ---------------------------------------------
     decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
     decided_uid: dict[str, str | None] = field(default_factory=dict)
-    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    blocked: dict[str, dict[str, PendingBlock]] = field(default_factory=dict)
     adopted: dict[str, datetime] = field(default_factory=dict)
     next_plan: dict[str, float] = field(default_factory=dict)
     unsettled: set[str] = field(default_factory=set)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aifactory.api.deployment import InferenceDeployment, PrometheusDemandSource
+from aifactory.api.limits import MAX_REQUESTS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ REASON_UNREACHABLE = "PrometheusUnreachable"
 REASON_QUERY_FAILED = "QueryFailed"
 REASON_BAD_RESULT = "BadResult"
 REASON_EMPTY_SAMPLE = "EmptySample"
+REASON_OUT_OF_RANGE = "ReadingOutOfRange"
 
 #: A vector of a few thousand series is a few hundred KiB; anything far bigger is a wrong query.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -224,6 +226,20 @@ def apply_demand(
         raise DemandSignalError(
             REASON_BAD_RESULT, f"requests per second must be finite and >= 0, got {bad}"
         )
+    huge = {
+        name: v
+        for name, v in sample.items()
+        if v > MAX_REQUESTS_PER_SECOND and name in {r.name for r in deployment.spec.demand.regions}
+    }
+    if huge:
+        # the same bound the CRD puts on spec.demand.regions[].requestsPerSecond: a reading
+        # beyond it is a broken query, and replica counts derived from it would overflow
+        raise DemandSignalError(
+            REASON_OUT_OF_RANGE,
+            "requests per second above the API's limit of "
+            f"{MAX_REQUESTS_PER_SECOND:g}: "
+            + ", ".join(f"{k}={v:g}" for k, v in sorted(huge.items())),
+        )
     extra = unmatched_regions(deployment, sample)
     if extra:
         log.warning(
@@ -245,6 +261,7 @@ def apply_demand(
 __all__ = [
     "REASON_BAD_RESULT",
     "REASON_EMPTY_SAMPLE",
+    "REASON_OUT_OF_RANGE",
     "REASON_QUERY_FAILED",
     "REASON_UNREACHABLE",
     "DemandSample",
