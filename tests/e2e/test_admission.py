@@ -115,7 +115,7 @@ def test_without_the_operator_cleanup_is_never_blocked(
     for name in ("in-doomed-namespace", "finalizer-by-hand"):
         wait_for(f"{name} Ready", lambda name=name: _ready(kubectl, ns, name), timeout=120)
 
-    operator.stop()  # its webhook configuration stays
+    operator.kill()  # gone without a goodbye: its webhook configuration stays
     try:
         _cleanup_without_the_operator(kubectl, ns)
     finally:
