@@ -296,7 +296,10 @@ def test_replica_with_cold_caches_is_not_ready_and_does_not_guess(
     cold = replica(kubeconfig, COLD_POD, replicas.cert, fleet)
     binding = f"{COLD_ACCOUNT}-reads-the-hub"
     try:
-        wait_for("the cold replica's webhook", cold.serving, timeout=60)
+        try:
+            wait_for("the cold replica's webhook", cold.serving, timeout=90)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{cold.logs()[-3000:]}") from None
         assert readyz(cold) == 503
         forbidden = pinned_to_dallas(sample_deployment("eu-assistant"))
         valid = sample_deployment("eu-assistant")
