@@ -38,7 +38,7 @@ fleet-status:  ## show the local fleet's processes
 
 crds: venv  ## regenerate crds/, the chart's CRDs and docs/reference.md from the pydantic models
 	$(PY) -m aifactory.api.crds --out crds
-	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds --peering
+	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds
 	$(PY) -m aifactory.api.reference --out docs/reference.md
 	$(PY) -m hack.chart
 

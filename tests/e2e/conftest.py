@@ -20,6 +20,8 @@ from tests.e2e.helpers import (
     wait_for,
 )
 
+from aifactory.controllers.startup import WEBHOOK_CONFIGURATION
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -48,3 +50,12 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
     finally:
         delete_all_deployments(kubectl)
         op.stop()
+        # the operator leaves its webhook configuration (failurePolicy Fail) when it stops: a
+        # reused fleet must not keep refusing InferenceDeployments in the next session
+        kubectl(
+            "delete",
+            "validatingwebhookconfiguration",
+            WEBHOOK_CONFIGURATION,
+            "--ignore-not-found",
+            check=False,
+        )
