@@ -309,7 +309,13 @@ def test_env_that_kubernetes_accepts_passes_the_crd_and_reaches_members_as_it_wa
     # The operator renders the member Deployment from the parsed model: same env, accepted.
     infd = InferenceDeployment.from_manifest({**doc, "metadata": {"name": "env-forms"}})
     module = AIFactoryModule.from_manifest(base("AIFactoryModule"))
-    rendered = render(infd, module, 0, {"aifactory.dev/module": module.name})
+    rendered = render(
+        infd,
+        module.name,
+        0,
+        {"aifactory.dev/module": module.name},
+        [p.model for p in module.spec.capacity.gpus],
+    )
     deployment = next(o for o in rendered if o["kind"] == "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["env"] == VALID_ENV
     proc = _dry_run(kubectl, _member_deployment(VALID_ENV), cluster="reykjavik")

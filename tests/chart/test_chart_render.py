@@ -42,6 +42,8 @@ def test_defaults_render_the_core_objects() -> None:
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Service",
             "Secret",
@@ -188,13 +190,14 @@ def test_two_replicas_elect_a_leader_with_a_lease() -> None:
         },
     ]
     assert len(by_kind(docs, "PodDisruptionBudget")) == 1
-    # one replica: no election unless forced; forced off with many replicas is respected
+    # one replica elects too by default (a rolling update hands over strictly); null = only
+    # with several replicas; forced off with many replicas is respected
     one = render()
-    assert _env(one)["AIFACTORY_LEADER_ELECTION"]["value"] == "false"
-    assert "AIFACTORY_LEASE_NAME" not in _env(one)
-    assert not [r for r in by_kind(one, "Role") if "leader" in r["metadata"]["name"]]
-    forced = _env(render("--set", "highAvailability.leaderElection=true"))
-    assert forced["AIFACTORY_LEADER_ELECTION"]["value"] == "true"
+    assert _env(one)["AIFACTORY_LEADER_ELECTION"]["value"] == "true"
+    auto = render("--set", "highAvailability.leaderElection=null")
+    assert _env(auto)["AIFACTORY_LEADER_ELECTION"]["value"] == "false"
+    assert "AIFACTORY_LEASE_NAME" not in _env(auto)
+    assert not [r for r in by_kind(auto, "Role") if "leader" in r["metadata"]["name"]]
     off = _env(render("--set", "replicaCount=3", "--set", "highAvailability.leaderElection=false"))
     assert off["AIFACTORY_LEADER_ELECTION"]["value"] == "false"
 
