@@ -8,6 +8,7 @@ writes and Events for the loop to hand to the executor, the writer and the recor
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from aifactory.clusters.workload import digest
 from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
 from aifactory.placement.compliance import forbidden_cells
 from aifactory.placement.from_api import workload_view
+from aifactory.placement.priority import PriorityClassView, UnknownPriorityClassError, priority_of
 from aifactory.signals.demand import apply_demand
 
 from . import planner
@@ -332,8 +334,16 @@ def run_cycle(
                 Job(w.owner, target, planner.MemberAction("delete", w.module, 0, "owner gone"))
             )
 
-    order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), snapshot), r))
-    for ref in order:
+    classes = priority_views(snapshot)
+    order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
+    queue = collections.deque(order)
+    planned: set[str] = set()
+    ctx_extra = _CycleExtra(classes=classes, status_of=status_of)
+    while queue:
+        ref = queue.popleft()
+        if ref in planned:
+            continue
+        planned.add(ref)
         infd = by_ref.get(ref)
         if infd is None:
             inv = next((i for i in snapshot.invalid if i.key == ref), None)
@@ -361,21 +371,75 @@ def run_cycle(
                     plan_settings,
                     out,
                     now,
+                    ctx_extra,
                 )
+            for victim in ctx_extra.preempted:
+                if victim not in planned or victim in ctx_extra.replan:
+                    planned.discard(victim)
+                    queue.append(victim)
+            ctx_extra.replan.clear()
         except Exception as exc:  # one bad object never stalls the fleet
             log.exception("planning %s failed", ref)
             _plan_failed(rt, infd, f"{type(exc).__name__}: {exc}", out, now)
     return out
 
 
-def _priority(infd: InferenceDeployment | None, snapshot: HubSnapshot) -> int:
+@dataclass
+class _CycleExtra:
+    """What one cycle shares between its deployments: PriorityClasses, the other deployments
+    as the engine sees them (built once, only when a preemption is tried), preemptions."""
+
+    classes: tuple[PriorityClassView, ...]
+    status_of: Any
+    running: list[WorkloadView] | None = None
+    #: victim ref -> module -> replicas displaced there this cycle
+    preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
+    replan: set[str] = field(default_factory=set)
+
+
+def priority_views(snapshot: HubSnapshot) -> tuple[PriorityClassView, ...]:
+    return tuple(
+        PriorityClassView(name, value, default, policy)  # type: ignore[arg-type]
+        for name, (value, policy, default) in sorted(snapshot.priority_classes.items())
+    )
+
+
+def _priority(infd: InferenceDeployment | None, classes: tuple[PriorityClassView, ...]) -> int:
     if infd is None:
         return 0
-    name = getattr(infd.spec, "priority_class_name", None)
-    if name and name in snapshot.priority_classes:
-        return int(snapshot.priority_classes[name][0])
-    default = next((v for v, _, g in snapshot.priority_classes.values() if g), 0)
-    return int(default)
+    try:
+        return priority_of(infd.spec.priority_class_name, classes)[0]
+    except UnknownPriorityClassError:
+        return 0
+
+
+def _running(snapshot: HubSnapshot, ctx: FleetContext, extra: _CycleExtra) -> list[WorkloadView]:
+    """Every deployment with its running placement and priority (preemption candidates)."""
+    if extra.running is not None:
+        return extra.running
+    out: list[WorkloadView] = []
+    for d in snapshot.deployments:
+        st = extra.status_of(d)
+        cells = planner.cells_of(
+            st.placements if st else [], has_demand=bool(d.spec.demand.regions)
+        )
+        try:
+            wl = workload_view(
+                d, snapshot.namespace_labels.get(d.namespace), priority_classes=extra.classes
+            )
+        except (UnknownPriorityClassError, ValueError):
+            continue
+        bound = ctx.owned.get(d.ref, {})
+        out.append(
+            dataclasses.replace(
+                wl,
+                current=planner.as_current(
+                    cells, observed_pools(bound, d.spec.resources.gpus_per_replica)
+                ),
+            )
+        )
+    extra.running = out
+    return out
 
 
 def _plan_failed(
@@ -424,6 +488,7 @@ def _plan_one(
     plan_settings: planner.Settings,
     out: CycleResult,
     now: datetime,
+    extra: _CycleExtra,
 ) -> None:
     ref = infd.ref
     demand_state = rt.demand.get(ref)
@@ -434,7 +499,11 @@ def _plan_one(
     bound = ctx.owned.get(ref, {})
     member_modules = set(planner.per_module(current))
     members = _member_states(ref, member_modules, targets, target_errors, views, replicas)
-    trimmed, stuck = planner.without_stuck(current, members, now, plan_settings.pending_timeout)
+    preempted = extra.preempted.get(ref, {})
+    after_preemption, _ = planner.without_preempted(current, preempted)
+    trimmed, stuck = planner.without_stuck(
+        after_preemption, members, now, plan_settings.pending_timeout
+    )
     # the planner's rules decide which blocks hold (the same call it makes itself)
     draft = planner.Inputs(
         infd=infd,
@@ -453,13 +522,42 @@ def _plan_one(
         keep = planner.per_module(trimmed).get(m, 0)
         have = {model: gpus for (mm, model), gpus in bound.items() if mm == m}
         clamp[m] = {model: min(gpus, keep * g) for model, gpus in have.items()}
-    workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
+    missing_class: str | None = None
+    try:
+        workload = workload_view(
+            effective,
+            snapshot.namespace_labels.get(infd.namespace),
+            priority_classes=extra.classes,
+        )
+    except UnknownPriorityClassError as exc:
+        missing_class = exc.name
+        workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
     decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    if (
+        decision.unplaced_replicas
+        and missing_class is None
+        and workload.preemption_policy != "Never"
+        and not ws.binding.missing
+    ):
+        running = [r for r in _running(snapshot, ctx, extra) if r.key != ref]
+        if any(r.priority < workload.priority for r in running):
+            decision, ws = ledger.place(workload, ctx.policies, clamp=clamp, running=running)
+            for pre in decision.preemptions:
+                victim = extra.preempted.setdefault(pre.deployment, {})
+                old = victim.get(pre.module)
+                victim[pre.module] = planner.Preempted(
+                    pre.replicas + (old.replicas if old else 0), ref, workload.priority
+                )
+                other = next((d for d in snapshot.deployments if d.ref == pre.deployment), None)
+                gpus = pre.replicas * (other.spec.resources.gpus_per_replica if other else 1)
+                ledger.take(pre.deployment, pre.module, gpus)
+                extra.replan.add(pre.deployment)
+                extra.running = None  # the victim's placement changes
     binding = ws.binding
     forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
@@ -514,13 +612,15 @@ def _plan_one(
         pending_blocks=rt.blocked.get(ref, {}),
         rendered_hash=rendered,
         audit=decision.audit,
+        preempted=preempted,
+        missing_priority_class=missing_class,
     )
     result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
     status_new = result.status
-    extra = _demand_condition(infd, demand_state)
-    if extra is not None:
+    signal = _demand_condition(infd, demand_state)
+    if signal is not None:
         status_new = status_new.model_copy(
-            update={"conditions": set_condition(status_new.conditions, extra, now=now)}
+            update={"conditions": set_condition(status_new.conditions, signal, now=now)}
         )
     if demand_state is not None and demand_state.effective:
         status_new = status_new.model_copy(

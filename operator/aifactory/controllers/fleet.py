@@ -289,6 +289,7 @@ class Ledger:
         *,
         clamp: Mapping[str, Mapping[str, int]] | None = None,
         explain_all: bool | None = None,
+        running: Sequence[WorkloadView] = (),
     ) -> tuple[Decision, WorkloadState]:
         """The engine's decision for one deployment on what is free now (nothing reserved).
 
@@ -305,7 +306,21 @@ class Ledger:
                 model = self.fleet.modules[mi].pools[int(self.fleet.pool_orig[p])].model
                 pf[p] = min(int(pf[p]), int(models.get(model, 0)))
         np.maximum(pf, 0, out=pf)
-        return place_against(self.fleet, workload, policies, pf, pw, explain_all=explain_all)
+        return place_against(
+            self.fleet, workload, policies, pf, pw, explain_all=explain_all, running=running
+        )
+
+    def take(self, ref: str, module: str, gpus: int) -> None:
+        """Give back `gpus` GPUs a deployment holds on `module` (its replicas were preempted
+        there), largest holding first."""
+        held = self._held.get(ref, {})
+        for key in sorted((k for k in held if k[0] == module), key=lambda k: -held[k]):
+            if gpus <= 0:
+                break
+            k = min(gpus, held[key])
+            held[key] -= k
+            gpus -= k
+            self._adjust(key, -k)
 
 
 def decided_pools(deployment: InferenceDeployment) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ and writes what it returns. The safety rules of the operator live in this module
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ REASON_PLACED = "Placed"
 REASON_NOTHING_WANTED = "NoReplicasWanted"
 REASON_UNSCHEDULABLE = "Unschedulable"
 REASON_POLICY_NOT_FOUND = "PolicyNotFound"
+REASON_PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
 REASON_MEMBER_REJECTED = "MemberRejected"
 REASON_PODS_PENDING = "PodsPending"
 REASON_MODULE_UNREACHABLE = "ModuleUnreachable"
@@ -157,6 +159,15 @@ class PendingBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class Preempted:
+    """Replicas of this deployment a higher-priority one displaces from a module, now."""
+
+    replicas: int
+    by: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
 class Inputs:
     """Everything the planner needs about one deployment, already read."""
 
@@ -180,6 +191,10 @@ class Inputs:
     #: Per module: the digest of what would be applied (template and Service, not replicas).
     rendered_hash: Mapping[str, str] = field(default_factory=dict)
     audit: tuple[str, ...] = ()
+    #: module -> replicas displaced there by a higher-priority deployment this cycle
+    preempted: Mapping[str, Preempted] = field(default_factory=dict)
+    #: spec.priorityClassName names no PriorityClass: placement pauses like a missing policy
+    missing_priority_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +344,27 @@ def pending_blocks(
 def blocked_now(blocks: Mapping[str, PendingBlock], now: datetime) -> set[str]:
     """Modules whose block is in force (not merely remembered for its strikes)."""
     return {m for m, b in blocks.items() if b.until is not None and now < b.until}
+
+
+def without_preempted(
+    current: Mapping[tuple[str, str], int], preempted: Mapping[str, Preempted]
+) -> tuple[Cells, list[tuple[str, str, int, str]]]:
+    """The current cells minus replicas displaced by preemption, and the removals (region,
+    module, n, why). Preemption removes at once, as kube-scheduler evicts lower priorities."""
+    out = dict(current)
+    removed: list[tuple[str, str, int, str]] = []
+    for module, p in sorted(preempted.items()):
+        left = p.replicas
+        for key in sorted((k for k in out if k[1] == module), key=lambda k: (-out[k], k)):
+            if left <= 0:
+                break
+            d = min(left, out[key])
+            out[key] -= d
+            left -= d
+            removed.append((key[0], module, d, f"preempted by {p.by} (priority {p.priority})"))
+            if out[key] == 0:
+                del out[key]
+    return out, removed
 
 
 def without_stuck(
@@ -622,12 +658,13 @@ def plan(
     decision = inputs.decision
     wanted_total = sum(inputs.wanted.values())
     events: list[EventSpec] = []
-    current, stuck = without_stuck(inputs.current, inputs.members, now, settings.pending_timeout)
+    after_preemption, preempted_removals = without_preempted(inputs.current, inputs.preempted)
+    current, stuck = without_stuck(after_preemption, inputs.members, now, settings.pending_timeout)
     block = pending_blocks(inputs, stuck, now, settings.pending_timeout)
 
-    if inputs.missing_policies:
+    if inputs.missing_policies or inputs.missing_priority_class:
         # placement is paused: keep what runs, place nothing new, never remove
-        step_result = StepResult(cells=dict(current))
+        step_result = StepResult(cells=dict(current), removed=tuple(preempted_removals))
     else:
         involuntary = _involuntary(current, inputs.modules, inputs.forbidden)
         is_settled = settled(inputs.current, inputs.members)
@@ -647,10 +684,16 @@ def plan(
             budget=settings.budget,
             moves_allowed=is_settled,
         )
+        if preempted_removals:
+            step_result = dataclasses.replace(
+                step_result, removed=tuple(preempted_removals) + step_result.removed
+            )
 
     next_cells = step_result.cells
     dropped_forbidden = {
-        m for _, m, _, why in step_result.removed if why.startswith("an Enforce policy")
+        m
+        for _, m, _, why in step_result.removed
+        if why.startswith(("an Enforce policy", "preempted by"))
     }
     actions, complete, held_modules = member_actions(next_cells, inputs, now, dropped_forbidden)
 
@@ -690,17 +733,10 @@ def plan(
             )
 
     conditions = list(infd.status.conditions) if infd.status else []
+    paused = _paused(inputs)
     # Placed
-    if inputs.missing_policies:
-        names = ", ".join(inputs.missing_policies)
-        placed_cond = _cond(
-            PLACED,
-            False,
-            REASON_POLICY_NOT_FOUND,
-            f"SovereigntyPolicy {names} named in spec.sovereigntyPolicies does not exist: "
-            "placement is paused (running replicas stay, nothing new is placed)",
-            gen,
-        )
+    if paused is not None:
+        placed_cond = _cond(PLACED, False, paused[0], paused[1], gen)
     elif wanted_total == 0:
         placed_cond = _cond(PLACED, True, REASON_NOTHING_WANTED, "0 replicas wanted", gen)
     elif unplaced == 0:
@@ -772,7 +808,7 @@ def plan(
         problems.append(
             (REASON_MODULE_UNREACHABLE, f"{module} not observed{': ' + why if why else ''}")
         )
-    if unplaced and not inputs.missing_policies:
+    if unplaced and paused is None:
         problems.append((REASON_UNSCHEDULABLE, f"{unplaced} replicas unplaced"))
     stuck_moves = [h for h in step_result.held if h[3] == HELD_NO_DESTINATION]
     if stuck_moves:
@@ -783,8 +819,8 @@ def plan(
                 f"replicas should leave but no other module can take them: {desc}",
             )
         )
-    if inputs.missing_policies:
-        problems.append((REASON_POLICY_NOT_FOUND, placed_cond.message))
+    if paused is not None:
+        problems.append(paused)
     degraded_reason = problems[0][0] if problems else REASON_AS_EXPECTED
     conditions = set_condition(
         conditions,
@@ -802,7 +838,13 @@ def plan(
     stalled_reasons = [
         (r, m)
         for r, m in problems
-        if r in (REASON_MEMBER_REJECTED, REASON_POLICY_NOT_FOUND, REASON_UNSCHEDULABLE)
+        if r
+        in (
+            REASON_MEMBER_REJECTED,
+            REASON_POLICY_NOT_FOUND,
+            REASON_PRIORITY_CLASS_NOT_FOUND,
+            REASON_UNSCHEDULABLE,
+        )
         or (r == "MemberForbidden")
     ]
     conditions = set_condition(
@@ -898,10 +940,28 @@ def plan(
     for kind, detail in problems:
         if kind in (REASON_MEMBER_REJECTED, REASON_PODS_PENDING, REASON_MOVE_BLOCKED):
             events.append(EventSpec("Warning", kind, detail))
-    if unplaced and not inputs.missing_policies:
+    if unplaced and paused is None:
         events.append(EventSpec("Warning", "PlacementFailed", _clip(placed_cond.message)))
-    if inputs.missing_policies:
-        events.append(EventSpec("Warning", REASON_POLICY_NOT_FOUND, placed_cond.message))
+    if paused is not None:
+        events.append(EventSpec("Warning", paused[0], paused[1]))
+    for r, m, n, why in step_result.removed:
+        if why.startswith("preempted by"):
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "Preempted",
+                    f"{n} replicas serving {r or 'all'} removed from {m}: {why}",
+                )
+            )
+    for pre in decision.preemptions:
+        events.append(
+            EventSpec(
+                "Normal",
+                "Preempting",
+                f"displaced {pre.replicas} replicas of {pre.deployment} (priority "
+                f"{pre.priority}) on {pre.module}",
+            )
+        )
     for a in actions:
         if a.kind == "delete":
             events.append(
@@ -928,7 +988,7 @@ def plan(
         placements=placements,
         routing=routing,
         unsatisfied=Unsatisfied(replicas=unplaced, reason=_clip(decision.message))
-        if unplaced and not inputs.missing_policies
+        if unplaced and paused is None
         else None,
         last_rebalance_time=now
         if step_result.moves
@@ -951,6 +1011,24 @@ def plan(
         rebalanced=rebalanced_flag(inputs, step_result),
         settled=not in_flight and not problems,
     )
+
+
+def _paused(inputs: Inputs) -> tuple[str, str] | None:
+    """Why placement is paused (running replicas stay, nothing new is placed), if it is."""
+    if inputs.missing_policies:
+        names = ", ".join(inputs.missing_policies)
+        return (
+            REASON_POLICY_NOT_FOUND,
+            f"SovereigntyPolicy {names} named in spec.sovereigntyPolicies does not exist: "
+            "placement is paused (running replicas stay, nothing new is placed)",
+        )
+    if inputs.missing_priority_class:
+        return (
+            REASON_PRIORITY_CLASS_NOT_FOUND,
+            f"PriorityClass {inputs.missing_priority_class} named in spec.priorityClassName "
+            "does not exist: placement is paused (running replicas stay, nothing new is placed)",
+        )
+    return None
 
 
 def rebalanced_flag(inputs: Inputs, result: StepResult) -> bool:
