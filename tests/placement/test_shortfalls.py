@@ -3,6 +3,7 @@ hysteresis. The reasons are computed against the capacity every decision leaves.
 
 from __future__ import annotations
 
+import pytest
 from tests.placement.factories import FR, IE, NO, module, pool, region, state
 from tests.placement.factories import workload as make_workload
 
@@ -10,8 +11,10 @@ from aifactory.placement import FleetState
 from aifactory.placement.converge import place_incremental
 from aifactory.placement.cycle import prepare
 from aifactory.placement.explain import (
+    REASON_KEPT,
     REASON_POOLS_FULL,
     REASON_SPREAD,
+    REASON_STICKY,
     alloc_of,
     free_after,
     holders_of,
@@ -84,12 +87,21 @@ def test_spread_keeps_a_replica_on_a_dearer_module() -> None:
     }
 
 
-def test_hysteresis_keeps_the_running_placement() -> None:
+@pytest.mark.parametrize(
+    ("carbon", "expected"),
+    [
+        # far costs 0.016 more per replica (7.4%): a fresh placement is cheaper, by less than
+        # the 10% hysteresis
+        (108.0, REASON_KEPT.format(delta=0.016, stability="{stability}")),
+        # 0.010 more: no more than the stickiness bonus, so no solve even proposes a move
+        (105.0, REASON_STICKY.format(delta=0.010, bonus=0.01)),
+    ],
+)
+def test_a_kept_running_placement_says_why_it_stays(carbon: float, expected: str) -> None:
     from aifactory.placement import CurrentAssignment, place_one
 
-    # carbon only: far costs 5% more per replica, less than the 10% hysteresis
     near = module("near", IE, pools=[pool("H100", 16)])
-    far = module("far", FR, pools=[pool("H100", 16)], carbon_intensity=105.0)
+    far = module("far", FR, pools=[pool("H100", 16)], carbon_intensity=carbon)
     wl = make_workload("ns/b", replicas=2, current=(CurrentAssignment("far", 2),))
     fleet, ws = state([near, far], wl)
     d = place_one(wl, fleet)
@@ -98,7 +110,10 @@ def test_hysteresis_keeps_the_running_placement() -> None:
     found = shortfalls(
         fleet, ws, alloc_of(fleet, ws, d), pool_free, power_free, stability=d.stability
     )
-    assert found == {"near": [f"2 replica(s) on dearer far: {d.stability}"]}
+    reason = expected.replace("{stability}", d.stability)
+    assert found == {"near": [f"2 replica(s) on dearer far: {reason}"]}
+    if carbon == 108.0:
+        assert "7.4% < 10%" in reason
 
 
 def test_nothing_to_say_when_every_region_is_on_its_cheapest_module() -> None:

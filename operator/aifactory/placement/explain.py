@@ -228,6 +228,11 @@ REASON_POWER = (
     "power budget: {used:.1f}/{budget:.1f} kW in use; one more replica needs {need:.1f} kW"
 )
 REASON_SPREAD = "slo.minModules {k}: moving it would leave {have} module(s)"
+REASON_KEPT = "kept where it runs (saves {delta:.3f} per replica; {stability})"
+REASON_STICKY = (
+    "kept where it runs: moving saves {delta:.3f} per replica, no more than the {bonus} bonus "
+    "the engine gives what runs (stickiness), so no plan proposes it"
+)
 REASON_UNTAKEN = "room for {room} more, {delta:.3f} cheaper per replica than {dearer}: not taken"
 
 
@@ -385,19 +390,23 @@ def shortfalls(
             if why is None and short <= 0 and dearer:
                 a = dearer[-1]  # the cheapest of the dearer ones: the move that would pay least
                 after = len(used) - (used.get(a, 0) == 1) + (used.get(m, 0) == 0)
+                delta = float(ws.cost[r, a]) - cost
                 if after < min(need, sum(used.values())):
                     why = REASON_SPREAD.format(k=ws.workload.min_modules, have=after)
                 elif stability.startswith(("kept", "repaired")):
-                    why = stability
+                    stick = fleet.settings.stickiness
+                    why = (
+                        REASON_STICKY.format(delta=delta, bonus=stick)
+                        if delta <= stick + 1e-12
+                        else REASON_KEPT.format(delta=delta, stability=stability)
+                    )
                 else:
                     idx = np.array([m], np.int64)
                     room, _ = fleet.capacity(
                         ws.eligible_pool, ws.workload.gpus_per_replica, pool_free, power_free_w, idx
                     )
                     why = REASON_UNTAKEN.format(
-                        room=int(room[m]),
-                        delta=float(ws.cost[r, a]) - cost,
-                        dearer=fleet.names[a],
+                        room=int(room[m]), delta=delta, dearer=fleet.names[a]
                     )
             elif why is None:
                 why = stability or "not taken"
