@@ -190,21 +190,20 @@ def _table(
     sep: str = "   ",
     indent: str = "",
 ) -> None:
-    """Left-aligned columns; with `wrap_last` the last column wraps within WIDTH, its
-    continuation lines aligned under it."""
+    """Left-aligned columns. With `wrap_last`, a last cell too long for its column goes on
+    the next line(s) instead, indented, whole when it fits WIDTH and wrapped when not."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lead = len(indent) + sum(w + len(sep) for w in widths[:-1])
-    room = max(20, WIDTH - lead)
+    if wrap_last:  # size the last column by what fits, so the rest do not push it out
+        lead = len(indent) + sum(w + len(sep) for w in widths[:-1])
+        widths[-1] = min(widths[-1], max(0, WIDTH - lead))
     for r in rows:
         cells = [c.ljust(w) for c, w in zip(r[:-1], widths[:-1], strict=True)]
         last = r[-1]
-        if wrap_last and len(last) > room:
-            parts = textwrap.wrap(last, room, break_long_words=False, break_on_hyphens=False)
-        else:
-            parts = [last]
-        out.write((indent + sep.join([*cells, parts[0]])).rstrip() + "\n")
-        for more in parts[1:]:
-            out.write(" " * lead + more + "\n")
+        if wrap_last and len(last) > widths[-1]:
+            out.write((indent + sep.join(cells)).rstrip() + "\n")
+            _wrapped(last, out, indent=indent + "  ", more=indent + "  ")
+            continue
+        out.write((indent + sep.join([*cells, last])).rstrip() + "\n")
 
 
 def _wrapped(text: str, out: TextIO, indent: str = "  ", more: str = "    ") -> None:
