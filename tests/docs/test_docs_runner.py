@@ -91,3 +91,15 @@ def test_rewrite_keeps_the_part_of_the_output_the_page_showed() -> None:
     assert rewrite("...\nNAME  AGE\nold\n", actual) == "...\nNAME  AGE\none   1s\ntwo   2s"
     assert rewrite("x\n...\n", actual) == "x\n..."
     assert rewrite("anything\n", actual) == actual.rstrip()
+
+
+def test_demo_comparison_marks_what_differs() -> None:
+    from hack.demo import comparison
+
+    lines = comparison(
+        {"a/x": {"oslo": 2, "paris": 1}, "b/y": {"dallas": 3}},
+        {"a/x": {"oslo": 3}, "b/y": {"dallas": 3}},
+    )
+    assert lines[0].split("  ")[0] == "DEPLOYMENT"
+    assert lines[1].split() == ["a/x", "oslo=2,paris=1", "oslo=3", "DIFFERENT"]
+    assert lines[2].split() == ["b/y", "dallas=3", "dallas=3", "same"]
