@@ -501,7 +501,7 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             indent="",
             more="  ",
         )
-    out.write("\nModules (SOURCE: where the verdict comes from):\n")
+    out.write("\nModules (SOURCE: where the verdict comes from; LIVE: the engine's verdict now):\n")
     for name, what in SOURCES.items():
         _wrapped(f"{name}: {what}", out, indent="  ", more="    ")
     _wrapped(f"live: {view.summary.strip()}", out, indent="  ", more="    ")
@@ -515,9 +515,18 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
         more="    ",
     )
     out.write("\n")
-    header = ("MODULE", "VERDICT", "REPLICAS", "SOURCE")
+    # VERDICT and SOURCE: the operator's verdict (status) or, for modules status does not
+    # cover, the engine's (live); LIVE: the engine's verdict now, for every module
+    header = ("MODULE", "VERDICT", "REPLICAS", "SOURCE", "LIVE")
     cols = [header] + [
-        (r.module, r.verdict, str(r.replicas) if r.replicas else "-", r.source) for r in reports
+        (
+            r.module,
+            r.verdict,
+            str(r.replicas) if r.replicas else "-",
+            r.source,
+            r.live_verdict or "-",
+        )
+        for r in reports
     ]
     widths = [max(len(c[i]) for c in cols) for i in range(len(header))]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")

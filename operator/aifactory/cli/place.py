@@ -338,7 +338,7 @@ def render_table(
             _table([[m, why.removeprefix("rejected: ")] for m, why in rejected], out, "    ")
         fewer = (shortfalls or {}).get(d.deployment, {})
         if fewer:
-            out.write("  fewer replicas than they could take:\n")
+            out.write("  modules with fewer replicas than they could take:\n")
             for module, reasons in sorted(fewer.items()):
                 for reason in reasons:
                     out.write(_wrap(f"    {module}: {reason}", "      ") + "\n")
