@@ -52,7 +52,7 @@ test-unit: venv  ## pure tests, no fleet
 test: tools system-deps lint  ## everything: lint, unit tests and tests against the real local fleet
 	$(VENV)/bin/pytest
 
-demo: tools  ## local fleet + CRDs + samples, then the placement of the sample workloads
+demo: tools  ## local fleet, operator and samples; waits until settled, prints live vs offline (place --mode operator)
 	$(PY) -m hack.demo
 
 demo-down:  ## stop the demo's operator and fleet
