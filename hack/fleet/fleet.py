@@ -366,51 +366,24 @@ class Fleet:
         return proc.stdout
 
     def _node_manifests(self, cluster: str) -> list[dict[str, Any]]:
-        k8s = tools.versions()["kubernetes"]
-        nodes = []
-        for pool in self.config.pools_of(cluster):
-            for i in range(pool.nodes):
-                name = f"{pool.module}-{pool.gpu_model.lower()}-{i}"
-                resources = {
-                    "cpu": "64",
-                    "memory": "512Gi",
-                    "pods": "110",
-                    GPU_RESOURCE: str(pool.gpus_per_node),
-                }
-                nodes.append(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Node",
-                        "metadata": {
-                            "name": name,
-                            "annotations": {
-                                KWOK_NODE_ANNOTATION: "fake",
-                                "node.alpha.kubernetes.io/ttl": "0",
-                            },
-                            "labels": {
-                                "kubernetes.io/hostname": name,
-                                "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64",
-                                "type": "kwok",
-                                MODULE_LABEL: pool.module,
-                                GPU_MODEL_LABEL: pool.gpu_model,
-                                GPU_MEMORY_LABEL: str(pool.gpu_memory_gib * 1024),
-                                "nvidia.com/gpu.count": str(pool.gpus_per_node),
-                            },
-                        },
-                        "spec": {},
-                        "status": {
-                            "allocatable": resources,
-                            "capacity": resources,
-                            "nodeInfo": {
-                                "kubeletVersion": f"fake-{k8s}",
-                                "operatingSystem": "linux",
-                                "architecture": "amd64",
-                            },
-                        },
-                    }
-                )
-        return nodes
+        return [n for pool in self.config.pools_of(cluster) for n in node_pool_manifests(pool)]
+
+    def add_nodes(self, cluster: str, pool: NodePool, timeout: float = 60.0) -> list[str]:
+        """Add a pool of fake GPU nodes to a running cluster and wait until they are Ready:
+        on the local fleet, what labelling GPU nodes `aifactory.dev/module=NAME` is on a real
+        cluster. Returns the node names."""
+        self._require(cluster)
+        docs = node_pool_manifests(pool)
+        self.kubectl(cluster, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        names = [d["metadata"]["name"] for d in docs]
+        self.kubectl(
+            cluster,
+            "wait",
+            "--for=condition=Ready",
+            f"--timeout={timeout:.0f}s",
+            *(f"node/{n}" for n in names),
+        )
+        return names
 
     def _create_nodes(self, cluster: str) -> None:
         docs = self._node_manifests(cluster)
@@ -651,3 +624,51 @@ class Fleet:
             row["ready"] = "yes" if self._apiserver_ready(cluster) else "no"
             out[cluster] = row
         return out
+
+
+def node_pool_manifests(pool: NodePool) -> list[dict[str, Any]]:
+    """The fake GPU nodes of one pool, as kwok manages them (annotation kwok.x-k8s.io/node)."""
+    k8s = tools.versions()["kubernetes"]
+    nodes = []
+    for i in range(pool.nodes):
+        name = f"{pool.module}-{pool.gpu_model.lower()}-{i}"
+        resources = {
+            "cpu": "64",
+            "memory": "512Gi",
+            "pods": "110",
+            GPU_RESOURCE: str(pool.gpus_per_node),
+        }
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        KWOK_NODE_ANNOTATION: "fake",
+                        "node.alpha.kubernetes.io/ttl": "0",
+                    },
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                        MODULE_LABEL: pool.module,
+                        GPU_MODEL_LABEL: pool.gpu_model,
+                        GPU_MEMORY_LABEL: str(pool.gpu_memory_gib * 1024),
+                        "nvidia.com/gpu.count": str(pool.gpus_per_node),
+                    },
+                },
+                "spec": {},
+                "status": {
+                    "allocatable": resources,
+                    "capacity": resources,
+                    "nodeInfo": {
+                        "kubeletVersion": f"fake-{k8s}",
+                        "operatingSystem": "linux",
+                        "architecture": "amd64",
+                    },
+                },
+            }
+        )
+    return nodes
