@@ -627,8 +627,8 @@ def stuck_on(raw_deployments: Sequence[dict[str, Any]], module: str) -> dict[str
         meta = d["metadata"]
         n = sum(int(h.get("replicas", 0) or 0) for h in held)
         placed = _cond(d, "Placed").get("message", "")
-        out[f"{meta['namespace']}/{meta['name']}"] = (
-            f"{n} replicas have nowhere else to go" + (f": {placed}" if placed else "")
+        out[f"{meta['namespace']}/{meta['name']}"] = f"{n} replicas have nowhere else to go" + (
+            f": {placed}" if placed else ""
         )
     return dict(sorted(out.items()))
 

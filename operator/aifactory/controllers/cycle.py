@@ -39,7 +39,12 @@ from aifactory.clusters.workload import digest
 from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
 from aifactory.placement.compliance import forbidden_cells
 from aifactory.placement.from_api import workload_view
-from aifactory.placement.priority import PriorityClassView, UnknownPriorityClassError, priority_of
+from aifactory.placement.priority import (
+    SYSTEM_CLASSES,
+    PriorityClassView,
+    UnknownPriorityClassError,
+    priority_of,
+)
 from aifactory.signals.demand import apply_demand
 
 from . import planner
@@ -671,6 +676,7 @@ def _plan_one(
                 infd,
                 models,
                 create_namespace=member is None or not member.exists,
+                priority_class=member_priority_class(infd, snapshot),
             )
         )
     out.placed.append(ref)
@@ -682,6 +688,28 @@ def _plan_one(
     routing = _routing_configmap(infd, status_new, targets)
     if routing is not None:
         out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+
+
+def member_priority_class(
+    infd: InferenceDeployment, snapshot: HubSnapshot
+) -> dict[str, Any] | None:
+    """The hub's PriorityClass the deployment names, as the object to apply in a member."""
+    name = infd.spec.priority_class_name
+    if not name or name in SYSTEM_CLASSES or name not in snapshot.priority_classes:
+        return None
+    value, policy, _ = snapshot.priority_classes[name]
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "aifactory-operator"},
+        },
+        "value": value,
+        "preemptionPolicy": policy,
+        "globalDefault": False,
+        "description": "Copied from the hub by aifactory-operator for InferenceDeployments.",
+    }
 
 
 def _pc(infd: InferenceDeployment) -> str | None:

@@ -10,12 +10,14 @@ for the planner to report: a member's 422 is `MemberRejected` with the member's 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aifactory import metrics
 from aifactory.api import InferenceDeployment
@@ -46,6 +48,9 @@ class Job:
     infd: InferenceDeployment | None = None
     gpu_models: tuple[str, ...] = ()
     create_namespace: bool = False
+    #: the hub's PriorityClass the Deployment names, copied into the member first so the
+    #: member's kube-scheduler orders and preempts pods the way placement did
+    priority_class: dict[str, Any] | None = None
 
     @property
     def namespace(self) -> str:
@@ -72,6 +77,8 @@ class MemberExecutor:
         self._lock = threading.Lock()
         self._in_flight: set[tuple[str, str]] = set()
         self._errors: dict[tuple[str, str], ApplyError] = {}
+        #: (cluster, PriorityClass name) -> what was applied there
+        self._classes: dict[tuple[str, str], str] = {}
         self.advisory = advisory
 
     def _pool(self, key: str) -> ThreadPoolExecutor:
@@ -147,8 +154,20 @@ class MemberExecutor:
             if self._on_done is not None:
                 self._on_done(job.ref)
 
-    @staticmethod
-    def _execute(job: Job) -> None:
+    def _ensure_priority_class(self, job: Job) -> None:
+        pc = job.priority_class
+        if pc is None:
+            return
+        key = (job.target.cluster_key, str(pc["metadata"]["name"]))
+        digest = json.dumps(pc, sort_keys=True)
+        with self._lock:
+            if self._classes.get(key) == digest:
+                return
+        apply(job.target.client, pc)
+        with self._lock:
+            self._classes[key] = digest
+
+    def _execute(self, job: Job) -> None:
         infd, target, action = job.infd, job.target, job.action
         client = target.client
         ns = job.namespace
@@ -159,6 +178,7 @@ class MemberExecutor:
             scale(client, ns, name, action.replicas)
         elif action.kind == "apply":
             assert infd is not None, "apply needs the InferenceDeployment"
+            self._ensure_priority_class(job)
             if job.create_namespace:
                 ensure_namespace(client, ns)
             for obj in render(

@@ -609,6 +609,10 @@ def _cond(type_: str, ok: bool, reason: str, message: str, generation: int | Non
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _summary(cells: Mapping[tuple[str, str], int]) -> str:
     return ", ".join(f"{m} ({k})" for m, k in sorted(per_module(cells).items()))
 
@@ -744,7 +748,8 @@ def plan(
             PLACED,
             True,
             REASON_PLACED,
-            f"{placed_total} replicas on {len(placements)} modules: {_summary(next_cells)}",
+            f"{placed_total} replicas on {_count(len(placements), 'module')}: "
+            f"{_summary(next_cells)}",
             gen,
         )
     else:

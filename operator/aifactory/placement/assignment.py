@@ -508,7 +508,9 @@ def solve_one(
     the hysteresis fraction, so a cordon or a small demand change moves nothing that runs.
     """
     wl = ws.workload
-    fresh = assign_one(fleet, ws, bonus=stickiness_bonus(fleet, ws))
+    # the unbiased optimum: stickiness must not hide a saving the hysteresis would accept
+    # (the hysteresis comparison below is what keeps the running placement)
+    fresh = assign_one(fleet, ws)
     prefer = running_pools(fleet, ws)
     if not wl.current:
         chosen, parts = take_pools(fleet, ws, fresh, pool_free, power_free_w, prefer)
