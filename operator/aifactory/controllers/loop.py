@@ -22,14 +22,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aifactory import metrics
-from aifactory.api import AIFactoryModule, InferenceDeployment
+from aifactory.api import AIFactoryModule, EmissionFactorType, InferenceDeployment, SignalType
 from aifactory.clusters import ClusterError, observe_module
 from aifactory.placement import FleetState
 from aifactory.placement.from_api import module_view
+from aifactory.signals.carbon import (
+    CarbonReading,
+    CarbonSignalError,
+    Credentials,
+    SignalMethod,
+    effective_energy,
+    fetch_reading,
+    read_csv_file,
+    record,
+    urllib_get,
+)
 from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
 from aifactory.signals.smoothing import stabilize_demand
 
@@ -79,6 +90,7 @@ class Loops:
             loop.create_task(_forever("policy monitor", rt, self.policies), name="policy monitor"),
             loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
             loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
+            loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
         ]
 
     async def stop(self) -> None:
@@ -199,10 +211,24 @@ class Loops:
             min_readings=rt.settings.signal_tolerance_readings,
         )
         changed: set[str] = set()
+        basis = SignalMethod(
+            SignalType(rt.settings.carbon_signal_type),
+            EmissionFactorType(rt.settings.carbon_emission_factor_type),
+        )
+        max_age = timedelta(seconds=rt.settings.energy_signal_max_age)
         for m in snapshot.modules:
             probe = self._probe(m, reachable, views)
+            live = (
+                effective_energy(
+                    m, rt.signal_states.get(m.name), now=now, max_age=max_age, basis=basis
+                )
+                if m.spec.energy.signal is not None
+                else None
+            )
             with metrics.observe("module"):
-                outcome = module_status(m, probe, rt.smoothing.get(m.name, {}), now, signal)
+                outcome = module_status(
+                    m, probe, rt.smoothing.get(m.name, {}), now, signal, signal_energy=live
+                )
             rt.smoothing[m.name] = dict(outcome.smoothing)
             if outcome.patch:
                 path = f"/apis/{GROUP}/{VERSION}/aifactorymodules/{m.name}/status"
@@ -320,6 +346,72 @@ class Loops:
         )
         rt.mark(replaced)
         return interval
+
+    # --------------------------------------------------------------------------- energy
+    async def energy(self) -> float:
+        """Poll every module's spec.energy.signal (external APIs, in threads); keep-last-good.
+        The module monitor turns the state into status.energy on its next round."""
+        rt = self.rt
+        poll = rt.settings.energy_poll_interval
+        if not rt.active:
+            return min(1.0, poll)
+        snapshot = rt.snapshot()
+        feeds = [m for m in snapshot.modules if m.spec.energy.signal is not None]
+        for name in set(rt.signal_states) - {m.name for m in feeds}:
+            rt.signal_states.pop(name, None)
+        if not feeds:
+            return min(poll, 30.0)  # notice a newly configured feed without waiting long
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(self.io_pool, self._read_signal, m, now) for m in feeds)
+        )
+        for m, outcome in zip(feeds, outcomes, strict=True):
+            rt.signal_states[m.name] = record(rt.signal_states.get(m.name), outcome)
+        return poll
+
+    def _read_signal(
+        self, module: AIFactoryModule, now: datetime
+    ) -> CarbonReading | CarbonSignalError:
+        """One feed read, every failure a CarbonSignalError (credentials are never logged)."""
+        rt = self.rt
+        signal = module.spec.energy.signal
+        assert signal is not None
+        try:
+            credentials = None
+            if signal.credentials_secret_ref is not None:
+                ref = signal.credentials_secret_ref
+                secret = rt.hub.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
+                credentials = Credentials.from_secret(secret.get("data") or {})
+            csv_text = None
+            if signal.csv is not None:
+                if signal.csv.config_map_key_ref is not None:
+                    cm = signal.csv.config_map_key_ref
+                    data = rt.hub.get(f"/api/v1/namespaces/{cm.namespace}/configmaps/{cm.name}")
+                    csv_text = (data.get("data") or {}).get(cm.key)
+                    if csv_text is None:
+                        return CarbonSignalError(
+                            "NoData", f"ConfigMap {cm.namespace}/{cm.name} has no key {cm.key}"
+                        )
+                else:
+                    assert signal.csv.path is not None
+                    csv_text = read_csv_file(signal.csv.path)
+            return fetch_reading(
+                signal,
+                now=now,
+                http_get=urllib_get,
+                credentials=credentials,
+                csv_text=csv_text,
+                max_age=timedelta(seconds=rt.settings.energy_signal_max_age),
+                default_emission_factor_type=rt.settings.carbon_emission_factor_type,
+                token_cache=rt.token_cache,
+            )
+        except CarbonSignalError as err:
+            return err
+        except ClusterError as err:
+            return CarbonSignalError("CredentialsUnreadable", err.message)
+        except OSError as exc:
+            return CarbonSignalError("NoData", f"cannot read the series: {type(exc).__name__}")
 
     # --------------------------------------------------------------------------- demand
     async def demand(self) -> float:

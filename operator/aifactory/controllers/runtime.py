@@ -21,6 +21,7 @@ from aifactory.api import InferenceDeploymentStatus
 from aifactory.clusters import ClusterClient, MemberClients
 from aifactory.placement import Decision
 from aifactory.settings import OperatorSettings
+from aifactory.signals.carbon import SignalState
 from aifactory.signals.smoothing import Smoothed
 
 from .events import EventRecorder
@@ -96,6 +97,10 @@ class Runtime:
     # --- signals -----------------------------------------------------------------------------
     demand: dict[str, DemandState] = field(default_factory=dict)
     smoothing: dict[str, dict[str, Smoothed]] = field(default_factory=dict)
+    #: module -> its carbon feed's last good reading and last error (keep-last-good)
+    signal_states: dict[str, SignalState] = field(default_factory=dict)
+    #: WattTime login tokens between polls
+    token_cache: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     module_uses: dict[str, ModuleUse] = field(default_factory=dict)
     module_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     invalid: dict[str, Invalid] = field(default_factory=dict)
