@@ -33,6 +33,7 @@ from aifactory.api.common import (
     set_condition,
 )
 from aifactory.api.deployment import (
+    CarbonStatus,
     Demand,
     DemandRegion,
     EnergyRequirements,
@@ -99,6 +100,7 @@ __all__ = [
     "AIFactoryModuleStatus",
     "CarbonSignal",
     "CarbonSignalProvider",
+    "CarbonStatus",
     "ClusterTarget",
     "Condition",
     "ConditionStatus",

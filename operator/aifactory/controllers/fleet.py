@@ -43,6 +43,7 @@ from aifactory.placement import (
     place_against,
 )
 from aifactory.placement.from_api import module_view, policy_view
+from aifactory.placement.rtt import RttTable
 from aifactory.placement.state import WorkloadState
 
 from .planner import ModuleUse
@@ -163,6 +164,7 @@ def build_fleet(
     *,
     toleration: float,
     settings: PlacementSettings,
+    rtt: RttTable | None = None,
 ) -> FleetContext:
     """The cycle's fleet (pure). `cluster_of`/`selectors` say where each module's nodes are."""
     uses: dict[str, ModuleUse] = {}
@@ -177,7 +179,7 @@ def build_fleet(
         if obs is not None:
             observations[m.name] = obs
         views_list.append(engine_module(m, use, obs))
-    fleet = FleetState(views_list, settings)
+    fleet = FleetState(views_list, settings, rtt=rtt)
     pool_index: dict[tuple[str, str], int] = {}
     for p in range(fleet.n_pools):
         mi = int(fleet.pool_module[p])

@@ -30,6 +30,7 @@ from aifactory.api import AIFactoryModule, EmissionFactorType, InferenceDeployme
 from aifactory.clusters import ClusterError, observe_module
 from aifactory.placement import FleetState
 from aifactory.placement.from_api import module_view
+from aifactory.placement.rtt import RttTable
 from aifactory.signals.carbon import (
     CarbonReading,
     CarbonSignalError,
@@ -42,6 +43,7 @@ from aifactory.signals.carbon import (
     urllib_get,
 )
 from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
+from aifactory.signals.rtt import RttTableError, fetch_rtt, rtt_table_from_config_map
 from aifactory.signals.smoothing import stabilize_demand
 
 from .cycle import CycleResult, Event, fleet_plan, run_cycle
@@ -91,6 +93,7 @@ class Loops:
             loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
             loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
             loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
+            loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]
 
     async def stop(self) -> None:
@@ -163,8 +166,8 @@ class Loops:
             rt.writer.submit(w.key, w.kind, w.path, w.body)
         for e in result.events:
             self._event(e)
-        for ref, (placed, unplaced, carbon) in result.metrics.items():
-            metrics.set_deployment(ref, placed, unplaced, carbon)
+        for ref, (placed, unplaced, carbon, emissions) in result.metrics.items():
+            metrics.set_deployment(ref, placed, unplaced, carbon, emissions)
         now = time.monotonic()
         for ref in result.placed:
             seen = rt.spec_seen.get(ref)
@@ -346,6 +349,58 @@ class Loops:
         )
         rt.mark(replaced)
         return interval
+
+    # --------------------------------------------------------------------------- rtt
+    async def rtt(self) -> float:
+        """Read the measured RTT sources (ConfigMap, Prometheus); the last good table of each
+        stays in force while its source fails. A change re-plans every deployment."""
+        rt = self.rt
+        s = rt.settings
+        if not (s.rtt_config_map or (s.rtt_prometheus_url and s.rtt_prometheus_query)):
+            return 3600.0
+        if not rt.active:
+            return 1.0
+        loop = asyncio.get_running_loop()
+        tables = await loop.run_in_executor(self.io_pool, self._read_rtt)
+        merged: RttTable | None = None
+        for table in tables:
+            if table is not None:
+                merged = table if merged is None else merged.merged(table)
+        if merged != rt.rtt_table:
+            rt.rtt_table = merged
+            log.info(
+                "measured RTTs: %d pairs from %s",
+                len(merged.pairs) if merged else 0,
+                merged.source if merged else "nowhere",
+            )
+            rt.mark(d.ref for d in rt.snapshot().deployments)
+        metrics.RTT_PAIRS.set(len(merged.pairs) if merged else 0)
+        return s.rtt_poll_interval
+
+    def _read_rtt(self) -> list[RttTable | None]:
+        rt, s = self.rt, self.rt.settings
+        out: list[RttTable | None] = []
+        if s.rtt_config_map:
+            ns, name = s.rtt_config_map.split("/", 1)
+            try:
+                cm = rt.hub.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+                rt.rtt_sources["configmap"] = rtt_table_from_config_map(
+                    cm.get("data") or {}, source=f"configmap {s.rtt_config_map}"
+                )
+            except (ClusterError, RttTableError) as err:
+                metrics.RTT_SOURCE_ERRORS.labels("configmap").inc()
+                log.warning("measured RTTs from ConfigMap %s not read: %s", s.rtt_config_map, err)
+            out.append(rt.rtt_sources.get("configmap"))
+        if s.rtt_prometheus_url and s.rtt_prometheus_query:
+            try:
+                rt.rtt_sources["prometheus"] = fetch_rtt(
+                    s.rtt_prometheus_url, s.rtt_prometheus_query
+                )
+            except RttTableError as err:
+                metrics.RTT_SOURCE_ERRORS.labels("prometheus").inc()
+                log.warning("measured RTTs from Prometheus not read: %s", err)
+            out.append(rt.rtt_sources.get("prometheus"))
+        return out
 
     # --------------------------------------------------------------------------- energy
     async def energy(self) -> float:

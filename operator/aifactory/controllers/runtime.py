@@ -20,6 +20,7 @@ from typing import Any
 from aifactory.api import InferenceDeploymentStatus
 from aifactory.clusters import ClusterClient, MemberClients
 from aifactory.placement import Decision
+from aifactory.placement.rtt import RttTable
 from aifactory.settings import OperatorSettings
 from aifactory.signals.carbon import SignalState
 from aifactory.signals.smoothing import Smoothed
@@ -99,6 +100,9 @@ class Runtime:
     smoothing: dict[str, dict[str, Smoothed]] = field(default_factory=dict)
     #: module -> its carbon feed's last good reading and last error (keep-last-good)
     signal_states: dict[str, SignalState] = field(default_factory=dict)
+    #: measured RTTs in force (ConfigMap merged with Prometheus), and each source's last good
+    rtt_table: RttTable | None = None
+    rtt_sources: dict[str, RttTable] = field(default_factory=dict)
     #: WattTime login tokens between polls
     token_cache: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     module_uses: dict[str, ModuleUse] = field(default_factory=dict)
