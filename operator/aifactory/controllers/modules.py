@@ -39,6 +39,17 @@ REASON_READY = "GpusAvailable"
 REASON_NO_GPUS = "NoGpuNodes"
 REASON_HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 REASON_NEVER_SEEN = "NoHeartbeatYet"
+#: Probe reasons only a change can fix (the kubeconfig Secret): kstatus Stalled.
+PERMANENT_REASONS = frozenset(
+    {
+        "InvalidKubeconfig",
+        "SecretNotFound",
+        "SecretForbidden",
+        "SecretUnreadable",
+        "KubeconfigKeyMissing",
+        "InvalidClusterRef",
+    }
+)
 
 
 def iso(t: datetime) -> str:
@@ -222,6 +233,32 @@ def module_status(
             )
         )
     conditions = set_condition(conditions, ready, now=now)
+    # kstatus: Stalled when only a change (to the kubeconfig Secret) can help; Reconciling
+    # while the module has never been seen
+    stalled = not probe.reachable and probe.reason in PERMANENT_REASONS
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Stalled",
+            status=ConditionStatus.TRUE if stalled else ConditionStatus.FALSE,
+            reason=probe.reason if stalled else "AsExpected",
+            message=probe.message if stalled else "the module's cluster can be used",
+            observed_generation=gen,
+        ),
+        now=now,
+    )
+    never_seen = ready.reason == REASON_NEVER_SEEN and not stalled
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Reconciling",
+            status=ConditionStatus.TRUE if never_seen else ConditionStatus.FALSE,
+            reason="WaitingForHeartbeat" if never_seen else "AsExpected",
+            message="no successful heartbeat yet" if never_seen else "up to date",
+            observed_generation=gen,
+        ),
+        now=now,
+    )
     conditions = [c.model_copy(update={"observed_generation": gen}) for c in conditions]
     if [_dump(c) for c in conditions] != [_dump(c) for c in (status.conditions if status else [])]:
         out["conditions"] = [_dump(c) for c in conditions]

@@ -87,6 +87,8 @@ def hub_api_client() -> ApiClient:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = Configuration.get_default_copy()
     cfg.retries = 0
+    # watches, writers, the executor and monitors share it: more than urllib3's default 10
+    cfg.connection_pool_maxsize = 32
     return ApiClient(cfg)
 
 
