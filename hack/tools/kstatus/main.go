@@ -5,12 +5,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -21,6 +21,7 @@ func main() {
 		os.Exit(2)
 	}
 	var doc map[string]interface{}
+	// apimachinery's decoder keeps whole numbers as int64, as unstructured objects need
 	if err := json.Unmarshal(data, &doc); err != nil {
 		fmt.Fprintln(os.Stderr, "json:", err)
 		os.Exit(2)
