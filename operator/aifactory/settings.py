@@ -187,7 +187,11 @@ class OperatorSettings(BaseModel):
     )
     member_burst: int = Field(100, ge=1, description="Request burst to one member cluster.")
     executor_threads: int = Field(
-        16, ge=1, le=256, description="Threads applying changes to member clusters."
+        8,
+        ge=1,
+        le=64,
+        description="Threads applying changes to one cluster (each cluster has its own, so a "
+        "slow one holds up only its own changes).",
     )
     advisory: bool = Field(
         False,

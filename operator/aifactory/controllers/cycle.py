@@ -100,6 +100,7 @@ class CycleResult:
     adopted: dict[str, datetime] = field(default_factory=dict)
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
+    blind_at: dict[str, float] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
     metrics: dict[
         str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
@@ -349,7 +350,11 @@ def run_cycle(
     order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
     queue = collections.deque(order)
     planned: set[str] = set()
-    ctx_extra = _CycleExtra(classes=classes, status_of=status_of)
+    ctx_extra = _CycleExtra(
+        classes=classes,
+        status_of=status_of,
+        lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
+    )
     while queue:
         ref = queue.popleft()
         if ref in planned:
@@ -402,6 +407,8 @@ class _CycleExtra:
 
     classes: tuple[PriorityClassView, ...]
     status_of: Any
+    #: lowest priority value of any deployment: nobody to preempt below it
+    lowest: int = 0
     running: list[WorkloadView] | None = None
     #: victim ref -> module -> replicas displaced there this cycle
     preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
@@ -553,6 +560,7 @@ def _plan_one(
         decision.unplaced_replicas
         and missing_class is None
         and workload.preemption_policy != "Never"
+        and workload.priority > extra.lowest
         and not ws.binding.missing
     ):
         running = [r for r in _running(snapshot, ctx, extra) if r.key != ref]
@@ -650,7 +658,18 @@ def _plan_one(
                 "demand_updated_at": demand_state.read_at,
             }
         )
-    account = carbon_account(status_new, ws, ctx, ledger, workload, decision)
+    previous_carbon = status.carbon if status is not None else None
+    fresh_blind = (
+        previous_carbon is None
+        or [(p.module, p.replicas) for p in status_new.placements]
+        != [(p.module, p.replicas) for p in (status.placements if status else [])]
+        or now.timestamp() - rt.blind_at.get(ref, 0.0) > rt.settings.resync_interval
+    )
+    account = carbon_account(
+        status_new, ws, ctx, ledger, workload, decision, None if fresh_blind else previous_carbon
+    )
+    if fresh_blind:
+        out.blind_at[ref] = now.timestamp()
     status_new = status_new.model_copy(update={"carbon": account})
     if rt.settings.advisory:
         status_new = status_new.model_copy(
@@ -722,7 +741,8 @@ def _plan_one(
         (account.grams_per_hour, account.latency_only_grams_per_hour, account.mean_rtt_ms),
     )
     routing = _routing_configmap(infd, status_new, targets)
-    if routing is not None:
+    digest_now = routing["data"]["routing.json"] if routing is not None else ""
+    if routing is not None and rt.routing_written.get(ref) != digest_now:
         out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
 
 
@@ -759,10 +779,17 @@ def carbon_account(
     ledger: Ledger,
     workload: WorkloadView,
     decision: Decision,
+    previous: CarbonStatus | None = None,
 ) -> CarbonStatus:
-    """status.carbon: the placement now against a latency-only solve on the same free GPUs."""
+    """status.carbon: the placement now against a latency-only solve on the same free GPUs.
+
+    `previous` reuses the last counterfactual (one engine solve less; the caller refreshes it
+    when the placement changes and every resyncInterval)."""
     grams, rtt = _placement_account(status, ws, ctx)
-    if workload.carbon_weight == 0:
+    if previous is not None:
+        blind_grams = previous.latency_only_grams_per_hour
+        blind_rtt = previous.latency_only_mean_rtt_ms
+    elif workload.carbon_weight == 0:
         blind_grams, blind_rtt = grams, rtt  # it is carbon-blind already
     else:
         blind_decision, _ = ledger.place(latency_only(workload), ctx.policies, explain_all=False)

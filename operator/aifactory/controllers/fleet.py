@@ -30,7 +30,7 @@ from aifactory.api import (
     InferenceDeployment,
     SovereigntyPolicy,
 )
-from aifactory.clusters import ClusterView, ModuleObservation, observe_module
+from aifactory.clusters import ClusterView, ModuleObservation, observe_modules
 from aifactory.labels import DRAIN_ANNOTATION
 from aifactory.placement import (
     Decision,
@@ -170,15 +170,17 @@ def build_fleet(
     uses: dict[str, ModuleUse] = {}
     observations: dict[str, ModuleObservation] = {}
     views_list: list[ModuleView] = []
+    by_cluster: dict[str, dict[str, Mapping[str, str]]] = {}
+    for m in snapshot.modules:
+        key = cluster_of.get(m.name)
+        if key and key in views:
+            by_cluster.setdefault(key, {})[m.name] = selectors.get(m.name, {})
+    for key, wanted in by_cluster.items():
+        observations.update(observe_modules(views[key], wanted))
     for m in snapshot.modules:
         use = module_use(m, now, toleration)
         uses[m.name] = use
-        key = cluster_of.get(m.name)
-        view = views.get(key) if key else None
-        obs = observe_module(view, selectors.get(m.name, {})) if view is not None else None
-        if obs is not None:
-            observations[m.name] = obs
-        views_list.append(engine_module(m, use, obs))
+        views_list.append(engine_module(m, use, observations.get(m.name)))
     fleet = FleetState(views_list, settings, rtt=rtt)
     pool_index: dict[tuple[str, str], int] = {}
     for p in range(fleet.n_pools):

@@ -27,7 +27,7 @@ from typing import Any
 
 from aifactory import metrics
 from aifactory.api import AIFactoryModule, EmissionFactorType, InferenceDeployment, SignalType
-from aifactory.clusters import ClusterError, observe_module
+from aifactory.clusters import ClusterError, ModuleObservation, observe_modules
 from aifactory.placement import FleetState
 from aifactory.placement.from_api import module_view
 from aifactory.placement.rtt import RttTable
@@ -155,6 +155,7 @@ class Loops:
         for ref, blocked in result.blocked.items():
             rt.blocked[ref] = blocked
         rt.adopted.update(result.adopted)
+        rt.blind_at.update(result.blind_at)
         for ref, ok in result.settled.items():
             rt.schedule(ref, ok)
         for ref in result.forgotten:
@@ -213,6 +214,17 @@ class Loops:
             tolerance_s=rt.settings.signal_tolerance_seconds,
             min_readings=rt.settings.signal_tolerance_readings,
         )
+        wanted: dict[str, dict[str, Any]] = {}
+        for m in snapshot.modules:
+            try:
+                t = rt.members.target(m)
+            except ClusterError:
+                continue
+            wanted.setdefault(t.cluster_key, {})[m.name] = t.node_selector
+        observed: dict[str, ModuleObservation] = {}
+        for key, selectors in wanted.items():
+            if key in views:
+                observed.update(observe_modules(views[key], selectors))
         changed: set[str] = set()
         basis = SignalMethod(
             SignalType(rt.settings.carbon_signal_type),
@@ -220,7 +232,7 @@ class Loops:
         )
         max_age = timedelta(seconds=rt.settings.energy_signal_max_age)
         for m in snapshot.modules:
-            probe = self._probe(m, reachable, views)
+            probe = self._probe(m, reachable, views, observed)
             live = (
                 effective_energy(
                     m, rt.signal_states.get(m.name), now=now, max_age=max_age, basis=basis
@@ -255,7 +267,11 @@ class Loops:
         return interval
 
     def _probe(
-        self, m: AIFactoryModule, reachable: dict[str, bool], views: dict[str, Any]
+        self,
+        m: AIFactoryModule,
+        reachable: dict[str, bool],
+        views: dict[str, Any],
+        observed: dict[str, ModuleObservation],
     ) -> Probe:
         rt = self.rt
         err = rt.members.access_error(m)
@@ -267,9 +283,7 @@ class Loops:
             return Probe(False, exc.reason, exc.message)
         view = views.get(target.cluster_key)
         ok = reachable.get(target.cluster_key, False)
-        obs = (
-            observe_module(view, target.node_selector) if view is not None and view.synced else None
-        )
+        obs = observed.get(m.name) if view is not None and view.synced else None
         if not ok:
             why = view.error if view is not None and view.error else "cluster did not answer"
             return Probe(False, "ClusterUnreachable", why, None, view.last_seen if view else None)

@@ -94,6 +94,10 @@ class Runtime:
     next_plan: dict[str, float] = field(default_factory=dict)
     unsettled: set[str] = field(default_factory=set)
     fleet_plan: FleetPlan | None = None
+    #: when each deployment's latency-only counterfactual was last solved (epoch seconds)
+    blind_at: dict[str, float] = field(default_factory=dict)
+    #: routing ConfigMap content last written per deployment
+    routing_written: dict[str, str] = field(default_factory=dict)
     deleting_since: dict[str, float] = field(default_factory=dict)
     # --- signals -----------------------------------------------------------------------------
     demand: dict[str, DemandState] = field(default_factory=dict)
@@ -177,6 +181,8 @@ class Runtime:
             self.spec_seen,
             self.seen_keys,
             self.deleting_since,
+            self.blind_at,
+            self.routing_written,
         ):
             d.pop(ref, None)  # type: ignore[attr-defined]
         self.unsettled.discard(ref)

@@ -143,10 +143,21 @@ def runtime_factory(
             on_change=changed,
             on_request=_count_request,
         )
-        executor = MemberExecutor(on_done=lambda ref: rt.mark([ref]), advisory=s.advisory)
+        executor = MemberExecutor(
+            threads_per_cluster=s.executor_threads,
+            on_done=lambda ref: rt.mark([ref]),
+            advisory=s.advisory,
+        )
         recorder = EventRecorder(hub, host=s.pod_name or "")
 
         def written(key: str, ok: bool, body: dict[str, Any]) -> None:
+            if key.endswith("#routing"):
+                ref = key.split("#", 1)[0]
+                if ok:
+                    rt.routing_written[ref] = (body.get("data") or {}).get("routing.json", "")
+                else:
+                    rt.routing_written.pop(ref, None)
+                return
             if ok and "#" not in key:
                 rt.written[key] = {"status": body.get("status")}
             elif not ok and "#" not in key:
@@ -154,7 +165,7 @@ def runtime_factory(
             if "#finalizer" in key:
                 rt.mark([key.split("#", 1)[0]])
 
-        writer = HubWriter(hub, on_done=written)
+        writer = HubWriter(hub, threads=8, on_done=written)
         elector = None
         if s.leader_election:
             identity = s.pod_name or f"{socket.gethostname()}-{os.getpid()}"
