@@ -63,7 +63,16 @@ from .fleet import (
     observed_pools,
     resolve_unknown_pools,
 )
-from .runtime import DEPLOYMENTS, FINALIZER, GROUP, VERSION, DemandState, FleetPlan, Runtime
+from .runtime import (
+    DEPLOYMENTS,
+    FINALIZER,
+    GROUP,
+    VERSION,
+    DemandState,
+    EngineMemo,
+    FleetPlan,
+    Runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,8 @@ class CycleResult:
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
     blind_at: dict[str, float] = field(default_factory=dict)
+    #: seconds until a pendingTimeout or block clock may change the plan (None: no clock)
+    recheck: dict[str, float | None] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
     metrics: dict[
         str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
@@ -353,6 +364,7 @@ def run_cycle(
     ctx_extra = _CycleExtra(
         classes=classes,
         status_of=status_of,
+        static_key=repr((ctx.fleet.modules, ctx.policies, keep)),
         lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
     )
     while queue:
@@ -407,6 +419,8 @@ class _CycleExtra:
 
     classes: tuple[PriorityClassView, ...]
     status_of: Any
+    #: what the engine reads of the fleet this cycle, but its free GPUs (see EngineMemo)
+    static_key: str = ""
     #: lowest priority value of any deployment: nobody to preempt below it
     lowest: int = 0
     running: list[WorkloadView] | None = None
@@ -555,7 +569,22 @@ def _plan_one(
     )
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
-    decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    # The engine keeps a whole running placement whatever the rest of the fleet does
+    # (hysteresis 1.0 between rebalances): while its inputs are the same and it still fits,
+    # the last decision stands, and the replans that pod and status events trigger cost no
+    # solve (issue #15). A changed spec, demand, module or policy, or a full module, re-solves.
+    memo_key = (extra.static_key, repr(workload), repr(sorted(clamp.items())))
+    cached = rt.engine_memo.get(ref)
+    decision: Decision | None = None
+    if (
+        cached is not None
+        and cached.key == memo_key
+        and cached.rtt is rt.rtt_table
+        and ledger.still_fits(cached.ws, cached.decision, clamp)
+    ):
+        decision, ws = cached.decision, cached.ws
+    else:
+        decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
     if (
         decision.unplaced_replicas
         and missing_class is None
@@ -577,6 +606,10 @@ def _plan_one(
                 ledger.take(pre.deployment, pre.module, gpus)
                 extra.replan.add(pre.deployment)
                 extra.running = None  # the victim's placement changes
+    if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
+        rt.engine_memo[ref] = EngineMemo(memo_key, rt.rtt_table, decision, ws)
+    else:
+        rt.engine_memo.pop(ref, None)
     binding = ws.binding
     forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
@@ -614,9 +647,23 @@ def _plan_one(
                 if infd.spec.resources.accepts(p.model, p.memory_gib)
             )
         )
-        rendered[module] = digest(
-            render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+        # the template depends on the spec (generation), the module and its pools only
+        rkey = (
+            infd.metadata.uid,
+            infd.metadata.generation,
+            module,
+            tuple(sorted(t.node_selector.items())),
+            models,
+            _pc(infd),
         )
+        memo = rt.rendered_memo.setdefault(ref, {})
+        if rkey not in memo:
+            if len(memo) > 64:
+                memo.clear()
+            memo[rkey] = digest(
+                render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+            )
+        rendered[module] = memo[rkey]
     inputs = planner.Inputs(
         infd=effective,
         wanted=wanted,
@@ -695,6 +742,9 @@ def _plan_one(
     out.decided_uid[ref] = infd.metadata.uid
     out.blocked[ref] = dict(result.block)
     out.settled[ref] = result.settled
+    out.recheck[ref] = planner.next_deadline(
+        members, result.block, now, plan_settings.pending_timeout
+    )
     if result.rebalanced and fp is not None:
         out.adopted[ref] = fp.made_at
     previous_written = rt.written.get(ref, {}).get("status")
@@ -740,10 +790,23 @@ def _plan_one(
         decision.carbon_intensity,
         (account.grams_per_hour, account.latency_only_grams_per_hour, account.mean_rtt_ms),
     )
-    routing = _routing_configmap(infd, status_new, targets)
-    digest_now = routing["data"]["routing.json"] if routing is not None else ""
-    if routing is not None and rt.routing_written.get(ref) != digest_now:
-        out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+    # the routing ConfigMap is rendered (JSON) only when the routing table changed
+    routing_key = (
+        infd.metadata.uid,
+        tuple(
+            (
+                r.region,
+                tuple((m.module, m.weight, _cluster_key(targets, m.module)) for m in r.modules),
+            )
+            for r in status_new.routing
+        ),
+    )
+    if rt.routing_keys.get(ref) != routing_key or ref not in rt.routing_written:
+        routing = _routing_configmap(infd, status_new, targets)
+        digest_now = routing["data"]["routing.json"] if routing is not None else ""
+        if routing is not None and rt.routing_written.get(ref) != digest_now:
+            out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+        rt.routing_keys[ref] = routing_key
 
 
 def _placement_account(
@@ -844,6 +907,11 @@ def member_priority_class(
 
 def _pc(infd: InferenceDeployment) -> str | None:
     return getattr(infd.spec, "priority_class_name", None)
+
+
+def _cluster_key(targets: Mapping[str, MemberTarget], module: str) -> str | None:
+    t = targets.get(module)
+    return None if t is None else t.cluster_key
 
 
 def _routing_configmap(
