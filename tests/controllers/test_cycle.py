@@ -317,3 +317,16 @@ def test_a_module_filling_up_does_not_replan_the_deployments_waiting_for_room() 
         "ns/b-big",
         "ns/c-waits",
     }
+
+
+def test_a_missing_priority_class_pauses_placement_and_says_so() -> None:
+    d = deployment("d1", 2)
+    d = d.model_copy(update={"spec": d.spec.model_copy(update={"priority_class_name": "later"})})
+    w = World([module("a", 8.0)], [d])
+    w.cycle()
+    st = w.rt.decided["ns/d1"]
+    placed = next(c for c in st.conditions if c.type == "Placed")
+    assert (placed.status.value, placed.reason) == ("False", "PriorityClassNotFound")
+    assert "later" in placed.message
+    stalled = next(c for c in st.conditions if c.type == "Stalled")
+    assert "could not plan" not in stalled.message

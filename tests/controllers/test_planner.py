@@ -469,3 +469,28 @@ def test_a_module_that_keeps_refusing_pods_is_avoided_for_longer_each_time() -> 
     assert second.strikes == 2
     assert second.until is not None
     assert (second.until - later) > (first.until - NOW)
+
+
+def test_the_fleet_plan_moves_replicas_but_never_adds_what_the_engine_cannot_place() -> None:
+    """The rebalancer's plan was made when the fleet had more room: it says 6 where the engine
+    now places 5 (a higher priority took a replica's GPUs). Only where, never how many."""
+    current = cells(paris=5)
+    now_decision = decision({"paris": 5}, wanted=6)
+    stale = decision({"paris": 6})
+    members = [member("paris", 5)]
+    p = plan(
+        inputs(current, now_decision, members, wanted=6, rebalance_target=stale),
+        NOW,
+        Settings(),
+    )
+    assert p.step.cells == cells(paris=5)
+    assert not p.rebalanced
+    # a plan that moves the same count is followed (one step, budgeted)
+    moved = decision({"oslo": 5})
+    p = plan(
+        inputs(current, decision({"paris": 5}), members, wanted=5, rebalance_target=moved),
+        NOW,
+        Settings(budget=2),
+    )
+    assert p.step.cells == cells(paris=3, oslo=2)
+    assert p.rebalanced

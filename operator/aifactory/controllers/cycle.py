@@ -62,6 +62,7 @@ from .fleet import (
     observed_gpus,
     observed_pools,
     resolve_unknown_pools,
+    without_priority_class,
 )
 from .runtime import (
     DEPLOYMENTS,
@@ -357,7 +358,7 @@ def run_cycle(
                 Job(w.owner, target, planner.MemberAction("delete", w.module, 0, "owner gone"))
             )
 
-    classes = priority_views(snapshot)
+    classes = snapshot.priority_views()
     order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
     queue = collections.deque(order)
     planned: set[str] = set()
@@ -427,13 +428,6 @@ class _CycleExtra:
     #: victim ref -> module -> replicas displaced there this cycle
     preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
     replan: set[str] = field(default_factory=set)
-
-
-def priority_views(snapshot: HubSnapshot) -> tuple[PriorityClassView, ...]:
-    return tuple(
-        PriorityClassView(name, value, default, policy)  # type: ignore[arg-type]
-        for name, (value, policy, default) in sorted(snapshot.priority_classes.items())
-    )
 
 
 def _priority(infd: InferenceDeployment | None, classes: tuple[PriorityClassView, ...]) -> int:
@@ -563,7 +557,9 @@ def _plan_one(
         )
     except UnknownPriorityClassError as exc:
         missing_class = exc.name
-        workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
+        workload = workload_view(
+            without_priority_class(effective), snapshot.namespace_labels.get(infd.namespace)
+        )
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
@@ -682,7 +678,11 @@ def _plan_one(
         missing_priority_class=missing_class,
     )
     result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
-    if result.rebalanced and not _fits(ledger, workload, result, ctx, bound, g):
+    followed_fleet_plan = rebalance is not None and (
+        result.rebalanced
+        or result.step.cells != planner.decision_cells(decision, has_demand=has_demand)
+    )
+    if followed_fleet_plan and not _fits(ledger, workload, result, ctx, bound, g):
         # the fleet plan assumed others would move too; this step does not fit next to them
         # as they are: no rebalancing step this time (the next plan tries again)
         log.info("rebalancer: the step for %s does not fit the fleet as it is; skipped", ref)

@@ -45,6 +45,7 @@ from aifactory.placement import (
 )
 from aifactory.placement.assignment import fits
 from aifactory.placement.from_api import module_view, policy_view
+from aifactory.placement.priority import PriorityClassView
 from aifactory.placement.rtt import RttTable
 from aifactory.placement.state import WorkloadState
 
@@ -84,6 +85,13 @@ class HubSnapshot:
     def deployment(self, ref: str) -> InferenceDeployment | None:
         return self._deployments.get(ref)
 
+    def priority_views(self) -> tuple[PriorityClassView, ...]:
+        """The hub's PriorityClasses as the engine reads them."""
+        return tuple(
+            PriorityClassView(name, value, default, policy)  # type: ignore[arg-type]
+            for name, (value, policy, default) in sorted(self.priority_classes.items())
+        )
+
     # built once per snapshot: a cycle looks modules up per deployment and per action
     @functools.cached_property
     def _modules(self) -> dict[str, AIFactoryModule]:
@@ -92,6 +100,13 @@ class HubSnapshot:
     @functools.cached_property
     def _deployments(self) -> dict[str, InferenceDeployment]:
         return {d.ref: d for d in self.deployments}
+
+
+def without_priority_class(deployment: InferenceDeployment) -> InferenceDeployment:
+    """The deployment as if it named no PriorityClass: how the engine sees one whose class
+    does not exist (yet), to explain its placement while placement waits for the class."""
+    spec = deployment.spec.model_copy(update={"priority_class_name": None})
+    return deployment.model_copy(update={"spec": spec})
 
 
 def draining(module: AIFactoryModule) -> bool:

@@ -9,7 +9,8 @@ and writes what it returns. The safety rules of the operator live in this module
    Ready, whatever the reason it leaves (drain, energy rule, rebalance, demand shift, policy
    change, module deletion, a cluster's return). Two exceptions remove at once: the module is
    unusable (gone, or NotReady past tolerationSeconds), or a bound Enforce sovereignty rule
-   forbids it (compliance wins; the Event says so).
+   forbids it (compliance wins; the Event says so). A replica that serves nothing yet (not
+   Ready on a cluster we see) has nothing to break: it moves at once, outside the budget.
 2. **The disruption budget bounds every voluntary move**: at most `budget` replicas of one
    deployment move per step, and a step starts only when the previous one is Ready.
 3. **A replica with nowhere to go stays** (and the status says why).
@@ -737,7 +738,11 @@ def plan(
             and not involuntary
             and target == {k: v for k, v in current.items() if v > 0}
         ):
-            target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            fleet_target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            # the fleet plan says where, never how many: a plan made when the fleet had more
+            # room must not add replicas the engine cannot place now
+            if _region_totals(fleet_target) == _region_totals(target):
+                target = fleet_target
         step_result = step(
             current,
             target,
@@ -1093,6 +1098,14 @@ def _paused(inputs: Inputs) -> tuple[str, str] | None:
             "does not exist: placement is paused (running replicas stay, nothing new is placed)",
         )
     return None
+
+
+def _region_totals(cells: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (r, _), k in cells.items():
+        if k > 0:
+            out[r] = out.get(r, 0) + k
+    return out
 
 
 def rebalanced_flag(inputs: Inputs, result: StepResult) -> bool:
