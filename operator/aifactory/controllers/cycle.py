@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from aifactory import metrics
 from aifactory.api import (
     CarbonStatus,
@@ -578,7 +580,7 @@ def _plan_one(
         and cached.rtt is rt.rtt_table
         and ledger.still_fits(cached.ws, cached.decision, clamp)
     ):
-        decision, ws = cached.decision, cached.ws
+        decision, ws = cached.decision, _with_rtt(cached.ws, ctx)
     else:
         decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
     if (
@@ -602,12 +604,15 @@ def _plan_one(
                 ledger.take(pre.deployment, pre.module, gpus)
                 extra.replan.add(pre.deployment)
                 extra.running = None  # the victim's placement changes
-    if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
-        rt.engine_memo[ref] = EngineMemo(memo_key, rt.rtt_table, decision, ws)
+    if cached is not None and decision is cached.decision:
+        forbidden = dict(cached.forbidden)
     else:
-        rt.engine_memo.pop(ref, None)
+        forbidden = forbidden_cells(ctx.fleet, ws)
+        if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
+            rt.engine_memo[ref] = EngineMemo(memo_key, rt.rtt_table, decision, _slim(ws), forbidden)
+        else:
+            rt.engine_memo.pop(ref, None)
     binding = ws.binding
-    forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
     fp: FleetPlan | None = rt.fleet_plan
     rebalance = None
@@ -807,6 +812,41 @@ def _plan_one(
         if routing is not None and rt.routing_written.get(ref) != digest_now:
             out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
         rt.routing_keys[ref] = routing_key
+
+
+_NONE_1D = np.zeros(0)
+_NONE_2D = np.zeros((0, 0))
+
+
+def _slim(ws: WorkloadState) -> WorkloadState:
+    """What a remembered decision needs of its workload state (regions, eligible pools, the
+    binding), without the per-module arrays: 5,000 deployments on 1,000 modules would hold
+    hundreds of MB of them between cycles. `_with_rtt` restores the RTT rows."""
+    return dataclasses.replace(
+        ws,
+        rtt=None,
+        rtt_measured=None,
+        capacity=_NONE_1D.astype(np.int64),
+        gpu_capacity=_NONE_1D.astype(np.int64),
+        module_verdicts=[],
+        region_verdicts=[],
+        module_ok=_NONE_1D.astype(np.bool_),
+        static_ok=_NONE_2D.astype(np.bool_),
+        feasible=_NONE_2D.astype(np.bool_),
+        feasible_any=_NONE_1D.astype(np.bool_),
+        cost=_NONE_2D,
+        latency_cost=_NONE_2D,
+        carbon_cost=_NONE_1D,
+    )
+
+
+def _with_rtt(ws: WorkloadState, ctx: FleetContext) -> WorkloadState:
+    """A slim state with this cycle's RTT rows (cached per location in the fleet state)."""
+    regions = ws.workload.regions
+    if not regions:
+        return ws
+    rows = [ctx.fleet.region_rtt(r.name, r.latitude, r.longitude)[0] for r in regions]
+    return dataclasses.replace(ws, rtt=np.vstack(rows))
 
 
 def _placement_account(

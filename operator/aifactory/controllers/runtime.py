@@ -75,7 +75,10 @@ class EngineMemo:
     key: tuple[str, str, str]
     rtt: Any
     decision: Decision
+    #: slimmed: regions, eligible pools and binding only (cycle._slim)
     ws: WorkloadState
+    #: the cells a bound Enforce policy forbids, as computed with the decision
+    forbidden: Mapping[tuple[str, str], str]
 
 
 @dataclass
