@@ -99,6 +99,8 @@ class CycleResult:
     forgotten: list[str] = field(default_factory=list)
     placed: list[str] = field(default_factory=list)
     metrics: dict[str, tuple[dict[str, int], int, float | None]] = field(default_factory=dict)
+    #: decision records of placement changes (accountability.py), for the record keeper
+    records: list[Any] = field(default_factory=list)
 
 
 _EMPTY_DECISION = Decision("", 0, 0, (), {}, 0.0)
@@ -540,6 +542,8 @@ def _plan_one(
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
+    if rt.accountability is not None:  # (region, module) pairs out of a measured SLO
+        workload = rt.accountability.restrict(ref, workload)
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
     decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
@@ -633,6 +637,11 @@ def _plan_one(
                 "observed_demand": demand_state.effective,
                 "demand_updated_at": demand_state.read_at,
             }
+        )
+    if rt.accountability is not None:  # SLOBreached; a record when the placement changed
+        status_new = rt.accountability.decorate(infd, status_new, now)
+        out.records.extend(
+            rt.accountability.capture(infd, effective, current, result, ws, ctx, snapshot, now)
         )
     # the ledger: what this deployment holds now (bound pods + its new decision in flight)
     decided_new = {p.module: dict(p.gpus or {}) for p in status_new.placements}
@@ -823,6 +832,10 @@ def _plan_deletion(
     )
     give_up = bool(unknown) and not known and waited > max(60.0, 6 * rt.settings.heartbeat_timeout)
     if (not known and not unknown) or give_up:
+        if rt.accountability is not None:
+            out.records.extend(
+                rt.accountability.capture_deletion(infd, rt.decided.get(ref) or infd.status, now)
+            )
         if give_up:
             out.events.append(
                 _event(
@@ -896,6 +909,8 @@ def _fleet_workload(
         wl,
         current=planner.as_current(cells, observed_pools(bound, d.spec.resources.gpus_per_replica)),
     )
+    if rt.accountability is not None:
+        wl = rt.accountability.restrict(d.ref, wl)
     return wl, _cells_key(cells)
 
 

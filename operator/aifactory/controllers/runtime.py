@@ -101,6 +101,8 @@ class Runtime:
     invalid: dict[str, Invalid] = field(default_factory=dict)
     #: key -> last status/metadata body written successfully (skip no-op writes)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: decision records, compliance reports, reliability, measured SLOs (accountability.py)
+    accountability: Any = None
 
     # ------------------------------------------------------------------------- leadership
     @property
