@@ -594,11 +594,20 @@ def test_a_region_measured_above_its_slo_on_one_module_moves_off_it_then_clears(
         assert cleared is not None and f"eu-west on {module}" in cleared["message"]  # held out
         assert module not in placed(kubectl, NS, name)  # nothing moves back by itself
         assert events_of(kubectl, NS, name, "SLORestored")
-        rel = get_json(kubectl, "afm", module)["status"]["reliability"]
-        breach = next(
-            b for b in rel.get("recentSloBreaches") or [] if b["deployment"] == f"{NS}/{name}"
-        )
-        assert breach["region"] == "eu-west" and breach.get("end")
+
+        def breach_ended() -> dict[str, Any] | None:
+            rel = get_json(kubectl, "afm", module)["status"].get("reliability") or {}
+            return next(
+                (
+                    b
+                    for b in rel.get("recentSloBreaches") or []
+                    if b["deployment"] == f"{NS}/{name}" and b.get("end")
+                ),
+                None,
+            )
+
+        breach = wait_for(f"the breach in {module}'s reliability record", breach_ended, 20)
+        assert breach["region"] == "eu-west" and breach["latencyMs"] == 120
         slo_records = [r for r in records(kubectl, name) if r["spec"]["reason"] == "SLOBreach"]
         assert slo_records and module in cells(slo_records[0], "before")
     finally:
