@@ -339,7 +339,7 @@ def report(
             "severity": r.severity,
             "scored": True,
             "timestamp": stamps.get(key) or stamp_now,
-            "properties": dict(r.properties),
+            "properties": {k: v for k, v in r.properties.items() if v != ""},
         }
         if r.module:
             entry["resources"] = [
