@@ -26,7 +26,7 @@ from typing import Any
 from aifactory import metrics
 from aifactory.audit.chain import Signer, Stored, expired, load_private_key, parse_time, seal
 from aifactory.audit.chain import record_name as _name
-from aifactory.audit.records import RecordDraft
+from aifactory.audit.records import RecordDraft, complete
 from aifactory.clusters import ClusterClient, ClusterError
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class RecordKeeper:
         assert self.head is not None
         started = time.perf_counter()
         seq = self.head[0] + 1
-        spec = seal(draft.body, seq, self.head[1], self._signer)
+        spec = seal(complete(draft.body), seq, self.head[1], self._signer)
         name = _name(seq)
         obj: dict[str, Any] = {
             "apiVersion": GROUP_VERSION,

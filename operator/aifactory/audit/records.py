@@ -214,11 +214,8 @@ def build(
         "modules": [m.to_dict() for m in sorted(modules, key=lambda m: m.name)],
         "policies": policy_list,
         "demand": demand_map,
-        "inputs": {
-            "modules": modules_digest,
-            "policies": digest(policy_list),
-            "demand": digest(demand_map),
-        },
+        # the policies' and demand's digests are added by `complete`, in the keeper's thread
+        "inputs": {"modules": modules_digest},
     }
     if cost_after is not None:
         body["cost"] = {
@@ -248,6 +245,17 @@ def build(
     )
 
 
+def complete(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body with the digests of the policies and demand it holds (the record keeper calls
+    this off the placement path, just before sealing)."""
+    out = dict(body)
+    inputs = dict(out.get("inputs") or {})
+    inputs.setdefault("policies", digest(out.get("policies") or []))
+    inputs.setdefault("demand", digest(out.get("demand") or {}))
+    out["inputs"] = inputs
+    return out
+
+
 __all__ = [
     "COMPLIANCE_REMOVAL",
     "DELETED",
@@ -268,6 +276,7 @@ __all__ = [
     "build",
     "cells_list",
     "classify",
+    "complete",
     "iso",
     "summary",
 ]
