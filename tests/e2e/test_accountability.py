@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -613,3 +616,30 @@ def test_a_region_measured_above_its_slo_on_one_module_moves_off_it_then_clears(
     finally:
         recorder.__exit__()
         delete(kubectl, name)
+
+
+# ------------------------------------------------------------------------ kubectl plugin
+def test_kubectl_finds_and_runs_the_plugin(operator: OperatorProcess, fleet: Fleet) -> None:
+    """The pinned kubectl runs `kubectl-aifactory` from PATH, as any kubectl plugin."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "KUBECONFIG": str(fleet.kubeconfig("hub")),
+    }
+    kubectl = str(fleet.binary("kubectl"))
+    listed = subprocess.run([kubectl, "plugin", "list"], capture_output=True, text=True, env=env)
+    assert "kubectl-aifactory" in listed.stdout, listed.stdout + listed.stderr
+    out = subprocess.run(
+        [kubectl, "aifactory", "fleet"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split()[:2] == ["MODULE", "COUNTRY"]
+    assert "UPTIME" in out.stdout.splitlines()[0]
+    out = subprocess.run(
+        [kubectl, "aifactory", "audit", "log", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0 and isinstance(json.loads(out.stdout), list), out.stderr
