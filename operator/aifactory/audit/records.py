@@ -8,6 +8,7 @@ keeper's own thread (`keeper.py`), so placement never waits for any of it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,15 +158,24 @@ class ModuleFacts:
 
 @dataclass(frozen=True)
 class RecordDraft:
-    """A record before it joins the chain: the keeper adds sequence, link, hash, signature."""
+    """A record before it joins the chain: the keeper adds sequence, link, hash, signature.
+
+    The reason, the failed modules and the labels are decided when the draft is made; the body
+    is shaped on first use (`body`), which is in the record keeper's thread, so the placement
+    loop only gathers the facts.
+    """
 
     ref: str
     reason: str
-    body: Mapping[str, Any]
     at: datetime
     #: Modules whose loss caused this change (reliability: failovers caused).
     failover_modules: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def body(self) -> dict[str, Any]:
+        return _body(reason=self.reason, now=self.at, **self.facts)
 
 
 def build(
@@ -190,9 +200,65 @@ def build(
     fleet_plan: Mapping[str, Any] | None = None,
     reason: str | None = None,
 ) -> RecordDraft:
-    """The draft record of one change (`reason` overrides the classification, e.g. Deleted)."""
+    """The draft record of one change (`reason` overrides the classification, e.g. Deleted).
+
+    The arguments are kept as they are (the caller hands over values it no longer changes);
+    the body is shaped later, off the placement path."""
     named, failed = classify(before, after, change)
     reason = reason or named
+    labels = {"aifactory.dev/reason": reason}
+    if len(namespace) <= 63:
+        labels["aifactory.dev/namespace"] = namespace
+    if len(name) <= 63:
+        labels["aifactory.dev/inference-deployment"] = name
+    return RecordDraft(
+        ref=f"{namespace}/{name}",
+        reason=reason,
+        at=now,
+        failover_modules=failed if reason == FAILOVER else (),
+        labels=labels,
+        facts={
+            "namespace": namespace,
+            "name": name,
+            "uid": uid,
+            "generation": generation,
+            "data_classification": data_classification,
+            "before": before,
+            "after": after,
+            "message": message,
+            "cost_after": cost_after,
+            "cost_before": cost_before,
+            "unplaced": unplaced,
+            "modules": tuple(modules),
+            "modules_digest": modules_digest,
+            "policies": tuple(policies),
+            "demand": demand,
+            "fleet_plan": fleet_plan,
+        },
+    )
+
+
+def _body(
+    *,
+    reason: str,
+    now: datetime,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    generation: int | None,
+    data_classification: str | None,
+    before: Cells,
+    after: Cells,
+    message: str,
+    cost_after: CostTerms | None,
+    cost_before: CostTerms | None,
+    unplaced: int | None,
+    modules: Sequence[ModuleFacts],
+    modules_digest: str | None,
+    policies: Sequence[tuple[str, str | None, str]],
+    demand: Mapping[str, float] | None,
+    fleet_plan: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     text = message or f"{summary(before)} -> {summary(after)}"
     policy_list = [
         {"name": n, "resourceVersion": rv, "enforcement": e} for n, rv, e in sorted(policies)
@@ -228,21 +294,7 @@ def build(
         }
     if fleet_plan:
         body["fleetPlan"] = dict(fleet_plan)
-    labels = {
-        "aifactory.dev/reason": reason,
-    }
-    if len(namespace) <= 63:
-        labels["aifactory.dev/namespace"] = namespace
-    if len(name) <= 63:
-        labels["aifactory.dev/inference-deployment"] = name
-    return RecordDraft(
-        ref=f"{namespace}/{name}",
-        reason=reason,
-        body=body,
-        at=now,
-        failover_modules=failed if reason == FAILOVER else (),
-        labels=labels,
-    )
+    return body
 
 
 def complete(body: Mapping[str, Any]) -> dict[str, Any]:
