@@ -86,6 +86,7 @@ def test_crd_names_scopes_and_categories() -> None:
         "AIFactoryModule": ("aifactorymodules", "Cluster", ["afm"]),
         "InferenceDeployment": ("inferencedeployments", "Namespaced", ["infd"]),
         "SovereigntyPolicy": ("sovereigntypolicies", "Cluster", ["sovpol"]),
+        "InferenceRouter": ("inferencerouters", "Namespaced", ["infr"]),
     }
     for model in RESOURCES:
         crd = _crd(model)
