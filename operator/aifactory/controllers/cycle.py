@@ -60,6 +60,7 @@ from .fleet import (
     observed_pools,
     resolve_unknown_pools,
 )
+from .routers import with_tier_demand
 from .runtime import DEPLOYMENTS, FINALIZER, GROUP, VERSION, DemandState, FleetPlan, Runtime
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,8 @@ def _member_states(
 
 
 def _demand(infd: InferenceDeployment, state: DemandState | None) -> InferenceDeployment:
-    if state is None or not state.effective:
-        return infd
+    if state is None or not state.effective or infd.spec.demand.prometheus is None:
+        return infd  # (a router's tier has no source of its own: its router's demand rules)
     return apply_demand(infd, state.effective)
 
 
@@ -277,6 +278,7 @@ def run_cycle(
 ) -> CycleResult:
     """Plan every deployment in `refs` (and clean up what needs it). No I/O."""
     out = CycleResult()
+    snapshot = with_tier_demand(rt, snapshot)  # InferenceRouter tiers carry derived demand
     settings = rt.settings
     targets, target_errors = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
@@ -634,6 +636,8 @@ def _plan_one(
                 "demand_updated_at": demand_state.read_at,
             }
         )
+    if ref in snapshot.tiers:
+        status_new = status_new.model_copy(update={"effective_demand": snapshot.tiers[ref]})
     # the ledger: what this deployment holds now (bound pods + its new decision in flight)
     decided_new = {p.module: dict(p.gpus or {}) for p in status_new.placements}
     ledger.reserve(ref, holdings(decided_new, bound))
@@ -902,6 +906,7 @@ def _fleet_workload(
 def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterView]) -> FleetPlan:
     """The rebalancer's fleet-wide solve on the current snapshot (runs in its own thread)."""
     now = datetime.now(UTC)
+    snapshot = with_tier_demand(rt, snapshot)  # one solve sees every router's tiers together
     targets, _ = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
     selectors = {m: dict(t.node_selector) for m, t in targets.items()}

@@ -136,6 +136,12 @@ def _query(src: PrometheusDemandSource, now: datetime | None) -> dict[str, Any]:
     return payload
 
 
+def instant_query(src: PrometheusDemandSource, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON answer of one instant query with status success (any result type); raises
+    DemandSignalError as `fetch_demand` does. Live tier shares read scalars through it."""
+    return _query(src, now)
+
+
 def _http_error(src: PrometheusDemandSource, err: urllib.error.HTTPError) -> DemandSignalError:
     """Prometheus answers a bad query with 400/422 and a JSON error; a proxy in front of a
     Prometheus that is down answers 502-504 with HTML, which is unreachability, not the query.
@@ -268,5 +274,6 @@ __all__ = [
     "DemandSignalError",
     "apply_demand",
     "fetch_demand",
+    "instant_query",
     "unmatched_regions",
 ]
