@@ -13,6 +13,10 @@ rebalancer's fleet-wide plans with hysteresis applied over it (placement/converg
 `--rtt` reads measured round-trip times that replace the model for the pairs they cover, and
 `--rtt-profile` picks the model's constants (docs/latency.md). Every deployment also gets its
 carbon account: gCO2e/h now, the same for a latency-only solve, and both mean RTTs.
+InferenceRouters give their tier deployments demand = router demand x share per region (spec
+values: offline there is no live source); each router is reported with its tiers, the cascade's
+mean RTT and gCO2e per 1,000 requests, and the largest tier serving everything alone
+(cli/routers.py, docs/cascades.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aifactory.cli.manifests import ManifestError, load
+from aifactory.cli.routers import RouterReport, render_routers, router_reports
 from aifactory.placement import (
     FleetDecision,
     FleetState,
@@ -39,6 +44,7 @@ from aifactory.placement.explain import alloc_of, free_after, holders_of, shortf
 from aifactory.placement.from_api import engine_inputs, priority_class_view
 from aifactory.placement.priority import UnknownPriorityClassError
 from aifactory.placement.rtt import RTT_PROFILES, RttTable, with_rtt_profile
+from aifactory.routers.tiers import derive, with_tiers
 from aifactory.signals.rtt import RttTableError, parse_rtt_csv, unmatched_names
 
 #: Table and message width, as a terminal shows without wrapping.
@@ -120,14 +126,18 @@ class Placed:
     mode: str = "fleet"
     #: Deployment -> module -> why it got fewer replicas than it could (explain.shortfalls).
     shortfalls: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
+    routers: tuple[RouterReport, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract, each placement with `carbon` and `shortfalls` added."""
+        """The JSON contract, each placement with `carbon` and `shortfalls` added, and
+        `routers` (each InferenceRouter's tiers and figures) when there are any."""
         doc = {"mode": self.mode, **self.result.to_dict()}
         for p in doc["placements"]:
             p["carbon"] = self.carbon[p["deployment"]].to_dict()
             found = self.shortfalls.get(p["deployment"], {})
             p["shortfalls"] = {m: list(r) for m, r in found.items()}
+        if self.routers:
+            doc["routers"] = [r.to_dict() for r in self.routers]
         return doc
 
 
@@ -151,13 +161,15 @@ def decide(
 ) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
     snap = load(paths)
+    tiers = derive(snap.routers, snap.deployments)  # routers' tiers carry derived demand
+    classes = [priority_class_view(c) for c in snap.priority_classes]
     try:
         inputs = engine_inputs(
             snap.modules,
-            snap.deployments,
+            with_tiers(snap.deployments, tiers),
             snap.policies,
             snap.namespaces,
-            priority_classes=[priority_class_view(c) for c in snap.priority_classes],
+            priority_classes=classes,
         )
     except UnknownPriorityClassError as exc:
         raise ManifestError([f"spec.priorityClassName: {exc}"]) from exc
@@ -189,7 +201,10 @@ def decide(
             warnings.append(f"{rtt.source}: unknown demand regions: {', '.join(unknown_regions)}")
         if unknown_modules:
             warnings.append(f"{rtt.source}: unknown modules: {', '.join(unknown_modules)}")
-    return Placed(result, carbon, tuple(warnings), mode, short)
+    routers = router_reports(
+        tiers, snap.deployments, fleet, inputs.policies, result, snap.namespaces, classes
+    )
+    return Placed(result, carbon, tuple(warnings), mode, short, routers)
 
 
 def decision_shortfalls(
@@ -256,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
             accounts=placed.carbon,
             mode=placed.mode,
             shortfalls=placed.shortfalls,
+            routers=placed.routers,
         )
     return 0
 
@@ -277,6 +293,7 @@ def render_table(
     *,
     mode: str | None = None,
     shortfalls: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    routers: Sequence[RouterReport] = (),
 ) -> None:
     """The mode, then deployments (priority, replicas placed/needed, modules, carbon in
     gCO2e/kWh, cost), then per deployment the chosen modules with latency per region, its
@@ -344,6 +361,7 @@ def render_table(
                     out.write(_wrap(f"    {module}: {reason}", "      ") + "\n")
         for finding in d.audit:
             out.write(f"  audit: {finding}\n")
+    render_routers(routers, out)
     out.write("\n")
     rows = [["MODULE", "GPUS USED", "GPUS FREE", "GPUS TOTAL"]]
     for m in result.modules:
