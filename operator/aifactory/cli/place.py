@@ -333,26 +333,37 @@ def render_table(
                 f"on {p.module}\n"
             )
         if d.assignments:
-            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]]
-            for a in d.assignments:
-                rows.append(
-                    [
-                        a.module,
-                        str(a.replicas),
-                        ",".join(f"{r}={k}" for r, k in a.regions.items()) or "-",
-                        ",".join(f"{r}={v:.1f}" for r, v in a.latency_ms.items()) or "-",
-                        f"{a.carbon_intensity:.0f}",
-                        ",".join(f"{m}={n}" for m, n in a.gpus.items()),
-                    ]
-                )
-            _table(rows, out, indent="  ")
+            header = ["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]
+            cells = [
+                [
+                    [a.module],
+                    [str(a.replicas)],
+                    [f"{r}={k}" for r, k in a.regions.items()] or ["-"],
+                    [f"{r}={v:.1f}" for r, v in a.latency_ms.items()] or ["-"],
+                    [f"{a.carbon_intensity:.0f}"],
+                    [",".join(f"{m}={n}" for m, n in a.gpus.items())],
+                ]
+                for a in d.assignments
+            ]
+            rows = [header] + [[",".join(c) for c in row] for row in cells]
+            if _width(rows, "  ") <= WIDTH:
+                _table(rows, out, indent="  ")
+            else:  # many regions: one per line
+                lines = [header]
+                for row in cells:
+                    for i in range(max(len(c) for c in row)):
+                        lines.append([c[i] if i < len(c) else "" for c in row])
+                _table(lines, out, indent="  ")
         if d.unplaced_regions:
             where = ", ".join(f"{r}={k}" if r else str(k) for r, k in d.unplaced_regions.items())
             out.write(f"  unplaced: {where}\n")
         rejected = [(m, why) for m, why in d.explanation.items() if why.startswith("rejected: ")]
         if rejected:
             out.write("  rejected:\n")
-            _table([[m, why.removeprefix("rejected: ")] for m, why in rejected], out, "    ")
+            pad = max(len(m) for m, _ in rejected)
+            for m, why in rejected:
+                text = f"    {m.ljust(pad)}  {why.removeprefix('rejected: ')}"
+                out.write(_wrap(text, " " * (pad + 6)) + "\n")
         fewer = (shortfalls or {}).get(d.deployment, {})
         if fewer:
             out.write("  modules with fewer replicas than they could take:\n")
@@ -373,6 +384,12 @@ def render_table(
         f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver}; lower bound {bound}; "
         f"gap {gap})\n"
     )
+
+
+def _width(rows: Sequence[Sequence[str]], indent: str) -> int:
+    """The width `_table` prints these rows with."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return len(indent) + sum(widths) + 2 * (len(widths) - 1)
 
 
 def _wrap(text: str, indent: str) -> str:

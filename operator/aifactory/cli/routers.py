@@ -172,7 +172,7 @@ def render_routers(reports: Sequence[RouterReport], out: TextIO) -> None:
     """The routers' table: tiers as placed, the cascade, the largest tier alone (what-if)."""
     if not reports:
         return
-    rows = [["ROUTER", "TIER", "SHARE", "RPS", "PLACED", "MODULES", "MEAN RTT", "gCO2e/1k REQ"]]
+    rows = [["ROUTER", "TIER", "SHARE", "RPS", "PLACED", "MODULES", "MEAN RTT", "gCO2e/1k"]]
     for r in reports:
         first = True
         for t in r.tiers:
