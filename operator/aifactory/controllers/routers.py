@@ -306,8 +306,6 @@ class RouterTasks:
         if not rt.active:
             return min(1.0, interval)
         snapshot = rt.snapshot()
-        if not snapshot.routers and not self.exports.applied and not rt.routing_views:
-            return interval
         observers = rt.members.observers()
         views = {key: obs.snapshot() for key, obs in observers.items()}
         decided = dict(rt.decided)
@@ -355,6 +353,8 @@ class RouterTasks:
         rt = self.rt
         settings = _placement_settings(rt)
         plan = tier_plan(rt, snapshot)
+        if not plan.routers:
+            return _Computed()  # (the sync still removes routes no router wants)
         derived = {d.ref: d for d in with_tiers(snapshot.deployments, plan)}
         raw = {d.ref: d for d in snapshot.deployments}
         ready: dict[str, dict[str, int]] = {}
