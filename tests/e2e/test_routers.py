@@ -378,8 +378,10 @@ def test_eu_restricted_router_never_routes_an_eu_region_outside_the_eu(
             for module in weights:
                 tags = tags_of(countries[module], frozenset())
                 assert tags & {"EU", "EEA"}, (tier, region, module)
-        placed = {p["module"] for p in get_json(kubectl, "infd", "-n", EU_NS, tier)["status"][
-            "placements"]}  # fmt: skip
+        placed = {
+            p["module"]
+            for p in get_json(kubectl, "infd", "-n", EU_NS, tier)["status"]["placements"]
+        }
         assert london not in placed and "dallas" not in placed, placed
     # and no member HTTPRoute of the EU router sends to a module outside the EU either
     for member in fleet.members:

@@ -118,8 +118,9 @@ def test_last_good_reading_rules() -> None:
     first = _next_state(None, None, down, NOW, window=None, written=None, written_at=None)
     assert first.effective is None and first.error_reason == REASON_UNREACHABLE
     # a good reading takes effect
-    good = _next_state(first, {"chat-large": 0.3}, None, NOW, window=None, written=None,
-                       written_at=None)  # fmt: skip
+    good = _next_state(
+        first, {"chat-large": 0.3}, None, NOW, window=None, written=None, written_at=None
+    )
     assert good.effective == {"chat-large": 0.3} and good.error_reason is None
     # an error keeps it, and when it was read
     later = NOW + timedelta(minutes=5)
@@ -133,11 +134,26 @@ def test_last_good_reading_rules() -> None:
 
 
 def test_router_demand_is_stabilised_like_live_demand() -> None:
-    high = _next_state(None, {"eu-west": 200.0}, None, NOW, window=60, written=None,
-                       written_at=None)  # fmt: skip
-    low = _next_state(high, {"eu-west": 100.0}, None, NOW + timedelta(seconds=30), window=60,
-                      written=None, written_at=None)  # fmt: skip
+    high = _next_state(
+        None, {"eu-west": 200.0}, None, NOW, window=60, written=None, written_at=None
+    )
+    low = _next_state(
+        high,
+        {"eu-west": 100.0},
+        None,
+        NOW + timedelta(seconds=30),
+        window=60,
+        written=None,
+        written_at=None,
+    )
     assert low.effective == {"eu-west": 200.0}  # down only after the window
-    later = _next_state(low, {"eu-west": 100.0}, None, NOW + timedelta(seconds=120), window=60,
-                        written=None, written_at=None)  # fmt: skip
+    later = _next_state(
+        low,
+        {"eu-west": 100.0},
+        None,
+        NOW + timedelta(seconds=120),
+        window=60,
+        written=None,
+        written_at=None,
+    )
     assert later.effective == {"eu-west": 100.0}

@@ -320,8 +320,12 @@ def explain_router(
     for t in spec.get("tiers", []):
         row = tier_rows.get(t["deployment"], {})
         if row.get("message"):
-            out.write(textwrap.fill(f"  {t['deployment']}: {row['message']}", WIDTH,
-                                    subsequent_indent="    ") + "\n")  # fmt: skip
+            out.write(
+                textwrap.fill(
+                    f"  {t['deployment']}: {row['message']}", WIDTH, subsequent_indent="    "
+                )
+                + "\n"
+            )
         infd = tiers.get(t["deployment"])
         effective = ((infd or {}).get("status") or {}).get("effectiveDemand")
         if effective:
