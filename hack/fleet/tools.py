@@ -48,7 +48,22 @@ TOOLS: tuple[Tool, ...] = (
     Tool("kubectl", "k8s.io/kubernetes/cmd/kubectl", TOOLS_DIR, _K8S_VERSION_VARS),
     Tool("kwok", "sigs.k8s.io/kwok/cmd/kwok", TOOLS_DIR),
     Tool("helm", "helm.sh/helm/v3/cmd/helm", TOOLS_DIR / "helm"),
+    # kstatus (sigs.k8s.io/cli-utils): its version is in the name, so a new pin builds anew
+    Tool(
+        "kstatus-"
+        + re.search(  # type: ignore[union-attr]
+            r"sigs\.k8s\.io/cli-utils\s+(v\S+)", (TOOLS_DIR / "kstatus" / "go.mod").read_text()
+        ).group(1),
+        ".",
+        TOOLS_DIR / "kstatus",
+    ),
 )
+
+
+def kstatus_binary() -> Path:
+    """The kstatus command built from the pinned cli-utils module."""
+    tool = next(t for t in TOOLS if t.name.startswith("kstatus-"))
+    return binary(tool.name)
 
 
 class ToolError(RuntimeError):

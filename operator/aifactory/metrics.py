@@ -43,6 +43,21 @@ DEPLOYMENT_CARBON = Gauge(
     "Replica-weighted carbon intensity of the modules serving a deployment.",
     ["deployment"],
 )
+DEPLOYMENT_EMISSIONS = Gauge(
+    "aifactory_deployment_emissions_grams_per_hour",
+    "gCO2e per hour of a deployment's current placement (GPUs x power x PUE x intensity).",
+    ["deployment"],
+)
+DEPLOYMENT_LATENCY_ONLY_EMISSIONS = Gauge(
+    "aifactory_deployment_latency_only_emissions_grams_per_hour",
+    "gCO2e per hour the placement of a carbon-blind (latency-only) solve would emit.",
+    ["deployment"],
+)
+DEPLOYMENT_MEAN_RTT = Gauge(
+    "aifactory_deployment_mean_rtt_seconds",
+    "Replica-weighted mean round-trip time of a deployment's placement.",
+    ["deployment"],
+)
 MIGRATIONS_TOTAL = Counter(
     "aifactory_migrations_total", "Placement changes applied, by deployment.", ["deployment"]
 )
@@ -81,6 +96,14 @@ PLACEMENT_COST = Gauge("aifactory_fleet_plan_cost", "The rebalancer's fleet plan
 PLACEMENT_BOUND = Gauge(
     "aifactory_fleet_plan_lower_bound", "The rebalancer's fleet plan: valid lower bound on cost."
 )
+RTT_PAIRS = Gauge(
+    "aifactory_measured_rtt_pairs", "(region, module) pairs whose RTT comes from measurements."
+)
+RTT_SOURCE_ERRORS = Counter(
+    "aifactory_measured_rtt_source_errors_total",
+    "Failed reads of a measured-RTT source (the last good table stays in force).",
+    ["source"],
+)
 IS_LEADER = Gauge("aifactory_leader", "1 on the replica that plans and writes, 0 on standbys.")
 
 
@@ -102,7 +125,13 @@ _placed_modules: dict[str, set[str]] = {}
 _series_lock = threading.Lock()
 
 
-def set_deployment(ref: str, placed: dict[str, int], unplaced: int, carbon: float | None) -> None:
+def set_deployment(
+    ref: str,
+    placed: dict[str, int],
+    unplaced: int,
+    carbon: float | None,
+    emissions: tuple[float, float, float | None] | None = None,
+) -> None:
     """Publish one deployment's placement; modules it left are dropped from the series."""
     with _series_lock:
         before = _placed_modules.get(ref, set())
@@ -115,6 +144,12 @@ def set_deployment(ref: str, placed: dict[str, int], unplaced: int, carbon: floa
     UNPLACED_REPLICAS.labels(ref).set(unplaced)
     if carbon is not None:
         DEPLOYMENT_CARBON.labels(ref).set(carbon)
+    if emissions is not None:
+        now, blind, rtt_ms = emissions
+        DEPLOYMENT_EMISSIONS.labels(ref).set(now)
+        DEPLOYMENT_LATENCY_ONLY_EMISSIONS.labels(ref).set(blind)
+        if rtt_ms is not None:
+            DEPLOYMENT_MEAN_RTT.labels(ref).set(rtt_ms / 1000.0)
 
 
 def forget_deployment(ref: str) -> None:
@@ -124,7 +159,13 @@ def forget_deployment(ref: str) -> None:
     for module in modules:
         with suppress(KeyError):
             PLACED_REPLICAS.remove(ref, module)
-    for gauge in (UNPLACED_REPLICAS, DEPLOYMENT_CARBON):
+    for gauge in (
+        UNPLACED_REPLICAS,
+        DEPLOYMENT_CARBON,
+        DEPLOYMENT_EMISSIONS,
+        DEPLOYMENT_LATENCY_ONLY_EMISSIONS,
+        DEPLOYMENT_MEAN_RTT,
+    ):
         with suppress(KeyError):
             gauge.remove(ref)
     with suppress(KeyError):

@@ -50,6 +50,24 @@ class OperatorSettings(BaseModel):
         15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
     )
     solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    # measured round-trip times (docs/latency.md)
+    rtt_config_map: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="namespace/name of a ConfigMap whose *.csv keys hold measured RTTs "
+        "(region,module,rttMs rows or a square matrix); they override the RTT model per pair.",
+    )
+    rtt_prometheus_url: str | None = Field(
+        None, description="Prometheus base URL for measured RTTs (e.g. blackbox-exporter)."
+    )
+    rtt_prometheus_query: str | None = Field(
+        None,
+        description="Instant query giving RTT in ms per series with `region` and `module` "
+        "labels; overrides the ConfigMap for the pairs it covers.",
+    )
+    rtt_poll_interval: float = Field(
+        60.0, gt=0, description="Seconds between reads of the measured RTT sources."
+    )
     # live carbon signals (spec.energy.signal; docs/signals.md)
     energy_poll_interval: float = Field(
         300.0, gt=0, description="Seconds between reads of a module's spec.energy.signal feed."
@@ -184,7 +202,11 @@ class OperatorSettings(BaseModel):
     )
     member_burst: int = Field(100, ge=1, description="Request burst to one member cluster.")
     executor_threads: int = Field(
-        16, ge=1, le=256, description="Threads applying changes to member clusters."
+        8,
+        ge=1,
+        le=64,
+        description="Threads applying changes to one cluster (each cluster has its own, so a "
+        "slow one holds up only its own changes).",
     )
     advisory: bool = Field(
         False,

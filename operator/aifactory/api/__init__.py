@@ -33,6 +33,7 @@ from aifactory.api.common import (
     set_condition,
 )
 from aifactory.api.deployment import (
+    CarbonStatus,
     Demand,
     DemandRegion,
     EffectiveDemand,
@@ -119,6 +120,7 @@ __all__ = [
     "BlendedFigures",
     "CarbonSignal",
     "CarbonSignalProvider",
+    "CarbonStatus",
     "ClusterTarget",
     "Condition",
     "ConditionStatus",

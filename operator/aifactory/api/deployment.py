@@ -522,6 +522,27 @@ class ModulePlacement(StatusModel):
     )
 
 
+class CarbonStatus(StatusModel):
+    """What the placement emits now and what a carbon-blind placement would (BRIEF
+    "Accounting"): GPUs x board power x PUE x carbon intensity of the modules used."""
+
+    grams_per_hour: float = Field(
+        default=0.0, ge=0, description="gCO2e per hour of the current placement."
+    )
+    latency_only_grams_per_hour: float = Field(
+        default=0.0,
+        ge=0,
+        description="gCO2e per hour of the placement a latency-only solve (carbonWeight 0) "
+        "would make on the same fleet now.",
+    )
+    mean_rtt_ms: float | None = Field(
+        default=None, ge=0, description="Replica-weighted mean RTT of the current placement."
+    )
+    latency_only_mean_rtt_ms: float | None = Field(
+        default=None, ge=0, description="The same for the latency-only placement."
+    )
+
+
 class HeldReplicas(StatusModel):
     """Replicas that run on a module they should leave, and why they are still there."""
 
@@ -594,6 +615,11 @@ class InferenceDeploymentStatus(StatusModel):
     )
     unsatisfied: Unsatisfied | None = Field(
         default=None, description="Replicas that could not be placed and why."
+    )
+    carbon: CarbonStatus | None = Field(
+        default=None,
+        description="Emissions of the current placement and of a carbon-blind one, and the "
+        "latency paid for the difference.",
     )
     held_replicas: list[HeldReplicas] | None = Field(
         default=None,
@@ -680,6 +706,7 @@ class InferenceDeployment(Resource):
 
 
 __all__ = [
+    "CarbonStatus",
     "Demand",
     "DemandRegion",
     "EffectiveDemand",

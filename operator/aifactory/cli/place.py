@@ -360,9 +360,9 @@ def render_table(
         rejected = [(m, why) for m, why in d.explanation.items() if why.startswith("rejected: ")]
         if rejected:
             out.write("  rejected:\n")
-            pad = max(len(m) for m, _ in rejected)
-            for m, why in rejected:
-                text = f"    {m.ljust(pad)}  {why.removeprefix('rejected: ')}"
+            pad = max(len(name) for name, _ in rejected)
+            for name, why in rejected:
+                text = f"    {name.ljust(pad)}  {why.removeprefix('rejected: ')}"
                 out.write(_wrap(text, " " * (pad + 6)) + "\n")
         fewer = (shortfalls or {}).get(d.deployment, {})
         if fewer:

@@ -60,6 +60,8 @@ def _configuration_from_kubeconfig(raw: str, where: str) -> Configuration:
             "InvalidKubeconfig", f"{where} does not hold a usable kubeconfig ({type(exc).__name__})"
         ) from None
     cfg.retries = 0
+    # three watches, the executor's workers and the probe share one client per cluster
+    cfg.connection_pool_maxsize = 16
     return cfg
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aifactory import metrics
 from aifactory.api import (
+    CarbonStatus,
     Condition,
     ConditionStatus,
     InferenceDeployment,
@@ -37,6 +38,7 @@ from aifactory.clusters import (
 )
 from aifactory.clusters.workload import digest
 from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
+from aifactory.placement.accounting import grams_per_hour, latency_only, mean_rtt_ms
 from aifactory.placement.compliance import forbidden_cells
 from aifactory.placement.from_api import workload_view
 from aifactory.placement.priority import (
@@ -45,6 +47,7 @@ from aifactory.placement.priority import (
     UnknownPriorityClassError,
     priority_of,
 )
+from aifactory.placement.state import WorkloadState
 from aifactory.signals.demand import apply_demand
 
 from . import planner
@@ -98,8 +101,11 @@ class CycleResult:
     adopted: dict[str, datetime] = field(default_factory=dict)
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
+    blind_at: dict[str, float] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
-    metrics: dict[str, tuple[dict[str, int], int, float | None]] = field(default_factory=dict)
+    metrics: dict[
+        str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
+    ] = field(default_factory=dict)
 
 
 _EMPTY_DECISION = Decision("", 0, 0, (), {}, 0.0)
@@ -299,6 +305,7 @@ def run_cycle(
         now,
         toleration=settings.toleration_seconds,
         settings=keep,
+        rtt=rt.rtt_table,
     )
     by_module = snapshot.by_module()
     replicas = {key: member_replicas(view) for key, view in views.items()}
@@ -345,7 +352,11 @@ def run_cycle(
     order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
     queue = collections.deque(order)
     planned: set[str] = set()
-    ctx_extra = _CycleExtra(classes=classes, status_of=status_of)
+    ctx_extra = _CycleExtra(
+        classes=classes,
+        status_of=status_of,
+        lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
+    )
     while queue:
         ref = queue.popleft()
         if ref in planned:
@@ -398,6 +409,8 @@ class _CycleExtra:
 
     classes: tuple[PriorityClassView, ...]
     status_of: Any
+    #: lowest priority value of any deployment: nobody to preempt below it
+    lowest: int = 0
     running: list[WorkloadView] | None = None
     #: victim ref -> module -> replicas displaced there this cycle
     preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
@@ -549,6 +562,7 @@ def _plan_one(
         decision.unplaced_replicas
         and missing_class is None
         and workload.preemption_policy != "Never"
+        and workload.priority > extra.lowest
         and not ws.binding.missing
     ):
         running = [r for r in _running(snapshot, ctx, extra) if r.key != ref]
@@ -623,6 +637,16 @@ def _plan_one(
         missing_priority_class=missing_class,
     )
     result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
+    if result.rebalanced and not _fits(ledger, workload, result, ctx, bound, g):
+        # the fleet plan assumed others would move too; this step does not fit next to them
+        # as they are: no rebalancing step this time (the next plan tries again)
+        log.info("rebalancer: the step for %s does not fit the fleet as it is; skipped", ref)
+        result = planner.plan(
+            dataclasses.replace(inputs, rebalance_target=None),
+            now,
+            plan_settings,
+            observed_gpus(bound),
+        )
     status_new = result.status
     signal = _demand_condition(infd, demand_state)
     if signal is not None:
@@ -634,6 +658,36 @@ def _plan_one(
             update={
                 "observed_demand": demand_state.effective,
                 "demand_updated_at": demand_state.read_at,
+            }
+        )
+    previous_carbon = status.carbon if status is not None else None
+    fresh_blind = (
+        previous_carbon is None
+        or [(p.module, p.replicas) for p in status_new.placements]
+        != [(p.module, p.replicas) for p in (status.placements if status else [])]
+        or now.timestamp() - rt.blind_at.get(ref, 0.0) > rt.settings.resync_interval
+    )
+    account = carbon_account(
+        status_new, ws, ctx, ledger, workload, decision, None if fresh_blind else previous_carbon
+    )
+    if fresh_blind:
+        out.blind_at[ref] = now.timestamp()
+    status_new = status_new.model_copy(update={"carbon": account})
+    if rt.settings.advisory:
+        status_new = status_new.model_copy(
+            update={
+                "conditions": set_condition(
+                    status_new.conditions,
+                    Condition(
+                        type="Advisory",
+                        status=ConditionStatus.TRUE,
+                        reason="AdvisoryMode",
+                        message="the operator runs with advisory: true: it decides and reports "
+                        "placements but does not change member clusters",
+                        observed_generation=infd.metadata.generation,
+                    ),
+                    now=now,
+                )
             }
         )
     if ref in snapshot.tiers:
@@ -688,10 +742,86 @@ def _plan_one(
         {p.module: p.replicas for p in status_new.placements},
         status_new.unsatisfied.replicas if status_new.unsatisfied else 0,
         decision.carbon_intensity,
+        (account.grams_per_hour, account.latency_only_grams_per_hour, account.mean_rtt_ms),
     )
     routing = _routing_configmap(infd, status_new, targets)
-    if routing is not None:
+    digest_now = routing["data"]["routing.json"] if routing is not None else ""
+    if routing is not None and rt.routing_written.get(ref) != digest_now:
         out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+
+
+def _placement_account(
+    status: InferenceDeploymentStatus, ws: WorkloadState, ctx: FleetContext
+) -> tuple[float, float | None]:
+    """gCO2e/h and replica-weighted mean RTT (ms) of the placement in `status`."""
+    fleet = ctx.fleet
+    grams = 0.0
+    rtt_sum, rtt_n = 0.0, 0
+    regions = {n: r for r, n in enumerate(ws.region_names)}
+    for p in status.placements:
+        m = fleet.index.get(p.module)
+        if m is None:
+            continue
+        module = fleet.modules[m]
+        power = {pool.model: pool.power_w for pool in module.pools}
+        default_w = min(power.values(), default=0.0)
+        watts = sum(n * power.get(model, default_w) for model, n in (p.gpus or {}).items())
+        grams += watts * float(fleet.pue[m]) * float(fleet.carbon[m]) / 1000.0
+        if ws.rtt is not None:
+            for region, n in p.regions.items():
+                r = regions.get(region)
+                if r is not None and n > 0:
+                    rtt_sum += n * float(ws.rtt[r, m])
+                    rtt_n += n
+    return grams, (rtt_sum / rtt_n if rtt_n else None)
+
+
+def carbon_account(
+    status: InferenceDeploymentStatus,
+    ws: WorkloadState,
+    ctx: FleetContext,
+    ledger: Ledger,
+    workload: WorkloadView,
+    decision: Decision,
+    previous: CarbonStatus | None = None,
+) -> CarbonStatus:
+    """status.carbon: the placement now against a latency-only solve on the same free GPUs.
+
+    `previous` reuses the last counterfactual (one engine solve less; the caller refreshes it
+    when the placement changes and every resyncInterval)."""
+    grams, rtt = _placement_account(status, ws, ctx)
+    if previous is not None:
+        blind_grams = previous.latency_only_grams_per_hour
+        blind_rtt = previous.latency_only_mean_rtt_ms
+    elif workload.carbon_weight == 0:
+        blind_grams, blind_rtt = grams, rtt  # it is carbon-blind already
+    else:
+        blind_decision, _ = ledger.place(latency_only(workload), ctx.policies, explain_all=False)
+        blind_grams = grams_per_hour(ctx.fleet, blind_decision)
+        blind_rtt = mean_rtt_ms(blind_decision)
+    return CarbonStatus(
+        grams_per_hour=round(grams, 3),
+        latency_only_grams_per_hour=round(blind_grams, 3),
+        mean_rtt_ms=None if rtt is None else round(rtt, 3),
+        latency_only_mean_rtt_ms=None if blind_rtt is None else round(blind_rtt, 3),
+    )
+
+
+def _fits(
+    ledger: Ledger,
+    workload: WorkloadView,
+    result: planner.Plan,
+    ctx: FleetContext,
+    bound: Mapping[tuple[str, str], int],
+    gpus_per_replica: int,
+) -> bool:
+    """Whether the planned placement fits what is free (the engine keeps it whole)."""
+    stepped = dataclasses.replace(
+        workload,
+        current=planner.as_current(result.step.cells, observed_pools(bound, gpus_per_replica)),
+    )
+    decision, _ = ledger.place(stepped, ctx.policies)
+    return decision.kept_current
 
 
 def member_priority_class(
@@ -918,6 +1048,7 @@ def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterVi
         now,
         toleration=rt.settings.toleration_seconds,
         settings=placement_settings(rt),
+        rtt=rt.rtt_table,
     )
     workloads = []
     started: dict[str, tuple[tuple[str, str, int], ...]] = {}

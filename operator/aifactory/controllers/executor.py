@@ -79,6 +79,8 @@ class MemberExecutor:
         self._errors: dict[tuple[str, str], ApplyError] = {}
         #: (cluster, PriorityClass name) -> what was applied there
         self._classes: dict[tuple[str, str], str] = {}
+        #: (cluster, namespace) known to exist (applied once per process)
+        self._namespaces: set[tuple[str, str]] = set()
         self.advisory = advisory
 
     def _pool(self, key: str) -> ThreadPoolExecutor:
@@ -127,6 +129,11 @@ class MemberExecutor:
         try:
             self._execute(job)
         except ClusterError as err:
+            if err.status == 404 and job.action.kind == "apply":
+                # the namespace went away under us (deleted in the member): create it next time
+                with self._lock:
+                    self._namespaces.discard((job.target.cluster_key, job.namespace))
+                err = ClusterError(err.reason, err.message, status=404, permanent=False)
             metrics.MEMBER_ERRORS.labels(job.target.cluster_key, err.reason).inc()
             with self._lock:
                 self._errors[key] = ApplyError(
@@ -179,8 +186,13 @@ class MemberExecutor:
         elif action.kind == "apply":
             assert infd is not None, "apply needs the InferenceDeployment"
             self._ensure_priority_class(job)
-            if job.create_namespace:
+            key = (target.cluster_key, ns)
+            with self._lock:
+                known = key in self._namespaces
+            if job.create_namespace and not known:
                 ensure_namespace(client, ns)
+                with self._lock:
+                    self._namespaces.add(key)
             for obj in render(
                 infd,
                 action.module,

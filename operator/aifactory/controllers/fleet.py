@@ -32,7 +32,7 @@ from aifactory.api import (
     InferenceRouter,
     SovereigntyPolicy,
 )
-from aifactory.clusters import ClusterView, ModuleObservation, observe_module
+from aifactory.clusters import ClusterView, ModuleObservation, observe_modules
 from aifactory.labels import DRAIN_ANNOTATION
 from aifactory.placement import (
     Decision,
@@ -45,6 +45,7 @@ from aifactory.placement import (
     place_against,
 )
 from aifactory.placement.from_api import module_view, policy_view
+from aifactory.placement.rtt import RttTable
 from aifactory.placement.state import WorkloadState
 
 from .planner import ModuleUse
@@ -168,21 +169,24 @@ def build_fleet(
     *,
     toleration: float,
     settings: PlacementSettings,
+    rtt: RttTable | None = None,
 ) -> FleetContext:
     """The cycle's fleet (pure). `cluster_of`/`selectors` say where each module's nodes are."""
     uses: dict[str, ModuleUse] = {}
     observations: dict[str, ModuleObservation] = {}
     views_list: list[ModuleView] = []
+    by_cluster: dict[str, dict[str, Mapping[str, str]]] = {}
+    for m in snapshot.modules:
+        key = cluster_of.get(m.name)
+        if key and key in views:
+            by_cluster.setdefault(key, {})[m.name] = selectors.get(m.name, {})
+    for key, wanted in by_cluster.items():
+        observations.update(observe_modules(views[key], wanted))
     for m in snapshot.modules:
         use = module_use(m, now, toleration)
         uses[m.name] = use
-        key = cluster_of.get(m.name)
-        view = views.get(key) if key else None
-        obs = observe_module(view, selectors.get(m.name, {})) if view is not None else None
-        if obs is not None:
-            observations[m.name] = obs
-        views_list.append(engine_module(m, use, obs))
-    fleet = FleetState(views_list, settings)
+        views_list.append(engine_module(m, use, observations.get(m.name)))
+    fleet = FleetState(views_list, settings, rtt=rtt)
     pool_index: dict[tuple[str, str], int] = {}
     for p in range(fleet.n_pools):
         mi = int(fleet.pool_module[p])

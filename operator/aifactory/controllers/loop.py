@@ -24,15 +24,28 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aifactory import metrics
-from aifactory.api import AIFactoryModule, InferenceDeployment
-from aifactory.clusters import ClusterError, observe_module
+from aifactory.api import AIFactoryModule, EmissionFactorType, InferenceDeployment, SignalType
+from aifactory.clusters import ClusterError, ModuleObservation, observe_modules
 from aifactory.placement import FleetState
 from aifactory.placement.from_api import module_view
+from aifactory.placement.rtt import RttTable
+from aifactory.signals.carbon import (
+    CarbonReading,
+    CarbonSignalError,
+    Credentials,
+    SignalMethod,
+    effective_energy,
+    fetch_reading,
+    read_csv_file,
+    record,
+    urllib_get,
+)
 from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
+from aifactory.signals.rtt import RttTableError, fetch_rtt, rtt_table_from_config_map
 from aifactory.signals.smoothing import stabilize_demand
 
 from .cycle import CycleResult, Event, fleet_plan, run_cycle
@@ -87,6 +100,8 @@ class Loops:
             loop.create_task(
                 _forever("router publisher", rt, routers.publish), name="router publisher"
             ),
+            loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
+            loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]
 
     async def stop(self) -> None:
@@ -148,6 +163,7 @@ class Loops:
         for ref, blocked in result.blocked.items():
             rt.blocked[ref] = blocked
         rt.adopted.update(result.adopted)
+        rt.blind_at.update(result.blind_at)
         for ref, ok in result.settled.items():
             rt.schedule(ref, ok)
         for ref in result.forgotten:
@@ -159,8 +175,8 @@ class Loops:
             rt.writer.submit(w.key, w.kind, w.path, w.body)
         for e in result.events:
             self._event(e)
-        for ref, (placed, unplaced, carbon) in result.metrics.items():
-            metrics.set_deployment(ref, placed, unplaced, carbon)
+        for ref, (placed, unplaced, carbon, emissions) in result.metrics.items():
+            metrics.set_deployment(ref, placed, unplaced, carbon, emissions)
         now = time.monotonic()
         for ref in result.placed:
             seen = rt.spec_seen.get(ref)
@@ -206,11 +222,36 @@ class Loops:
             tolerance_s=rt.settings.signal_tolerance_seconds,
             min_readings=rt.settings.signal_tolerance_readings,
         )
-        changed: set[str] = set()
+        wanted: dict[str, dict[str, Any]] = {}
         for m in snapshot.modules:
-            probe = self._probe(m, reachable, views)
+            try:
+                t = rt.members.target(m)
+            except ClusterError:
+                continue
+            wanted.setdefault(t.cluster_key, {})[m.name] = t.node_selector
+        observed: dict[str, ModuleObservation] = {}
+        for key, selectors in wanted.items():
+            if key in views:
+                observed.update(observe_modules(views[key], selectors))
+        changed: set[str] = set()
+        basis = SignalMethod(
+            SignalType(rt.settings.carbon_signal_type),
+            EmissionFactorType(rt.settings.carbon_emission_factor_type),
+        )
+        max_age = timedelta(seconds=rt.settings.energy_signal_max_age)
+        for m in snapshot.modules:
+            probe = self._probe(m, reachable, views, observed)
+            live = (
+                effective_energy(
+                    m, rt.signal_states.get(m.name), now=now, max_age=max_age, basis=basis
+                )
+                if m.spec.energy.signal is not None
+                else None
+            )
             with metrics.observe("module"):
-                outcome = module_status(m, probe, rt.smoothing.get(m.name, {}), now, signal)
+                outcome = module_status(
+                    m, probe, rt.smoothing.get(m.name, {}), now, signal, signal_energy=live
+                )
             rt.smoothing[m.name] = dict(outcome.smoothing)
             if outcome.patch:
                 path = f"/apis/{GROUP}/{VERSION}/aifactorymodules/{m.name}/status"
@@ -234,7 +275,11 @@ class Loops:
         return interval
 
     def _probe(
-        self, m: AIFactoryModule, reachable: dict[str, bool], views: dict[str, Any]
+        self,
+        m: AIFactoryModule,
+        reachable: dict[str, bool],
+        views: dict[str, Any],
+        observed: dict[str, ModuleObservation],
     ) -> Probe:
         rt = self.rt
         err = rt.members.access_error(m)
@@ -246,9 +291,7 @@ class Loops:
             return Probe(False, exc.reason, exc.message)
         view = views.get(target.cluster_key)
         ok = reachable.get(target.cluster_key, False)
-        obs = (
-            observe_module(view, target.node_selector) if view is not None and view.synced else None
-        )
+        obs = observed.get(m.name) if view is not None and view.synced else None
         if not ok:
             why = view.error if view is not None and view.error else "cluster did not answer"
             return Probe(False, "ClusterUnreachable", why, None, view.last_seen if view else None)
@@ -328,6 +371,124 @@ class Loops:
         )
         rt.mark(replaced)
         return interval
+
+    # --------------------------------------------------------------------------- rtt
+    async def rtt(self) -> float:
+        """Read the measured RTT sources (ConfigMap, Prometheus); the last good table of each
+        stays in force while its source fails. A change re-plans every deployment."""
+        rt = self.rt
+        s = rt.settings
+        if not (s.rtt_config_map or (s.rtt_prometheus_url and s.rtt_prometheus_query)):
+            return 3600.0
+        if not rt.active:
+            return 1.0
+        loop = asyncio.get_running_loop()
+        tables = await loop.run_in_executor(self.io_pool, self._read_rtt)
+        merged: RttTable | None = None
+        for table in tables:
+            if table is not None:
+                merged = table if merged is None else merged.merged(table)
+        if merged != rt.rtt_table:
+            rt.rtt_table = merged
+            log.info(
+                "measured RTTs: %d pairs from %s",
+                len(merged.pairs) if merged else 0,
+                merged.source if merged else "nowhere",
+            )
+            rt.mark(d.ref for d in rt.snapshot().deployments)
+        metrics.RTT_PAIRS.set(len(merged.pairs) if merged else 0)
+        return s.rtt_poll_interval
+
+    def _read_rtt(self) -> list[RttTable | None]:
+        rt, s = self.rt, self.rt.settings
+        out: list[RttTable | None] = []
+        if s.rtt_config_map:
+            ns, name = s.rtt_config_map.split("/", 1)
+            try:
+                cm = rt.hub.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+                rt.rtt_sources["configmap"] = rtt_table_from_config_map(
+                    cm.get("data") or {}, source=f"configmap {s.rtt_config_map}"
+                )
+            except (ClusterError, RttTableError) as err:
+                metrics.RTT_SOURCE_ERRORS.labels("configmap").inc()
+                log.warning("measured RTTs from ConfigMap %s not read: %s", s.rtt_config_map, err)
+            out.append(rt.rtt_sources.get("configmap"))
+        if s.rtt_prometheus_url and s.rtt_prometheus_query:
+            try:
+                rt.rtt_sources["prometheus"] = fetch_rtt(
+                    s.rtt_prometheus_url, s.rtt_prometheus_query
+                )
+            except RttTableError as err:
+                metrics.RTT_SOURCE_ERRORS.labels("prometheus").inc()
+                log.warning("measured RTTs from Prometheus not read: %s", err)
+            out.append(rt.rtt_sources.get("prometheus"))
+        return out
+
+    # --------------------------------------------------------------------------- energy
+    async def energy(self) -> float:
+        """Poll every module's spec.energy.signal (external APIs, in threads); keep-last-good.
+        The module monitor turns the state into status.energy on its next round."""
+        rt = self.rt
+        poll = rt.settings.energy_poll_interval
+        if not rt.active:
+            return min(1.0, poll)
+        snapshot = rt.snapshot()
+        feeds = [m for m in snapshot.modules if m.spec.energy.signal is not None]
+        for name in set(rt.signal_states) - {m.name for m in feeds}:
+            rt.signal_states.pop(name, None)
+        if not feeds:
+            return min(poll, 30.0)  # notice a newly configured feed without waiting long
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(self.io_pool, self._read_signal, m, now) for m in feeds)
+        )
+        for m, outcome in zip(feeds, outcomes, strict=True):
+            rt.signal_states[m.name] = record(rt.signal_states.get(m.name), outcome)
+        return poll
+
+    def _read_signal(
+        self, module: AIFactoryModule, now: datetime
+    ) -> CarbonReading | CarbonSignalError:
+        """One feed read, every failure a CarbonSignalError (credentials are never logged)."""
+        rt = self.rt
+        signal = module.spec.energy.signal
+        assert signal is not None
+        try:
+            credentials = None
+            if signal.credentials_secret_ref is not None:
+                ref = signal.credentials_secret_ref
+                secret = rt.hub.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
+                credentials = Credentials.from_secret(secret.get("data") or {})
+            csv_text = None
+            if signal.csv is not None:
+                if signal.csv.config_map_key_ref is not None:
+                    cm = signal.csv.config_map_key_ref
+                    data = rt.hub.get(f"/api/v1/namespaces/{cm.namespace}/configmaps/{cm.name}")
+                    csv_text = (data.get("data") or {}).get(cm.key)
+                    if csv_text is None:
+                        return CarbonSignalError(
+                            "NoData", f"ConfigMap {cm.namespace}/{cm.name} has no key {cm.key}"
+                        )
+                else:
+                    assert signal.csv.path is not None
+                    csv_text = read_csv_file(signal.csv.path)
+            return fetch_reading(
+                signal,
+                now=now,
+                http_get=urllib_get,
+                credentials=credentials,
+                csv_text=csv_text,
+                max_age=timedelta(seconds=rt.settings.energy_signal_max_age),
+                default_emission_factor_type=rt.settings.carbon_emission_factor_type,
+                token_cache=rt.token_cache,
+            )
+        except CarbonSignalError as err:
+            return err
+        except ClusterError as err:
+            return CarbonSignalError("CredentialsUnreadable", err.message)
+        except OSError as exc:
+            return CarbonSignalError("NoData", f"cannot read the series: {type(exc).__name__}")
 
     # --------------------------------------------------------------------------- demand
     async def demand(self) -> float:

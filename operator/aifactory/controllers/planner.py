@@ -814,7 +814,7 @@ def plan(
             (REASON_MODULE_UNREACHABLE, f"{module} not observed{': ' + why if why else ''}")
         )
     if unplaced and paused is None:
-        problems.append((REASON_UNSCHEDULABLE, f"{unplaced} replicas unplaced"))
+        problems.append((REASON_UNSCHEDULABLE, decision.message or f"{unplaced} replicas unplaced"))
     stuck_moves = [h for h in step_result.held if h[3] == HELD_NO_DESTINATION]
     if stuck_moves:
         desc = ", ".join(f"{n} serving {r or 'all'} on {m}" for r, m, n, _ in stuck_moves)

@@ -319,9 +319,9 @@ class RouterTasks:
         for router, status, doc in out.routers:
             docs[router.ref] = doc
             self._write_status(router, status)
-            rt.writer.submit(
-                f"router:{router.ref}#routing", "apply", "", export.routing_configmap(router, doc)
-            )
+            cm = export.routing_configmap(router, doc)
+            if rt.routing_written.get(f"router:{router.ref}") != cm["data"]["routing.json"]:
+                rt.writer.submit(f"router:{router.ref}#routing", "apply", "", cm)
         rt.routing_views = docs
         clients = {key: obs.client for key, obs in observers.items()}
         await loop.run_in_executor(self.io, self._sync_routes, clients, out.routes)
@@ -365,7 +365,9 @@ class RouterTasks:
         modules = snapshot.modules
         facts = module_facts(modules)
         policies = tuple(policy_view(p) for p in snapshot.policies)
-        fleet = FleetState([module_view(m, assume_ready=False) for m in modules], settings)
+        fleet = FleetState(
+            [module_view(m, assume_ready=False) for m in modules], settings, rtt=rt.rtt_table
+        )
         cluster_names = {m.name: _cluster_name(m) for m in modules}
         cluster_keys: dict[str, str] = {}
         for m in modules:
@@ -401,7 +403,7 @@ class RouterTasks:
                     ready=ready.get(tref, {}),
                     forbidden=_forbidden(fleet, d, snapshot, policies),
                 )
-            baseline = _baseline(view, raw, status_of, snapshot, policies, settings)
+            baseline = _baseline(view, raw, status_of, snapshot, policies, settings, rt)
             signals = live.get(ref) or RouterLive()
             status = router_status(
                 view,
@@ -409,6 +411,7 @@ class RouterTasks:
                 facts,
                 settings,
                 now,
+                rtt=_fleet_rtt(fleet, router),
                 baseline=baseline,
                 demand_signal=signals.demand,
                 share_signal=signals.shares,
@@ -589,6 +592,7 @@ def _baseline(
     snapshot: HubSnapshot,
     policies: tuple[Any, ...],
     settings: PlacementSettings,
+    rt: Runtime,
 ) -> Figures | None:
     """What-if: the largest tier serves the router's whole demand, on the capacity the fleet
     has free with the tiers' own GPUs counted free."""
@@ -604,12 +608,26 @@ def _baseline(
     held = held_gpus(snapshot.modules, tiers)
     modules = [module_view(m, held=held.get(m.name), assume_ready=False) for m in snapshot.modules]
     what_if = largest_tier_what_if(view, largest)
-    fleet = FleetState(modules, settings)
+    fleet = FleetState(modules, settings, rtt=rt.rtt_table)
     try:
         decision = place_one(_workload(what_if, snapshot), fleet, policies)
     except ValueError:
         return None
     return decision_figures(fleet, decision, dict(view.rps))
+
+
+def _fleet_rtt(fleet: FleetState, router: InferenceRouter) -> Callable[[str, str], float]:
+    """RTT(region, module) as placement sees it: measured where the operator has RTTs, else
+    the model."""
+    rows = {
+        r.name: fleet.region_rtt(r.name, r.latitude, r.longitude)[0]
+        for r in router.spec.demand.regions
+    }
+
+    def rtt(region: str, module: str) -> float:
+        return float(rows[region][fleet.index[module]])
+
+    return rtt
 
 
 def _same_ignoring_times(a: Any, b: Any) -> bool:

@@ -20,8 +20,10 @@ from typing import Any
 from aifactory.api import InferenceDeploymentStatus
 from aifactory.clusters import ClusterClient, MemberClients
 from aifactory.placement import Decision
+from aifactory.placement.rtt import RttTable
 from aifactory.routers.status import RouterLive
 from aifactory.settings import OperatorSettings
+from aifactory.signals.carbon import SignalState
 from aifactory.signals.smoothing import Smoothed
 
 from .events import EventRecorder
@@ -93,10 +95,21 @@ class Runtime:
     next_plan: dict[str, float] = field(default_factory=dict)
     unsettled: set[str] = field(default_factory=set)
     fleet_plan: FleetPlan | None = None
+    #: when each deployment's latency-only counterfactual was last solved (epoch seconds)
+    blind_at: dict[str, float] = field(default_factory=dict)
+    #: routing ConfigMap content last written per deployment
+    routing_written: dict[str, str] = field(default_factory=dict)
     deleting_since: dict[str, float] = field(default_factory=dict)
     # --- signals -----------------------------------------------------------------------------
     demand: dict[str, DemandState] = field(default_factory=dict)
     smoothing: dict[str, dict[str, Smoothed]] = field(default_factory=dict)
+    #: module -> its carbon feed's last good reading and last error (keep-last-good)
+    signal_states: dict[str, SignalState] = field(default_factory=dict)
+    #: measured RTTs in force (ConfigMap merged with Prometheus), and each source's last good
+    rtt_table: RttTable | None = None
+    rtt_sources: dict[str, RttTable] = field(default_factory=dict)
+    #: WattTime login tokens between polls
+    token_cache: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     module_uses: dict[str, ModuleUse] = field(default_factory=dict)
     module_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     invalid: dict[str, Invalid] = field(default_factory=dict)
@@ -174,6 +187,8 @@ class Runtime:
             self.spec_seen,
             self.seen_keys,
             self.deleting_since,
+            self.blind_at,
+            self.routing_written,
         ):
             d.pop(ref, None)  # type: ignore[attr-defined]
         self.unsettled.discard(ref)

@@ -88,6 +88,8 @@ def hub_api_client() -> ApiClient:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = Configuration.get_default_copy()
     cfg.retries = 0
+    # watches, writers, the executor and monitors share it: more than urllib3's default 10
+    cfg.connection_pool_maxsize = 32
     return ApiClient(cfg)
 
 
@@ -142,10 +144,21 @@ def runtime_factory(
             on_change=changed,
             on_request=_count_request,
         )
-        executor = MemberExecutor(on_done=lambda ref: rt.mark([ref]), advisory=s.advisory)
+        executor = MemberExecutor(
+            threads_per_cluster=s.executor_threads,
+            on_done=lambda ref: rt.mark([ref]),
+            advisory=s.advisory,
+        )
         recorder = EventRecorder(hub, host=s.pod_name or "")
 
         def written(key: str, ok: bool, body: dict[str, Any]) -> None:
+            if key.endswith("#routing"):
+                ref = key.split("#", 1)[0]
+                if ok:
+                    rt.routing_written[ref] = (body.get("data") or {}).get("routing.json", "")
+                else:
+                    rt.routing_written.pop(ref, None)
+                return
             if ok and "#" not in key:
                 rt.written[key] = {"status": body.get("status")}
             elif not ok and "#" not in key:
@@ -153,7 +166,7 @@ def runtime_factory(
             if "#finalizer" in key:
                 rt.mark([key.split("#", 1)[0]])
 
-        writer = HubWriter(hub, on_done=written)
+        writer = HubWriter(hub, threads=8, on_done=written)
         elector = None
         if s.leader_election:
             identity = s.pod_name or f"{socket.gethostname()}-{os.getpid()}"

@@ -9,7 +9,7 @@ everything, and kstatus conditions.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -142,11 +142,13 @@ def router_status(
     settings: PlacementSettings,
     now: datetime,
     *,
+    rtt: Callable[[str, str], float] | None = None,
     baseline: Figures | None = None,
     demand_signal: SignalState | None = None,
     share_signal: SignalState | None = None,
 ) -> InferenceRouterStatus:
-    """The router's whole status. `tiers`: by tier deployment name."""
+    """The router's whole status. `tiers`: by tier deployment name; `rtt(region, module)` in
+    ms (the operator passes its fleet's, measured RTTs included; default: the model)."""
     router = view.router
     spec = router.spec
     gen = router.metadata.generation
@@ -154,7 +156,7 @@ def router_status(
     regions = [r.name for r in spec.demand.regions]
     coords = {r.name: (r.latitude, r.longitude) for r in spec.demand.regions}
     known = {m for m in facts}
-    rtt = geo_rtt(coords, facts, settings)
+    rtt = rtt or geo_rtt(coords, facts, settings)
 
     old_routes: dict[str, dict[str, dict[str, float]]] = {}
     for rr in previous.routing if previous else []:
@@ -194,11 +196,13 @@ def router_status(
         )
         routes[name] = weights
         g = inputs.deployment.spec.resources.gpus_per_replica
-        fig = Figures(
-            sum(demand.values()),
-            mean_rtt_ms(demand, weights, rtt),
-            placement_grams_per_hour(st.placements, g, facts),
+        # the tier's own carbon account when it has one (status.carbon: the same rule)
+        grams = (
+            st.carbon.grams_per_hour
+            if st.carbon is not None
+            else placement_grams_per_hour(st.placements, g, facts)
         )
+        fig = Figures(sum(demand.values()), mean_rtt_ms(demand, weights, rtt), grams)
         tier_figures.append(fig)
         per_k = fig.grams_per_1000_requests
         row = row.model_copy(
