@@ -256,6 +256,37 @@ def test_share_change_moves_replicas_make_before_break(
         assert all(large_ready.get(m, 0) > 0 for m in weights), (weights, large_ready)
 
 
+def test_kstatus_reads_routers_current_and_a_missing_tier_failed(
+    cascade: dict[str, Any], kubectl: Any, fleet: Fleet
+) -> None:
+    """GitOps tools (kstatus, as Flux uses it) read a routed router as Current and one whose
+    tier does not exist as Failed (Stalled, reason TierNotFound), not a crash."""
+    from tests.e2e.test_kstatus import kstatus
+
+    assert kstatus(fleet, kubectl, "infr", "-n", NS)[f"InferenceRouter {NS}/assistant"][0] == (
+        "Current"
+    )
+    orphan = json.loads(json.dumps(CASCADE[-1]))
+    orphan["metadata"]["name"] = "orphan"
+    orphan["spec"]["tiers"] = [{"deployment": "no-such-tier", "share": 1.0}]
+    apply_json(kubectl, orphan)
+    try:
+
+        def stalled() -> Any:
+            obj = router(kubectl, NS, "orphan")
+            c = condition(obj, "Stalled")
+            return obj if c and c["status"] == "True" else None
+
+        obj = wait_for("the orphan router Stalled", stalled, timeout=60)
+        assert condition(obj, "Stalled")["reason"] == "TierNotFound"
+        assert "chat/no-such-tier does not exist" in condition(obj, "Ready")["message"]
+        got = kstatus(fleet, kubectl, "infr", "-n", NS)
+        assert got[f"InferenceRouter {NS}/orphan"][0] == "Failed", got
+        assert got[f"InferenceRouter {NS}/assistant"][0] == "Current", got
+    finally:
+        kubectl("delete", "infr", "-n", NS, "orphan", "--ignore-not-found", check=False)
+
+
 # ------------------------------------------------------------------ EU rules in every tier
 
 EU_NS = "eu-chat"
