@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,7 +57,7 @@ from aifactory.routers.figures import (
     module_facts,
 )
 from aifactory.routers.status import RouterLive, SignalState, TierInputs, router_status
-from aifactory.routers.tiers import TierPlan, derive, with_tiers
+from aifactory.routers.tiers import RouterSignals, TierPlan, derive, with_tiers
 from aifactory.signals.demand import (
     REASON_EMPTY_SAMPLE,
     REASON_OUT_OF_RANGE,
@@ -109,7 +109,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
 # ------------------------------------------------------------------------------ placement hook
 
 
-def signals_of(rt: Runtime) -> dict[str, Any]:
+def signals_of(rt: Runtime) -> dict[str, RouterSignals]:
     """Router ref -> the live readings placement uses now."""
     return {ref: live.signals() for ref, live in dict(rt.router_signals).items()}
 
@@ -653,10 +653,6 @@ def routing_endpoint(rt: Runtime) -> Callable[[str], Any]:
     return view
 
 
-def tier_refs(routers: Iterable[InferenceRouter]) -> set[str]:
-    return {r.tier_ref(t) for r in routers for t in r.spec.tiers}
-
-
 __all__ = [
     "ROUTERS",
     "RouterTasks",
@@ -664,6 +660,5 @@ __all__ = [
     "routing_endpoint",
     "signals_of",
     "tier_plan",
-    "tier_refs",
     "with_tier_demand",
 ]
