@@ -279,6 +279,36 @@ def test_handover_completes_once_the_replacements_are_ready() -> None:
     assert ("delete", "paris", 0) not in actions(p)
 
 
+def test_replicas_that_serve_nothing_yet_move_at_once_and_serving_ones_wait() -> None:
+    """Moving a replica that is not Ready disrupts nothing: no budget, no waiting for the
+    previous step; Ready ones on the same module still go make-before-break."""
+    current = cells(paris=4)
+    target = decision({"oslo": 4})
+    # paris: 4 replicas, 1 Ready (the others never started: someone took the GPUs)
+    members = [member("paris", 4, ready=1), member("oslo", 0, known=True)]
+    p = plan(
+        inputs(current, target, members, [use("paris", placeable=False, draining=True)]),
+        NOW,
+        Settings(budget=1),
+    )
+    # the 3 idle ones move now, beyond the budget of 1 and although paris is not settled;
+    # the Ready one waits for the step
+    assert p.step.cells == cells(paris=1, oslo=3)
+    assert ("apply", "oslo", 3) in actions(p)
+    # paris keeps its Ready replica and drops the idle ones
+    assert ("scale", "paris", 1) in actions(p)
+    held = {(h.module, h.replicas, h.reason) for h in p.status.held_replicas or []}
+    assert ("paris", 1, "WaitingForStep") in held
+    # an unknown cluster's replicas are never taken for idle
+    unknown = [member("paris", 4, ready=0, known=False), member("oslo", 0, known=True)]
+    p = plan(
+        inputs(current, target, unknown, [use("paris", placeable=False, draining=True)]),
+        NOW,
+        Settings(budget=1),
+    )
+    assert p.step.cells == cells(paris=4)
+
+
 def test_old_module_removed_when_everything_new_is_ready() -> None:
     current = cells(oslo=4)
     target = decision({"oslo": 4})
@@ -439,3 +469,28 @@ def test_a_module_that_keeps_refusing_pods_is_avoided_for_longer_each_time() -> 
     assert second.strikes == 2
     assert second.until is not None
     assert (second.until - later) > (first.until - NOW)
+
+
+def test_the_fleet_plan_moves_replicas_but_never_adds_what_the_engine_cannot_place() -> None:
+    """The rebalancer's plan was made when the fleet had more room: it says 6 where the engine
+    now places 5 (a higher priority took a replica's GPUs). Only where, never how many."""
+    current = cells(paris=5)
+    now_decision = decision({"paris": 5}, wanted=6)
+    stale = decision({"paris": 6})
+    members = [member("paris", 5)]
+    p = plan(
+        inputs(current, now_decision, members, wanted=6, rebalance_target=stale),
+        NOW,
+        Settings(),
+    )
+    assert p.step.cells == cells(paris=5)
+    assert not p.rebalanced
+    # a plan that moves the same count is followed (one step, budgeted)
+    moved = decision({"oslo": 5})
+    p = plan(
+        inputs(current, decision({"paris": 5}), members, wanted=5, rebalance_target=moved),
+        NOW,
+        Settings(budget=2),
+    )
+    assert p.step.cells == cells(paris=3, oslo=2)
+    assert p.rebalanced

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from aifactory import metrics
 from aifactory.api import (
     CarbonStatus,
@@ -62,9 +64,19 @@ from .fleet import (
     observed_gpus,
     observed_pools,
     resolve_unknown_pools,
+    without_priority_class,
 )
 from .routers import with_tier_demand
-from .runtime import DEPLOYMENTS, FINALIZER, GROUP, VERSION, DemandState, FleetPlan, Runtime
+from .runtime import (
+    DEPLOYMENTS,
+    FINALIZER,
+    GROUP,
+    VERSION,
+    DemandState,
+    EngineMemo,
+    FleetPlan,
+    Runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +114,8 @@ class CycleResult:
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
     blind_at: dict[str, float] = field(default_factory=dict)
+    #: seconds until a pendingTimeout or block clock may change the plan (None: no clock)
+    recheck: dict[str, float | None] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
     metrics: dict[
         str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
@@ -348,13 +362,14 @@ def run_cycle(
                 Job(w.owner, target, planner.MemberAction("delete", w.module, 0, "owner gone"))
             )
 
-    classes = priority_views(snapshot)
+    classes = snapshot.priority_views()
     order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
     queue = collections.deque(order)
     planned: set[str] = set()
     ctx_extra = _CycleExtra(
         classes=classes,
         status_of=status_of,
+        static_key=repr((ctx.fleet.modules, ctx.policies, keep)),
         lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
     )
     while queue:
@@ -409,19 +424,14 @@ class _CycleExtra:
 
     classes: tuple[PriorityClassView, ...]
     status_of: Any
+    #: what the engine reads of the fleet this cycle, but its free GPUs (see EngineMemo)
+    static_key: str = ""
     #: lowest priority value of any deployment: nobody to preempt below it
     lowest: int = 0
     running: list[WorkloadView] | None = None
     #: victim ref -> module -> replicas displaced there this cycle
     preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
     replan: set[str] = field(default_factory=set)
-
-
-def priority_views(snapshot: HubSnapshot) -> tuple[PriorityClassView, ...]:
-    return tuple(
-        PriorityClassView(name, value, default, policy)  # type: ignore[arg-type]
-        for name, (value, policy, default) in sorted(snapshot.priority_classes.items())
-    )
 
 
 def _priority(infd: InferenceDeployment | None, classes: tuple[PriorityClassView, ...]) -> int:
@@ -551,13 +561,30 @@ def _plan_one(
         )
     except UnknownPriorityClassError as exc:
         missing_class = exc.name
-        workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
+        workload = workload_view(
+            without_priority_class(effective), snapshot.namespace_labels.get(infd.namespace)
+        )
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
-    decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    # The engine keeps a whole running placement whatever the rest of the fleet does
+    # (hysteresis 1.0 between rebalances): while its inputs are the same and it still fits,
+    # the last decision stands, and the replans that pod and status events trigger cost no
+    # solve (issue #15). A changed spec, demand, module or policy, or a full module, re-solves.
+    memo_key = (extra.static_key, repr(workload), repr(sorted(clamp.items())))
+    cached = rt.engine_memo.get(ref)
+    decision: Decision | None = None
+    if (
+        cached is not None
+        and cached.key == memo_key
+        and cached.rtt is rt.rtt_table
+        and ledger.still_fits(cached.ws, cached.decision, clamp)
+    ):
+        decision, ws = cached.decision, _with_rtt(cached.ws, ctx)
+    else:
+        decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
     if (
         decision.unplaced_replicas
         and missing_class is None
@@ -579,8 +606,15 @@ def _plan_one(
                 ledger.take(pre.deployment, pre.module, gpus)
                 extra.replan.add(pre.deployment)
                 extra.running = None  # the victim's placement changes
+    if cached is not None and decision is cached.decision:
+        forbidden = dict(cached.forbidden)
+    else:
+        forbidden = forbidden_cells(ctx.fleet, ws)
+        if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
+            rt.engine_memo[ref] = EngineMemo(memo_key, rt.rtt_table, decision, _slim(ws), forbidden)
+        else:
+            rt.engine_memo.pop(ref, None)
     binding = ws.binding
-    forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
     fp: FleetPlan | None = rt.fleet_plan
     rebalance = None
@@ -616,9 +650,23 @@ def _plan_one(
                 if infd.spec.resources.accepts(p.model, p.memory_gib)
             )
         )
-        rendered[module] = digest(
-            render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+        # the template depends on the spec (generation), the module and its pools only
+        rkey = (
+            infd.metadata.uid,
+            infd.metadata.generation,
+            module,
+            tuple(sorted(t.node_selector.items())),
+            models,
+            _pc(infd),
         )
+        memo = rt.rendered_memo.setdefault(ref, {})
+        if rkey not in memo:
+            if len(memo) > 64:
+                memo.clear()
+            memo[rkey] = digest(
+                render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+            )
+        rendered[module] = memo[rkey]
     inputs = planner.Inputs(
         infd=effective,
         wanted=wanted,
@@ -637,7 +685,11 @@ def _plan_one(
         missing_priority_class=missing_class,
     )
     result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
-    if result.rebalanced and not _fits(ledger, workload, result, ctx, bound, g):
+    followed_fleet_plan = rebalance is not None and (
+        result.rebalanced
+        or result.step.cells != planner.decision_cells(decision, has_demand=has_demand)
+    )
+    if followed_fleet_plan and not _fits(ledger, workload, result, ctx, bound, g):
         # the fleet plan assumed others would move too; this step does not fit next to them
         # as they are: no rebalancing step this time (the next plan tries again)
         log.info("rebalancer: the step for %s does not fit the fleet as it is; skipped", ref)
@@ -699,6 +751,9 @@ def _plan_one(
     out.decided_uid[ref] = infd.metadata.uid
     out.blocked[ref] = dict(result.block)
     out.settled[ref] = result.settled
+    out.recheck[ref] = planner.next_deadline(
+        members, result.block, now, plan_settings.pending_timeout
+    )
     if result.rebalanced and fp is not None:
         out.adopted[ref] = fp.made_at
     previous_written = rt.written.get(ref, {}).get("status")
@@ -744,10 +799,58 @@ def _plan_one(
         decision.carbon_intensity,
         (account.grams_per_hour, account.latency_only_grams_per_hour, account.mean_rtt_ms),
     )
-    routing = _routing_configmap(infd, status_new, targets)
-    digest_now = routing["data"]["routing.json"] if routing is not None else ""
-    if routing is not None and rt.routing_written.get(ref) != digest_now:
-        out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+    # the routing ConfigMap is rendered (JSON) only when the routing table changed
+    routing_key = (
+        infd.metadata.uid,
+        tuple(
+            (
+                r.region,
+                tuple((m.module, m.weight, _cluster_key(targets, m.module)) for m in r.modules),
+            )
+            for r in status_new.routing
+        ),
+    )
+    if rt.routing_keys.get(ref) != routing_key or ref not in rt.routing_written:
+        routing = _routing_configmap(infd, status_new, targets)
+        digest_now = routing["data"]["routing.json"] if routing is not None else ""
+        if routing is not None and rt.routing_written.get(ref) != digest_now:
+            out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+        rt.routing_keys[ref] = routing_key
+
+
+_NONE_1D = np.zeros(0)
+_NONE_2D = np.zeros((0, 0))
+
+
+def _slim(ws: WorkloadState) -> WorkloadState:
+    """What a remembered decision needs of its workload state (regions, eligible pools, the
+    binding), without the per-module arrays: 5,000 deployments on 1,000 modules would hold
+    hundreds of MB of them between cycles. `_with_rtt` restores the RTT rows."""
+    return dataclasses.replace(
+        ws,
+        rtt=None,
+        rtt_measured=None,
+        capacity=_NONE_1D.astype(np.int64),
+        gpu_capacity=_NONE_1D.astype(np.int64),
+        module_verdicts=[],
+        region_verdicts=[],
+        module_ok=_NONE_1D.astype(np.bool_),
+        static_ok=_NONE_2D.astype(np.bool_),
+        feasible=_NONE_2D.astype(np.bool_),
+        feasible_any=_NONE_1D.astype(np.bool_),
+        cost=_NONE_2D,
+        latency_cost=_NONE_2D,
+        carbon_cost=_NONE_1D,
+    )
+
+
+def _with_rtt(ws: WorkloadState, ctx: FleetContext) -> WorkloadState:
+    """A slim state with this cycle's RTT rows (cached per location in the fleet state)."""
+    regions = ws.workload.regions
+    if not regions:
+        return ws
+    rows = [ctx.fleet.region_rtt(r.name, r.latitude, r.longitude)[0] for r in regions]
+    return dataclasses.replace(ws, rtt=np.vstack(rows))
 
 
 def _placement_account(
@@ -848,6 +951,11 @@ def member_priority_class(
 
 def _pc(infd: InferenceDeployment) -> str | None:
     return getattr(infd.spec, "priority_class_name", None)
+
+
+def _cluster_key(targets: Mapping[str, MemberTarget], module: str) -> str | None:
+    t = targets.get(module)
+    return None if t is None else t.cluster_key
 
 
 def _routing_configmap(

@@ -170,6 +170,11 @@ def register(
             None,
         )
         meta = body.get("metadata", {})
+        free = {
+            str(p.get("model")): int(p.get("gpusAllocatable") or 0)
+            - int(p.get("gpusAllocated") or 0)
+            for p in (status.get("capacity") or {}).get("gpus") or []
+        }
         key = (
             type == "DELETED",
             meta.get("generation"),
@@ -177,14 +182,21 @@ def register(
             tuple(sorted((meta.get("labels") or {}).items())),
             ready,
             repr(status.get("effectiveEnergy")),
-            repr(status.get("capacity")),
+            tuple(sorted(free.items())),
         )
-        if rt.module_keys.get(name) == key:
+        old = rt.module_keys.get(name)
+        if old == key:
             return
         rt.module_keys[name] = key
+        # only fewer free GPUs: nothing waiting can fit now, only what runs there may care
+        grew = (
+            old is None
+            or old[:-1] != key[:-1]
+            or any(n > dict(old[-1]).get(model, 0) for model, n in free.items())
+        )
         from .loop import affected_by_modules
 
-        rt.mark(affected_by_modules(rt, rt.snapshot(), {name}))
+        rt.mark(affected_by_modules(rt, rt.snapshot(), {name}, grew=grew))
 
     @kopf.on.event(GROUP, VERSION, POLICIES, registry=registry, id="policy_event")
     async def policy_event(

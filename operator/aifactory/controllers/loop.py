@@ -165,7 +165,7 @@ class Loops:
         rt.adopted.update(result.adopted)
         rt.blind_at.update(result.blind_at)
         for ref, ok in result.settled.items():
-            rt.schedule(ref, ok)
+            rt.schedule(ref, ok, result.recheck.get(ref))
         for ref in result.forgotten:
             rt.forget(ref)
             metrics.forget_deployment(ref)
@@ -234,6 +234,7 @@ class Loops:
             if key in views:
                 observed.update(observe_modules(views[key], selectors))
         changed: set[str] = set()
+        grew: set[str] = set()
         basis = SignalMethod(
             SignalType(rt.settings.carbon_signal_type),
             EmissionFactorType(rt.settings.carbon_emission_factor_type),
@@ -262,16 +263,19 @@ class Loops:
                     metrics.FLEET_GPUS.labels(m.name, "allocatable").set(pool.allocatable)
                     metrics.FLEET_GPUS.labels(m.name, "allocated").set(pool.requested)
             use = module_use(m, now, rt.settings.toleration_seconds)
-            if rt.module_uses.get(m.name) != use:
+            old_use = rt.module_uses.get(m.name)
+            if old_use != use:
                 rt.module_uses[m.name] = use
                 changed.add(m.name)
+                if use.placeable and (old_use is None or not old_use.placeable):
+                    grew.add(m.name)
         gone = set(rt.module_uses) - {m.name for m in snapshot.modules}
         for name in gone:
             rt.module_uses.pop(name, None)
             rt.smoothing.pop(name, None)
             changed.add(name)
         if changed:
-            rt.mark(affected_by_modules(rt, snapshot, changed))
+            rt.mark(affected_by_modules(rt, snapshot, changed, grew=bool(grew)))
         return interval
 
     def _probe(
@@ -560,16 +564,21 @@ def _same_ignoring_times(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def affected_by_modules(rt: Runtime, snapshot: Any, modules: set[str]) -> set[str]:
-    """Deployments a change of these modules may concern: those placed there, and those with
-    replicas that found no module (new room may fit them)."""
+def affected_by_modules(
+    rt: Runtime, snapshot: Any, modules: set[str], *, grew: bool = True
+) -> set[str]:
+    """Deployments a change of these modules may concern: those placed there, and, when the
+    change may have made room (`grew`), those with replicas that found no module.
+
+    A module filling up cannot help anyone waiting: not re-planning every unplaced deployment
+    on each pod bound is what keeps a full fleet from re-solving them all per event (#15)."""
     out: set[str] = set()
     for d in snapshot.deployments:
         st = rt.decided.get(d.ref) or d.status
         if st is None:
             out.add(d.ref)
             continue
-        if st.unsatisfied is not None and st.unsatisfied.replicas > 0:
+        if grew and st.unsatisfied is not None and st.unsatisfied.replicas > 0:
             out.add(d.ref)
             continue
         if any(p.module in modules for p in st.placements):

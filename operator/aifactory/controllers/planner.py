@@ -9,7 +9,8 @@ and writes what it returns. The safety rules of the operator live in this module
    Ready, whatever the reason it leaves (drain, energy rule, rebalance, demand shift, policy
    change, module deletion, a cluster's return). Two exceptions remove at once: the module is
    unusable (gone, or NotReady past tolerationSeconds), or a bound Enforce sovereignty rule
-   forbids it (compliance wins; the Event says so).
+   forbids it (compliance wins; the Event says so). A replica that serves nothing yet (not
+   Ready on a cluster we see) has nothing to break: it moves at once, outside the budget.
 2. **The disruption budget bounds every voluntary move**: at most `budget` replicas of one
    deployment move per step, and a step starts only when the previous one is Ready.
 3. **A replica with nowhere to go stays** (and the status says why).
@@ -407,15 +408,19 @@ def step(
     *,
     budget: int,
     moves_allowed: bool,
+    idle: Mapping[str, int] | None = None,
 ) -> StepResult:
     """The next placement on the way from `current` to `target`.
 
     Per region: cells in `involuntary` go at once; replicas above what is wanted go at once
     (from the cells the target no longer wants, largest surplus first); replicas the target
-    adds beyond what runs are added at once; the rest of the difference is moves, at most
-    `budget` in all and only when `moves_allowed` (the previous step is Ready). A surplus the
-    target has no destination for stays where it is. Deterministic: ties go by module name.
+    adds beyond what runs are added at once; replicas that serve nothing yet (`idle`: module
+    -> replicas there not Ready) move at once, since moving them disrupts nothing; the rest
+    of the difference is moves, at most `budget` in all and only when `moves_allowed` (the
+    previous step is Ready). A surplus the target has no destination for stays where it is.
+    Deterministic: ties go by module name.
     """
+    idle_left = {m: n for m, n in (idle or {}).items() if n > 0}
     cells: Cells = {k: v for k, v in current.items() if v > 0}
     added: list[tuple[str, str, int]] = []
     removed: list[tuple[str, str, int, str]] = []
@@ -462,7 +467,25 @@ def step(
             added.append((r, item.module, k))
             item.n -= k
             up -= k
-        # 3. the rest is moves: budgeted, one step at a time
+        # 3. replicas not serving yet move at once (a replacement for nothing needs no wait)
+        sur = [x for x in sur if x.n > 0]
+        dfc = [x for x in dfc if x.n > 0]
+        di = 0
+        for src in sur:
+            free = min(src.n, idle_left.get(src.module, 0))
+            while free > 0 and di < len(dfc):
+                dst = dfc[di]
+                k = min(free, dst.n)
+                cells[(r, src.module)] -= k
+                cells[(r, dst.module)] = cells.get((r, dst.module), 0) + k
+                moves.append((r, src.module, dst.module, k))
+                idle_left[src.module] -= k
+                free -= k
+                src.n -= k
+                dst.n -= k
+                if dst.n == 0:
+                    di += 1
+        # 4. the rest is moves of serving replicas: budgeted, one step at a time
         si = di = 0
         sur = [x for x in sur if x.n > 0]
         dfc = [x for x in dfc if x.n > 0]
@@ -498,6 +521,42 @@ def step(
         moves=tuple(moves),
         held=tuple(held),
     )
+
+
+def next_deadline(
+    members: Mapping[str, MemberState],
+    blocks: Mapping[str, PendingBlock],
+    now: datetime,
+    timeout: float,
+) -> float | None:
+    """Seconds until a time-based rule may change this deployment's plan without any event:
+    a waiting pod reaching `timeout` (pendingTimeout), or a pending block running out. None
+    when no such clock runs (then only events and the periodic resync replan it)."""
+    out: float | None = None
+    for m in members.values():
+        for since in m.waiting_since:
+            left = timeout - (now - since).total_seconds()
+            if left > 0:
+                out = left if out is None else min(out, left)
+    for b in blocks.values():
+        if b.until is not None and b.until > now:
+            left = (b.until - now).total_seconds()
+            out = left if out is None else min(out, left)
+    return out
+
+
+def idle_replicas(current: Cells, members: Mapping[str, MemberState]) -> dict[str, int]:
+    """Module -> replicas of the current placement there that serve nothing (not Ready), on
+    clusters we see; an unknown cluster's replicas count as serving."""
+    out: dict[str, int] = {}
+    for module, n in per_module(current).items():
+        m = members.get(module)
+        if m is None or not m.known:
+            continue
+        idle = n - min(n, m.ready)
+        if idle > 0:
+            out[module] = idle
+    return out
 
 
 # ------------------------------------------------------------------------------------ plan
@@ -679,7 +738,11 @@ def plan(
             and not involuntary
             and target == {k: v for k, v in current.items() if v > 0}
         ):
-            target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            fleet_target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            # the fleet plan says where, never how many: a plan made when the fleet had more
+            # room must not add replicas the engine cannot place now
+            if _region_totals(fleet_target) == _region_totals(target):
+                target = fleet_target
         step_result = step(
             current,
             target,
@@ -687,6 +750,7 @@ def plan(
             involuntary,
             budget=settings.budget,
             moves_allowed=is_settled,
+            idle=idle_replicas(current, inputs.members),
         )
         if preempted_removals:
             step_result = dataclasses.replace(
@@ -1034,6 +1098,14 @@ def _paused(inputs: Inputs) -> tuple[str, str] | None:
             "does not exist: placement is paused (running replicas stay, nothing new is placed)",
         )
     return None
+
+
+def _region_totals(cells: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (r, _), k in cells.items():
+        if k > 0:
+            out[r] = out.get(r, 0) + k
+    return out
 
 
 def rebalanced_flag(inputs: Inputs, result: StepResult) -> bool:

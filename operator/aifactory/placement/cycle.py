@@ -56,7 +56,12 @@ def prepare(
     shape = (workload.gpu_models, workload.min_gpu_memory_gib, workload.gpus_per_replica)
     hit = fleet.cache.get(("shape", shape)) if initial else None
     if hit is None:
-        eligible = gpu.eligible_pools(fleet, workload)
+        # eligibility depends on the shape alone, whatever is free
+        cached = fleet.cache.get(("eligible", shape))
+        if isinstance(cached, np.ndarray):
+            eligible: BoolArray = cached
+        else:
+            eligible = fleet.cache[("eligible", shape)] = gpu.eligible_pools(fleet, workload)
         cap, gpu_cap = fleet.capacity(
             eligible,
             workload.gpus_per_replica,
