@@ -37,7 +37,13 @@ SAMPLES = REPO / "samples"
 DEMO_REBALANCE_INTERVAL = 10
 #: The operator logs this after every fleet-wide plan.
 REBALANCE_LOG = "rebalancer: fleet plan by"
-SAMPLE_FILES = ("namespaces.yaml", "policies.yaml", "modules.yaml", "deployments.yaml")
+SAMPLE_FILES = (
+    "namespaces.yaml",
+    "policies.yaml",
+    "modules.yaml",
+    "deployments.yaml",
+    "cascade.yaml",
+)
 
 
 def fleet_root() -> Path:
@@ -302,6 +308,7 @@ def _hint(fleet: Fleet) -> None:
     print(f"  {env}source hack/env.sh    # pinned kubectl + aifactoryctl on PATH, KUBECONFIG=hub")
     print("  aifactoryctl fleet")
     print("  aifactoryctl explain -n eu-chat eu-assistant")
+    print("  aifactoryctl explain -n chat infr/assistant   # the model cascade")
     print("  kubectl get aifactory -A")
     print("  make demo-down                   # stop everything")
 

@@ -68,6 +68,9 @@ class FleetConfig:
     members: tuple[str, ...] = ("member-1", "member-2")
     pools: dict[str, tuple[NodePool, ...]] = field(default_factory=dict)
     ready_timeout: float = 90.0
+    #: Install the pinned Gateway API standard CRDs in every member (not in the hub, so the
+    #: operator's discovery of them is exercised both ways).
+    gateway_api: bool = True
 
     def pools_of(self, cluster: str) -> tuple[NodePool, ...]:
         """Node pools of a cluster; by default the hub has one L40S pool, members one H100 pool."""
@@ -516,6 +519,22 @@ class Fleet:
                 timeout,
                 self.log_dir / f"{cluster}-kwok.log",
             )
+        if self.config.gateway_api:
+            for member in self.config.members:
+                self.install_gateway_api(member)
+
+    def install_gateway_api(self, cluster: str) -> None:
+        """Apply the pinned Gateway API standard-channel CRDs and wait until HTTPRoute is
+        served (the real schema and CEL rules, as a cluster with a Gateway controller has)."""
+        for f in tools.gateway_api_crds():
+            self.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(f))
+        self.kubectl(
+            cluster,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/httproutes.gateway.networking.k8s.io",
+        )
 
     def _all_pids(self) -> list[int]:
         state = self._load_state()

@@ -78,6 +78,13 @@ def _pinned(module_dir: Path, module: str) -> str:
     return match.group(1)
 
 
+#: The Gateway API release whose standard-channel CRDs the member clusters get.
+GATEWAY_API_DIR = TOOLS_DIR / "gateway-api"
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+#: Inside the module: the standard channel's CRDs (and its safe-upgrades admission policy).
+GATEWAY_API_CRDS = "config/crd/standard"
+
+
 def versions() -> dict[str, str]:
     """The pinned versions of every component, read from hack/tools/**/go.mod."""
     return {
@@ -86,6 +93,7 @@ def versions() -> dict[str, str]:
         "kwok": _pinned(TOOLS_DIR, "sigs.k8s.io/kwok"),
         "helm": _pinned(TOOLS_DIR / "helm", "helm.sh/helm/v3"),
         "openreports": _pinned(OPENREPORTS_DIR, OPENREPORTS_MODULE),
+        "gateway-api": _pinned(GATEWAY_API_DIR, GATEWAY_API_MODULE),
     }
 
 
@@ -129,12 +137,60 @@ def openreports_crds() -> list[Path]:
     return files
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aifactory"
+
+
 def bin_dir() -> Path:
     """`${XDG_CACHE_HOME:-~/.cache}/aifactory/<versions>/bin`."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     v = versions()
     key = f"k8s-{v['kubernetes']}_etcd-{v['etcd']}_kwok-{v['kwok']}_helm-{v['helm']}"
-    return cache / "aifactory" / key / "bin"
+    return _cache_root() / key / "bin"
+
+
+def gateway_api_crds_dir() -> Path:
+    """`${XDG_CACHE_HOME:-~/.cache}/aifactory/gateway-api-<v>/standard`: the pinned release's
+    standard-channel manifests (kept apart from bin_dir, so a new pin rebuilds no binary)."""
+    return _cache_root() / f"gateway-api-{versions()['gateway-api']}" / "standard"
+
+
+def gateway_api_crds(env: dict[str, str] | None = None) -> list[Path]:
+    """The Gateway API manifests to apply, fetched once from the pinned module.
+
+    `go mod download` verifies the module against hack/tools/gateway-api/go.sum (and the Go
+    checksum database), then config/crd/standard/*.yaml is copied into the cache.
+    """
+    out = gateway_api_crds_dir()
+    files = sorted(out.glob("*.yaml"))
+    if files:
+        return files
+    if shutil.which("go") is None:
+        raise ToolError(
+            "the Go toolchain is required to fetch the Gateway API CRDs (go not on PATH)"
+        )
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", GATEWAY_API_MODULE],
+        cwd=GATEWAY_API_DIR,
+        env={**os.environ, **(env or {}), "GOFLAGS": "-mod=readonly"},
+        capture_output=True,
+        text=True,
+    )
+    try:
+        info = json.loads(proc.stdout or "{}")
+    except ValueError:
+        info = {}
+    source = Path(info.get("Dir") or "") / GATEWAY_API_CRDS
+    if proc.returncode != 0 or info.get("Error") or not source.is_dir():
+        raise ToolError(
+            f"cannot fetch {GATEWAY_API_MODULE}: {info.get('Error') or proc.stderr.strip()}"
+        )
+    tmp = out.with_suffix(".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(source.glob("*.yaml")):
+        shutil.copyfile(f, tmp / f.name)
+    tmp.rename(out)
+    return sorted(out.glob("*.yaml"))
 
 
 def binary(name: str) -> Path:
@@ -218,6 +274,9 @@ def build(*, log: bool = True) -> Path:
     todo = missing()
     if not todo and log:
         print(f"tools: all {len(TOOLS)} binaries present in {out}", flush=True)
+    crds = gateway_api_crds()
+    if log:
+        print(f"tools: Gateway API CRDs ({len(crds)} files) in {crds[0].parent}", flush=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
     for i, tool in enumerate(todo, 1):
         if tool.name == "kwok" and os.access(out / tool.name, os.X_OK):

@@ -100,6 +100,21 @@ class OperatorSettings(BaseModel):
     )
     carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
     unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
+    # InferenceRouters: Gateway API HTTPRoutes in member clusters (docs/cascades.md)
+    tier_header: str = Field(
+        "X-AIFactory-Tier",
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$",
+        description="HTTP header whose value names the tier (its InferenceDeployment) in the "
+        "HTTPRoutes the operator writes for InferenceRouters.",
+    )
+    tier_gateway: str = Field(
+        "",
+        max_length=317,
+        description="Gateway those HTTPRoutes attach to, as namespace/name or name (the "
+        "route's namespace); empty: none (attach them with your own parentRefs policy).",
+    )
     # serving
     metrics_port: int = Field(8080, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
     liveness_port: int = Field(8081, ge=0, le=65535, description="kopf liveness /healthz; 0 = off.")

@@ -87,6 +87,7 @@ def test_crd_names_scopes_and_categories() -> None:
         "InferenceDeployment": ("inferencedeployments", "Namespaced", ["infd"]),
         "SovereigntyPolicy": ("sovereigntypolicies", "Cluster", ["sovpol"]),
         "PlacementRecord": ("placementrecords", "Cluster", ["plrec"]),
+        "InferenceRouter": ("inferencerouters", "Namespaced", ["infr"]),
     }
     for model in RESOURCES:
         crd = _crd(model)

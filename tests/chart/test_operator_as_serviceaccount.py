@@ -214,6 +214,43 @@ def test_samples_are_placed_and_run_under_the_service_account(
     assert "forbidden" not in op.logs().lower(), "the chart's RBAC refused a call"
 
 
+@pytest.fixture(scope="module")
+def cascade_placed(
+    samples_placed: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> Iterator[dict[str, Any]]:
+    """samples/cascade.yaml routed by the SA operator; removed again (routes included)."""
+    kubectl("apply", "--server-side", "-f", str(REPO / "samples" / "cascade.yaml"))
+
+    def routed() -> dict[str, Any] | None:
+        obj = get_json(kubectl, "infr", "-n", "chat", "assistant")
+        c = condition(obj, "Ready")
+        return obj if c and c["status"] == "True" else None
+
+    yield wait_for("the sample router Ready", routed, timeout=180)
+    kubectl("delete", "infr", "-n", "chat", "assistant", "--timeout=60s", check=False)
+    for member in fleet.members:
+        wait_for(
+            f"the router's HTTPRoutes gone from {member}",
+            lambda m=member: not get_json(kubectl, "httproutes", "-A", cluster=m)["items"],
+            timeout=90,
+        )
+
+
+def test_cascade_routes_under_the_service_account(
+    cascade_placed: dict[str, Any], sa: tuple[OperatorProcess, Path], kubectl: Any, fleet: Fleet
+) -> None:
+    op, _ = sa
+    # the router's status and routing ConfigMap on the hub, HTTPRoutes in the members that
+    # serve a tier (docs/member-rbac.yaml), none in the hub (no Gateway API there)
+    kubectl("get", "configmap", "-n", "chat", "assistant-routing")
+    routes = {
+        m: get_json(kubectl, "httproutes", "-n", "chat", cluster=m)["items"] for m in fleet.members
+    }
+    assert any(routes.values()), routes
+    assert health("InferenceRouter", cascade_placed)[0] == "Healthy"
+    assert "forbidden" not in op.logs().lower(), "the chart's RBAC refused a call"
+
+
 def test_admission_rejects_under_the_service_account(
     samples_placed: list[dict[str, Any]], kubectl: Any
 ) -> None:

@@ -126,7 +126,7 @@ def test_concepts_describe_rebalancing_and_failover() -> None:
     )
 
 
-def test_argocd_health_scripts_compile_and_cover_the_three_kinds() -> None:
+def test_argocd_health_scripts_compile_and_cover_every_kind() -> None:
     data = yaml.safe_load((DOCS / "gitops" / "argocd-cm.yaml").read_text())["data"]
     lua = lupa.LuaRuntime()
     # PlacementRecords are written by the operator, never by GitOps, and have no status

@@ -98,6 +98,8 @@ def test_demo_settles_where_place_mode_operator_says(docs_root: Path) -> None:
     }
     assert set(live) == {
         "batch/nightly-summarizer",
+        "chat/chat-large",
+        "chat/chat-small",
         "eu-chat/eu-assistant",
         "ml-platform/support-classifier",
     }

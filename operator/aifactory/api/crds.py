@@ -82,6 +82,13 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         },
         _age(),
     ],
+    "InferenceRouter": [
+        {"name": "Tiers", "type": "string", "jsonPath": ".status.tierSummary"},
+        _condition_column("Ready", "Ready"),
+        {"name": "Mean RTT", "type": "number", "jsonPath": ".status.meanRttMs"},
+        {"name": "gCO2e/1k", "type": "number", "jsonPath": ".status.gramsPer1000Requests"},
+        _age(),
+    ],
     "SovereigntyPolicy": [
         {"name": "Jurisdictions", "type": "string", "jsonPath": ".spec.allowedJurisdictions"},
         {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement"},

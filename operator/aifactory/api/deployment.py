@@ -687,6 +687,21 @@ class RegionRouting(StatusModel):
     modules: list[RouteTarget] = Field(default_factory=list, description="Weighted targets.")
 
 
+class EffectiveDemand(StatusModel):
+    """The demand an InferenceRouter derives for this deployment (one of its tiers): the
+    router's requests per region x the tier's share. Placement uses it instead of spec.demand,
+    which stays as the user wrote it."""
+
+    router: str = Field(description="InferenceRouter (same namespace) whose tier this is.")
+    share: float = Field(ge=0, description="Fraction of the router's requests, 0..1.")
+    headroom: float = Field(
+        ge=0, description="Headroom applied: this deployment's own, else the router's."
+    )
+    requests_per_second: dict[str, float] = Field(
+        default_factory=dict, description="Demand region name -> requests per second."
+    )
+
+
 class Unsatisfied(StatusModel):
     """Replicas that could not be placed anywhere, and why."""
 
@@ -748,6 +763,11 @@ class InferenceDeploymentStatus(StatusModel):
     demand_updated_at: datetime | None = Field(
         default=None, description="When observedDemand was last read from the live source."
     )
+    effective_demand: EffectiveDemand | None = Field(
+        default=None,
+        description="Set while an InferenceRouter names this deployment as a tier: the demand "
+        "placement used instead of spec.demand (router demand x share per region).",
+    )
     cost: float | None = Field(
         default=None, description="Placement cost of the current placement (lower is better)."
     )
@@ -804,6 +824,7 @@ __all__ = [
     "CarbonStatus",
     "Demand",
     "DemandRegion",
+    "EffectiveDemand",
     "EnergyRequirements",
     "EnvVar",
     "GpuRequirements",

@@ -2,6 +2,7 @@
 
     aifactoryctl fleet [-o table|wide|json]                 modules: readiness, GPUs free, carbon
     aifactoryctl explain [-n NS] NAME [-o table|wide|json]  why each module was chosen or rejected
+    aifactoryctl explain [-n NS] infr/NAME [-o table|json]  an InferenceRouter's tiers and routing
     aifactoryctl cordon MODULE                         place nothing new there
     aifactoryctl uncordon MODULE                       undo cordon and drain
     aifactoryctl drain MODULE [--wait SECONDS]         cordon, then ask for its replicas to move
@@ -41,12 +42,14 @@ from aifactory.api import (
 )
 from aifactory.api.priority import PriorityClass
 from aifactory.cli.explain import SOURCES, cost_line, energy_source, live_view, merge_status
+from aifactory.cli.routers import ROUTER_KINDS, explain_router
 from aifactory.labels import DRAIN_ANNOTATION
 from aifactory.placement.from_api import priority_class_view
 
 MODULES = "aifactorymodules"
 DEPLOYMENTS = "inferencedeployments"
 POLICIES = "sovereigntypolicies"
+ROUTERS = "inferencerouters"
 DRAIN_TIME_ANNOTATION = f"{API_GROUP}/drain-requested-at"
 #: Output width of tables and wrapped text (a 100-column terminal).
 WIDTH = 100
@@ -145,6 +148,15 @@ class Hub:
             f"get inferencedeployment {namespace}/{name}",
             lambda: self._custom.get_namespaced_custom_object(
                 API_GROUP, API_VERSION, namespace, DEPLOYMENTS, name
+            ),
+        )
+        return data
+
+    def get_router(self, namespace: str, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._call(
+            f"get inferencerouter {namespace}/{name}",
+            lambda: self._custom.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, ROUTERS, name
             ),
         )
         return data
@@ -462,6 +474,9 @@ def explain_modules(
 def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     hub = _hub(args)
+    kind, _, name = args.name.rpartition("/")
+    if kind.lower() in ROUTER_KINDS:
+        return run_explain_router(hub, args.namespace, name, args.output, out)
     raw = hub.get_deployment(args.namespace, args.name)
     infd = InferenceDeployment.from_manifest(raw)
     modules = [m for r in hub.list_cluster(MODULES) if (m := _parse(AIFactoryModule, r))]
@@ -586,6 +601,31 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
             _wrapped("GPUs (live): " + (", ".join(r.gpus) or "-"), out)
             if r.source == "status":
                 _wrapped(f"status: {r.verdict}: {r.detail}", out)
+    return 0
+
+
+def run_explain_router(hub: Hub, namespace: str, name: str, output: str, out: TextIO) -> int:
+    """`explain infr/NAME`: the router's status, with each tier's effective demand."""
+    raw = hub.get_router(namespace, name)
+    tiers: dict[str, dict[str, Any] | None] = {}
+    for t in raw.get("spec", {}).get("tiers", []):
+        try:
+            tiers[t["deployment"]] = hub.get_deployment(namespace, t["deployment"])
+        except HubError:
+            tiers[t["deployment"]] = None
+    if output == "json":
+        status = raw.get("status") or {}
+        doc = {
+            "router": f"{namespace}/{name}",
+            "generation": raw["metadata"].get("generation"),
+            **status,
+            "effectiveDemand": {
+                k: ((v or {}).get("status") or {}).get("effectiveDemand") for k, v in tiers.items()
+            },
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    explain_router(raw, tiers, out)
     return 0
 
 
@@ -757,14 +797,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "explain",
-        help="why each module was chosen or rejected for an InferenceDeployment",
+        help="why each module was chosen or rejected for an InferenceDeployment (infr/NAME: "
+        "an InferenceRouter's tiers, routing and figures)",
         description="Print the deployment's conditions and placements from status, the "
         "operator's verdict on every module, and the engine's live re-evaluation: costs with "
         "their sources, why a module got fewer replicas than it could, and whether the "
         "rebalancer would move it.",
     )
     _connection(p)
-    p.add_argument("name", help="InferenceDeployment name")
+    p.add_argument(
+        "name", help="InferenceDeployment name, or infr/NAME for an InferenceRouter's tiers"
+    )
     p.add_argument("-n", "--namespace", default="default")
     p.add_argument("-o", "--output", choices=("table", "wide", "json"), default="table")
     p.set_defaults(func=_guarded(run_explain))

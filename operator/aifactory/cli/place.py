@@ -13,6 +13,10 @@ rebalancer's fleet-wide plans with hysteresis applied over it (placement/converg
 `--rtt` reads measured round-trip times that replace the model for the pairs they cover, and
 `--rtt-profile` picks the model's constants (docs/latency.md). Every deployment also gets its
 carbon account: gCO2e/h now, the same for a latency-only solve, and both mean RTTs.
+InferenceRouters give their tier deployments demand = router demand x share per region (spec
+values: offline there is no live source); each router is reported with its tiers, the cascade's
+mean RTT and gCO2e per 1,000 requests, and the largest tier serving everything alone
+(cli/routers.py, docs/cascades.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aifactory.cli.manifests import ManifestError, load
+from aifactory.cli.routers import RouterReport, render_routers, router_reports
 from aifactory.placement import (
     FleetDecision,
     FleetState,
@@ -39,6 +44,7 @@ from aifactory.placement.explain import alloc_of, free_after, holders_of, shortf
 from aifactory.placement.from_api import engine_inputs, priority_class_view
 from aifactory.placement.priority import UnknownPriorityClassError
 from aifactory.placement.rtt import RTT_PROFILES, RttTable, with_rtt_profile
+from aifactory.routers.tiers import derive, with_tiers
 from aifactory.signals.rtt import RttTableError, parse_rtt_csv, unmatched_names
 
 #: Table and message width, as a terminal shows without wrapping.
@@ -120,14 +126,18 @@ class Placed:
     mode: str = "fleet"
     #: Deployment -> module -> why it got fewer replicas than it could (explain.shortfalls).
     shortfalls: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
+    routers: tuple[RouterReport, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract, each placement with `carbon` and `shortfalls` added."""
+        """The JSON contract, each placement with `carbon` and `shortfalls` added, and
+        `routers` (each InferenceRouter's tiers and figures) when there are any."""
         doc = {"mode": self.mode, **self.result.to_dict()}
         for p in doc["placements"]:
             p["carbon"] = self.carbon[p["deployment"]].to_dict()
             found = self.shortfalls.get(p["deployment"], {})
             p["shortfalls"] = {m: list(r) for m, r in found.items()}
+        if self.routers:
+            doc["routers"] = [r.to_dict() for r in self.routers]
         return doc
 
 
@@ -151,13 +161,15 @@ def decide(
 ) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
     snap = load(paths)
+    tiers = derive(snap.routers, snap.deployments)  # routers' tiers carry derived demand
+    classes = [priority_class_view(c) for c in snap.priority_classes]
     try:
         inputs = engine_inputs(
             snap.modules,
-            snap.deployments,
+            with_tiers(snap.deployments, tiers),
             snap.policies,
             snap.namespaces,
-            priority_classes=[priority_class_view(c) for c in snap.priority_classes],
+            priority_classes=classes,
         )
     except UnknownPriorityClassError as exc:
         raise ManifestError([f"spec.priorityClassName: {exc}"]) from exc
@@ -189,7 +201,10 @@ def decide(
             warnings.append(f"{rtt.source}: unknown demand regions: {', '.join(unknown_regions)}")
         if unknown_modules:
             warnings.append(f"{rtt.source}: unknown modules: {', '.join(unknown_modules)}")
-    return Placed(result, carbon, tuple(warnings), mode, short)
+    routers = router_reports(
+        tiers, snap.deployments, fleet, inputs.policies, result, snap.namespaces, classes
+    )
+    return Placed(result, carbon, tuple(warnings), mode, short, routers)
 
 
 def decision_shortfalls(
@@ -256,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
             accounts=placed.carbon,
             mode=placed.mode,
             shortfalls=placed.shortfalls,
+            routers=placed.routers,
         )
     return 0
 
@@ -277,6 +293,7 @@ def render_table(
     *,
     mode: str | None = None,
     shortfalls: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    routers: Sequence[RouterReport] = (),
 ) -> None:
     """The mode, then deployments (priority, replicas placed/needed, modules, carbon in
     gCO2e/kWh, cost), then per deployment the chosen modules with latency per region, its
@@ -316,26 +333,37 @@ def render_table(
                 f"on {p.module}\n"
             )
         if d.assignments:
-            rows = [["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]]
-            for a in d.assignments:
-                rows.append(
-                    [
-                        a.module,
-                        str(a.replicas),
-                        ",".join(f"{r}={k}" for r, k in a.regions.items()) or "-",
-                        ",".join(f"{r}={v:.1f}" for r, v in a.latency_ms.items()) or "-",
-                        f"{a.carbon_intensity:.0f}",
-                        ",".join(f"{m}={n}" for m, n in a.gpus.items()),
-                    ]
-                )
-            _table(rows, out, indent="  ")
+            header = ["MODULE", "REPLICAS", "REGIONS", "LATENCY (ms)", "CARBON", "GPUS"]
+            cells = [
+                [
+                    [a.module],
+                    [str(a.replicas)],
+                    [f"{r}={k}" for r, k in a.regions.items()] or ["-"],
+                    [f"{r}={v:.1f}" for r, v in a.latency_ms.items()] or ["-"],
+                    [f"{a.carbon_intensity:.0f}"],
+                    [",".join(f"{m}={n}" for m, n in a.gpus.items())],
+                ]
+                for a in d.assignments
+            ]
+            rows = [header] + [[",".join(c) for c in row] for row in cells]
+            if _width(rows, "  ") <= WIDTH:
+                _table(rows, out, indent="  ")
+            else:  # many regions: one per line
+                lines = [header]
+                for row in cells:
+                    for i in range(max(len(c) for c in row)):
+                        lines.append([c[i] if i < len(c) else "" for c in row])
+                _table(lines, out, indent="  ")
         if d.unplaced_regions:
             where = ", ".join(f"{r}={k}" if r else str(k) for r, k in d.unplaced_regions.items())
             out.write(f"  unplaced: {where}\n")
         rejected = [(m, why) for m, why in d.explanation.items() if why.startswith("rejected: ")]
         if rejected:
             out.write("  rejected:\n")
-            _table([[m, why.removeprefix("rejected: ")] for m, why in rejected], out, "    ")
+            pad = max(len(name) for name, _ in rejected)
+            for name, why in rejected:
+                text = f"    {name.ljust(pad)}  {why.removeprefix('rejected: ')}"
+                out.write(_wrap(text, " " * (pad + 6)) + "\n")
         fewer = (shortfalls or {}).get(d.deployment, {})
         if fewer:
             out.write("  modules with fewer replicas than they could take:\n")
@@ -344,6 +372,7 @@ def render_table(
                     out.write(_wrap(f"    {module}: {reason}", "      ") + "\n")
         for finding in d.audit:
             out.write(f"  audit: {finding}\n")
+    render_routers(routers, out)
     out.write("\n")
     rows = [["MODULE", "GPUS USED", "GPUS FREE", "GPUS TOTAL"]]
     for m in result.modules:
@@ -355,6 +384,12 @@ def render_table(
         f"\ntotal cost: {result.total_cost:.3f} (solver: {result.solver}; lower bound {bound}; "
         f"gap {gap})\n"
     )
+
+
+def _width(rows: Sequence[Sequence[str]], indent: str) -> int:
+    """The width `_table` prints these rows with."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return len(indent) + sum(widths) + 2 * (len(widths) - 1)
 
 
 def _wrap(text: str, indent: str) -> str:

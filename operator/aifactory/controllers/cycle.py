@@ -69,6 +69,7 @@ from .fleet import (
     resolve_unknown_pools,
     without_priority_class,
 )
+from .routers import with_tier_demand
 from .runtime import (
     DEPLOYMENTS,
     FINALIZER,
@@ -233,8 +234,8 @@ def _member_states(
 
 
 def _demand(infd: InferenceDeployment, state: DemandState | None) -> InferenceDeployment:
-    if state is None or not state.effective:
-        return infd
+    if state is None or not state.effective or infd.spec.demand.prometheus is None:
+        return infd  # (a router's tier has no source of its own: its router's demand rules)
     return apply_demand(infd, state.effective)
 
 
@@ -302,6 +303,7 @@ def run_cycle(
 ) -> CycleResult:
     """Plan every deployment in `refs` (and clean up what needs it). No I/O."""
     out = CycleResult()
+    snapshot = with_tier_demand(rt, snapshot)  # InferenceRouter tiers carry derived demand
     settings = rt.settings
     targets, target_errors = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
@@ -770,6 +772,8 @@ def _plan_one(
                 )
             }
         )
+    if ref in snapshot.tiers:
+        status_new = status_new.model_copy(update={"effective_demand": snapshot.tiers[ref]})
     if rt.accountability is not None:  # SLOBreached; a record when the placement changed
         status_new = rt.accountability.decorate(infd, status_new, now)
         out.records.extend(
@@ -1195,6 +1199,7 @@ def _fleet_workload(
 def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterView]) -> FleetPlan:
     """The rebalancer's fleet-wide solve on the current snapshot (runs in its own thread)."""
     now = datetime.now(UTC)
+    snapshot = with_tier_demand(rt, snapshot)  # one solve sees every router's tiers together
     targets, _ = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
     selectors = {m: dict(t.node_selector) for m, t in targets.items()}

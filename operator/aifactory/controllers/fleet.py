@@ -28,7 +28,9 @@ import numpy as np
 from aifactory.api import (
     AIFactoryModule,
     ConditionStatus,
+    EffectiveDemand,
     InferenceDeployment,
+    InferenceRouter,
     SovereigntyPolicy,
 )
 from aifactory.clusters import ClusterView, ModuleObservation, observe_modules
@@ -75,6 +77,9 @@ class HubSnapshot:
     invalid: tuple[Invalid, ...] = ()
     #: PriorityClass name -> (value, preemptionPolicy, globalDefault)
     priority_classes: Mapping[str, tuple[int, str, bool]] = field(default_factory=dict)
+    routers: tuple[InferenceRouter, ...] = ()
+    #: deployment ref -> the demand its InferenceRouter derives (routers.with_tier_demand)
+    tiers: Mapping[str, EffectiveDemand] = field(default_factory=dict)
 
     def module(self, name: str) -> AIFactoryModule | None:
         return self._modules.get(name)

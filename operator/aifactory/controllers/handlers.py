@@ -87,6 +87,10 @@ def register(
             )
         }
 
+    from .routers import register as register_routers
+
+    register_routers(registry)  # InferenceRouter index and event handler
+
     # ------------------------------------------------------------------ lifecycle
     @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -8,7 +8,9 @@
 * policy monitor: every statusInterval writes policy status;
 * rebalancer: every rebalanceInterval solves the whole fleet in its own thread; deployments
   pick up its targets in later cycles (never inside a cycle, never holding placements up);
-* demand poller: reads live demand per deployment, stabilised like the HPA.
+* demand poller: reads live demand per deployment, stabilised like the HPA;
+* router poller and publisher (routers.py): live router demand and tier shares; router status,
+  routing ConfigMap and endpoint, HTTPRoutes in members.
 
 Only the leader plans and writes; every replica keeps caches warm. Every task survives any
 error and any apiserver outage: it logs, backs off and goes on.
@@ -51,6 +53,7 @@ from .events import ObjectRef
 from .fleet import module_use
 from .modules import Probe, SignalSettings, module_status
 from .policies import policy_status
+from .routers import RouterTasks
 from .runtime import GROUP, VERSION, DemandState, Runtime
 
 log = logging.getLogger(__name__)
@@ -86,12 +89,17 @@ class Loops:
         rt = self.rt
         loop = asyncio.get_running_loop()
         rt.attach(loop)
+        routers = RouterTasks(rt, self.io_pool)
         self.tasks = [
             loop.create_task(self.placement(), name="placement loop"),
             loop.create_task(_forever("module monitor", rt, self.modules), name="module monitor"),
             loop.create_task(_forever("policy monitor", rt, self.policies), name="policy monitor"),
             loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
             loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
+            loop.create_task(_forever("router poller", rt, routers.poll), name="router poller"),
+            loop.create_task(
+                _forever("router publisher", rt, routers.publish), name="router publisher"
+            ),
             loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
             loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]

@@ -22,6 +22,7 @@ from aifactory.clusters import ClusterClient, MemberClients
 from aifactory.placement import Decision
 from aifactory.placement.rtt import RttTable
 from aifactory.placement.state import WorkloadState
+from aifactory.routers.status import RouterLive
 from aifactory.settings import OperatorSettings
 from aifactory.signals.carbon import SignalState
 from aifactory.signals.smoothing import Smoothed
@@ -141,6 +142,11 @@ class Runtime:
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: decision records, compliance reports, reliability, measured SLOs (accountability.py)
     accountability: Any = None
+    # --- InferenceRouters (routers.py) -----------------------------------------------------
+    #: router ref -> live demand and shares (replaced whole by the poller)
+    router_signals: dict[str, RouterLive] = field(default_factory=dict)
+    #: router ref -> routing JSON the HTTP endpoint serves (replaced whole by the publisher)
+    routing_views: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------- leadership
     @property
@@ -258,7 +264,12 @@ class Runtime:
                     break
             return out
 
-        from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+        from aifactory.api import (
+            AIFactoryModule,
+            InferenceDeployment,
+            InferenceRouter,
+            SovereigntyPolicy,
+        )
 
         modules: list[AIFactoryModule] = []
         policies: list[SovereigntyPolicy] = []
@@ -270,6 +281,7 @@ class Runtime:
             (policies if isinstance(v, SovereigntyPolicy) else invalid).append(v)
         for v in values("deployment_index"):
             (deployments if isinstance(v, InferenceDeployment) else invalid).append(v)
+        routers = [v for v in values("router_index") if isinstance(v, InferenceRouter)]
         labels = {}
         index = self.indexes.get("namespace_index")
         if index is not None:
@@ -291,6 +303,7 @@ class Runtime:
             namespace_labels=labels,
             invalid=tuple(i for i in invalid if isinstance(i, Invalid)),
             priority_classes=classes,
+            routers=tuple(sorted(routers, key=lambda r: r.ref)),
         )
 
 

@@ -31,6 +31,7 @@ from .admission import webhook_configuration
 from .events import EventRecorder
 from .executor import MemberExecutor
 from .leader import LeaderElector
+from .routers import routing_endpoint
 from .runtime import GROUP, Runtime
 from .writer import HubWriter
 
@@ -202,6 +203,7 @@ def runtime_factory(
             _manage_webhook(hub, s)
         if endpoints is not None:
             endpoints.ready = rt.warm.is_set
+            endpoints.views["/routing"] = routing_endpoint(rt)
         return rt
 
     return make
