@@ -262,6 +262,10 @@ def test_drain_keeps_the_old_replicas_until_the_new_ones_are_ready() -> None:
     assert held == {("paris", 2, "Handover"), ("paris", 2, "WaitingForBudget")}
     assert condition(p, "Ready")[0] == "True"
     assert condition(p, "Reconciling")[:2] == ("True", "Migrating")
+    # the message says why in words, not the held reason's code
+    assert (
+        "2 replicas to move (waiting for the disruption budget)" in condition(p, "Reconciling")[2]
+    )
 
 
 def test_handover_completes_once_the_replacements_are_ready() -> None:

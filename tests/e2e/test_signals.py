@@ -142,7 +142,9 @@ def test_a_csv_carbon_series_drives_module_energy_and_deployment_carbon(
             lambda: abs(grams() - later) < 0.01 * later,
             timeout=90,
         )
-        assert is_ready(get_json(kubectl, "infd", "-n", NS, name))
+        # a new carbon reading moves nothing and takes nothing down
+        wait_for("Ready", lambda: is_ready(get_json(kubectl, "infd", "-n", NS, name)), timeout=60)
+        assert placed(kubectl, NS, name) == {"frankfurt": 2}
         # a broken series keeps the last good value and says so
         broken = config_map(DE_WINTER_EVENING)
         broken["data"] = {"series.csv": "no,header\n"}

@@ -938,9 +938,10 @@ def plan(
             + ", ".join(sorted(held_modules))
             + " until their replacements are Ready"
         )
-    waiting = [h for h in step_result.held if h[3] != "no other module can take them"]
+    waiting = [h for h in step_result.held if h[3] != HELD_NO_DESTINATION]
     if waiting:
-        message_parts.append(f"{sum(h[2] for h in waiting)} replicas to move ({waiting[0][3]})")
+        why = HELD_WORDS.get(waiting[0][3], waiting[0][3])
+        message_parts.append(f"{sum(h[2] for h in waiting)} replicas to move ({why})")
     if actions:
         message_parts.append(f"{len(actions)} member changes")
     if not complete and not message_parts:
