@@ -48,6 +48,7 @@ NS = "scale"
 #: requests per second of a deployment's one region, and how often each is drawn
 RPS = (50, 150, 250, 350)
 RPS_WEIGHTS = (0.70, 0.15, 0.10, 0.05)
+GPUS_PER_MODULE = 8
 SECTION = "## Operator at fleet scale (issue #15)"
 
 
@@ -92,7 +93,11 @@ def module(name: str, city: tuple[str, str, float, float], member: str | None) -
                 "powerBudgetKW": 20,
                 "pue": 1.2,
             },
-            "capacity": {"gpus": [{"model": "H100", "count": 8, "memoryGiB": 80, "powerW": 700}]},
+            "capacity": {
+                "gpus": [
+                    {"model": "H100", "count": GPUS_PER_MODULE, "memoryGiB": 80, "powerW": 700}
+                ]
+            },
             "cluster": cluster,
         },
     }
@@ -220,6 +225,8 @@ def baseline(fleet: Fleet, deps: list[dict[str, Any]], modules: list[str]) -> di
     api = config.new_client_from_config(config_file=str(fleet.kubeconfig(HUB)))
     apps = client.AppsV1Api(api)
     ns = "scale-baseline"
+    # a kept fleet may still hold an earlier run's baseline
+    fleet.kubectl(HUB, "delete", "namespace", ns, "--ignore-not-found", "--timeout=600s")
     fleet.kubectl(
         HUB,
         "apply",
@@ -228,13 +235,23 @@ def baseline(fleet: Fleet, deps: list[dict[str, Any]], modules: list[str]) -> di
         input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
     )
     objs: list[dict[str, Any]] = []
-    for i, d in enumerate(deps):
+    free = {m: GPUS_PER_MODULE for m in modules}
+    cursor = 0
+    for d in deps:
         infd = InferenceDeployment.model_validate(
             {**d, "metadata": {**d["metadata"], "namespace": ns}}
         )
         rps = d["spec"]["demand"]["regions"][0]["requestsPerSecond"]
         replicas = max(1, -(-int(rps) // 100))
-        module = modules[i % len(modules)]
+        # first fit from a rotating start: spread like a scheduler, never beyond a node's GPUs
+        for k in range(len(modules)):
+            module = modules[(cursor + k) % len(modules)]
+            if free[module] >= replicas:
+                break
+        else:
+            raise SystemExit(f"baseline: no module has {replicas} free GPUs for {d['metadata']}")
+        free[module] -= replicas
+        cursor = (cursor + 1) % len(modules)
         deployment_obj = render(
             infd, module, replicas, {"aifactory.dev/module": module}, ("H100",)
         )[0]
@@ -328,11 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     hub_modules = [f"m{i:04d}" for i in range(args.modules - args.members)]
     pools: dict[str, tuple[NodePool, ...]] = {
         HUB: tuple(
-            NodePool(module=m, gpu_model="H100", nodes=1, gpus_per_node=8) for m in hub_modules
+            NodePool(module=m, gpu_model="H100", nodes=1, gpus_per_node=GPUS_PER_MODULE)
+            for m in hub_modules
         )
     }
     for m in members:
-        pools[m] = (NodePool(module=m, gpu_model="H100", nodes=1, gpus_per_node=8),)
+        pools[m] = (NodePool(module=m, gpu_model="H100", nodes=1, gpus_per_node=GPUS_PER_MODULE),)
     config = FleetConfig(
         root=REPO / ".fleet-scale", members=members, pools=pools, ready_timeout=600
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hack.fleet import HUB, Fleet, FleetError
+from hack.fleet.tools import openreports_crds
 from hack.fleet.topology import config_from_modules
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,8 +92,9 @@ def start_operator(
     return proc
 
 
-def install(fleet: Fleet, crds: Path = REPO / "crds") -> None:
-    """The CRDs, waited until Established so objects of the new kinds can be applied."""
+def install(fleet: Fleet, crds: Path = REPO / "crds", *, openreports: bool = True) -> None:
+    """The CRDs, waited until Established so objects of the new kinds can be applied; with
+    `openreports`, also the OpenReports CRDs (compliance reports) from the pinned module."""
     fleet.kubectl(HUB, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
     fleet.kubectl(
         HUB,
@@ -103,6 +105,17 @@ def install(fleet: Fleet, crds: Path = REPO / "crds") -> None:
         "-l",
         "app.kubernetes.io/part-of=aifactory",
     )
+    if openreports:
+        for path in openreports_crds():
+            fleet.kubectl(HUB, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+        fleet.kubectl(
+            HUB,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/reports.openreports.io",
+            "crd/clusterreports.openreports.io",
+        )
 
 
 def apply_samples(fleet: Fleet, files: tuple[str, ...] = SAMPLE_FILES) -> None:

@@ -6,6 +6,7 @@ changes whenever a pin changes and a stale binary is never picked up by mistake.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -84,7 +85,48 @@ def versions() -> dict[str, str]:
         "etcd": _pinned(TOOLS_DIR, "go.etcd.io/etcd/server/v3"),
         "kwok": _pinned(TOOLS_DIR, "sigs.k8s.io/kwok"),
         "helm": _pinned(TOOLS_DIR / "helm", "helm.sh/helm/v3"),
+        "openreports": _pinned(OPENREPORTS_DIR, OPENREPORTS_MODULE),
     }
+
+
+#: The OpenReports API (openreports.io Report/ClusterReport): its CRDs, from the pinned module.
+OPENREPORTS_DIR = TOOLS_DIR / "openreports"
+OPENREPORTS_MODULE = "github.com/openreports/reports-api"
+OPENREPORTS_CRDS = (
+    "config/crd/openreports.io_reports.yaml",
+    "config/crd/openreports.io_clusterreports.yaml",
+)
+
+
+def openreports_crds() -> list[Path]:
+    """The OpenReports CRD files of the pinned module, cached next to the binaries.
+
+    The module comes from the Go module proxy at the version hack/tools/openreports/go.mod
+    pins, checked against its go.sum (and the checksum database) by `go mod download`.
+    """
+    version = versions()["openreports"]
+    cache = bin_dir().parent / f"openreports-{version}"
+    files = [cache / Path(rel).name for rel in OPENREPORTS_CRDS]
+    if all(f.exists() for f in files):
+        return files
+    if shutil.which("go") is None:
+        raise ToolError("the Go toolchain is required to fetch the OpenReports CRDs")
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", OPENREPORTS_MODULE],
+        cwd=OPENREPORTS_DIR,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise ToolError(f"cannot download {OPENREPORTS_MODULE}@{version}: {proc.stderr.strip()}")
+    root = Path(json.loads(proc.stdout)["Dir"])
+    cache.mkdir(parents=True, exist_ok=True)
+    for rel, target in zip(OPENREPORTS_CRDS, files, strict=True):
+        tmp = target.with_suffix(".partial")
+        tmp.write_text((root / rel).read_text())
+        tmp.rename(target)
+    return files
 
 
 def bin_dir() -> Path:

@@ -170,3 +170,82 @@ def forget_deployment(ref: str) -> None:
             gauge.remove(ref)
     with suppress(KeyError):
         MIGRATIONS_TOTAL.remove(ref)
+
+
+# ------------------------------------------------------------------------- accountability
+# Decision records (aifactory.audit), module reliability, measured-latency SLOs, compliance.
+RECORDS_WRITTEN = Counter(
+    "aifactory_records_written_total", "PlacementRecords appended to the hub's chain."
+)
+RECORDS_DROPPED = Counter(
+    "aifactory_records_dropped_total",
+    "Decision records not written, by reason (QueueFull, NotLeader, MemberRejected...).",
+    ["reason"],
+)
+RECORDS_QUEUE = Gauge(
+    "aifactory_records_queue_depth", "Decision records waiting for the record keeper."
+)
+RECORD_APPEND_SECONDS = Histogram(
+    "aifactory_record_append_duration_seconds",
+    "Time to append one record: hash, sign and create it on the hub.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RECORDS_PRUNED = Counter(
+    "aifactory_records_pruned_total", "PlacementRecords deleted by retention (count and age)."
+)
+RECORDS_SIGNED = Gauge(
+    "aifactory_records_signed", "1 when records are signed with the configured Ed25519 key."
+)
+MODULE_READY_FRACTION = Gauge(
+    "aifactory_module_ready_fraction",
+    "Fraction of the reliability window the module was Ready.",
+    ["module"],
+)
+MODULE_OUTAGES = Gauge(
+    "aifactory_module_outages", "Outages of the module within the reliability window.", ["module"]
+)
+MODULE_OUTAGE_SECONDS = Gauge(
+    "aifactory_module_outage_seconds",
+    "Seconds the module was not Ready within the reliability window.",
+    ["module"],
+)
+MODULE_LONGEST_OUTAGE = Gauge(
+    "aifactory_module_longest_outage_seconds",
+    "The module's longest outage within the reliability window, seconds.",
+    ["module"],
+)
+MODULE_FAILOVERS = Gauge(
+    "aifactory_module_failovers_caused",
+    "Placement changes that moved replicas off the module because it became unusable.",
+    ["module"],
+)
+MODULE_HEARTBEAT_LATENCY = Gauge(
+    "aifactory_module_heartbeat_latency_seconds",
+    "Round-trip time of the module's last heartbeat.",
+    ["module"],
+)
+MODULE_SLO_BREACHES = Gauge(
+    "aifactory_module_slo_breaches",
+    "Measured-latency SLO breaches declared on the module.",
+    ["module"],
+)
+SLO_BREACHED = Gauge(
+    "aifactory_slo_breached",
+    "1 while a deployment's measured latency from a region to a module breaks its SLO.",
+    ["deployment", "region", "module"],
+)
+MEASURED_LATENCY = Gauge(
+    "aifactory_measured_latency_milliseconds",
+    "Last measured latency of a deployment from a region to a module (spec.slo.measured).",
+    ["deployment", "region", "module"],
+)
+SLO_BREACHES_TOTAL = Counter(
+    "aifactory_slo_breaches_total",
+    "Measured-latency SLO breaches declared, by deployment, region and module.",
+    ["deployment", "region", "module"],
+)
+COMPLIANCE_RESULTS = Gauge(
+    "aifactory_compliance_results",
+    "Results of a deployment's compliance report (OpenReports), by result (pass, fail, warn).",
+    ["deployment", "result"],
+)

@@ -240,6 +240,65 @@ class OperatorSettings(BaseModel):
         description="Decide and report every placement (status, Events, metrics) without "
         "changing member clusters: see what the operator would do before letting it act.",
     )
+    # accountability (decision records, compliance reports, reliability, measured SLOs)
+    records_enabled: bool = Field(
+        True,
+        description="Append a hash-chained PlacementRecord to the hub for every placement "
+        "change (aifactoryctl audit log / verify).",
+    )
+    records_max_count: int = Field(
+        10_000,
+        ge=1,
+        description="PlacementRecords kept; older ones are deleted (the newest "
+        "always stays, so the chain continues).",
+    )
+    records_max_age: float = Field(
+        90 * 86400.0, ge=0, description="Seconds a PlacementRecord is kept (0 = no age limit)."
+    )
+    records_queue_limit: int = Field(
+        10_000,
+        ge=1,
+        description="Records waiting for the hub at most (an outage); beyond it the oldest "
+        "is dropped and counted (aifactory_records_dropped_total).",
+    )
+    records_signing_secret: str | None = Field(
+        None,
+        description="Secret holding an Ed25519 private key to sign records with, as "
+        "namespace/name (or name, in the operator's namespace); unset = unsigned.",
+    )
+    records_signing_key: str = Field(
+        "ed25519.pem",
+        description="Key of records_signing_secret holding the key: PEM (PKCS#8, e.g. "
+        "`openssl genpkey -algorithm ed25519`) or a 32-byte seed (raw or base64).",
+    )
+    reports_enabled: bool = Field(
+        True,
+        description="Write an OpenReports Report per InferenceDeployment bound by a "
+        "SovereigntyPolicy (when the openreports.io CRDs are installed).",
+    )
+    reports_interval: float = Field(
+        15.0, gt=0, description="Seconds between evaluations of the compliance reports."
+    )
+    reliability_window: float = Field(
+        86400.0, gt=0, description="Seconds of the rolling window of module reliability."
+    )
+    reliability_status_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between status.reliability updates when nothing happened (an "
+        "outage starting or ending is written at once).",
+    )
+    slo_poll_interval: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds between reads of a deployment's measured latency (spec.slo.measured).",
+    )
+    slo_breach_hold: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds a (region, module) pair stays out of placement after an SLO "
+        "breach that cleared because the module no longer serves the region.",
+    )
     shutdown_grace_seconds: float = Field(
         20.0,
         gt=0,

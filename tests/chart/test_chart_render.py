@@ -302,6 +302,11 @@ def test_least_privilege_rbac() -> None:
     assert ("", "events", "patch", "") in granted  # repeated Events are counted
     assert ("scheduling.k8s.io", "priorityclasses", "watch", "") in granted
     assert ("apps", "deployments/scale", "patch", "") in granted
+    # decision records are written once and deleted by retention, never changed
+    records = {v for g, r, v, _ in granted if r == "placementrecords"}
+    assert records == {"list", "create", "delete"}
+    reports = {v for g, r, v, _ in granted if (g, r) == ("openreports.io", "reports")}
+    assert reports == {"create", "patch", "delete"}
     assert not {r for _, r, *_ in granted} & {
         "validatingwebhookconfigurations",
         "mutatingwebhookconfigurations",

@@ -182,6 +182,35 @@ def test_samples_are_placed_and_run_under_the_service_account(
         ]["placements"]
     }
     assert HUB in used and used - {HUB}, used
+    # decision records appended and compliance reports applied under the same identity
+    recorded = wait_for(
+        "a Placed record per sample",
+        lambda: (
+            {
+                r["spec"]["deployment"]["name"]
+                for r in get_json(kubectl, "placementrecords")["items"]
+                if r["spec"]["reason"] == "Placed"
+            }
+            >= {d["metadata"]["name"] for d in samples_placed}
+        ),
+        timeout=30,
+    )
+    assert recorded
+    wait_for(
+        "the EU sample's compliance Report",
+        lambda: (
+            kubectl(
+                "get",
+                "reports.openreports.io",
+                "-n",
+                "eu-chat",
+                "aifactory-sovereignty-eu-assistant",
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=30,
+    )
     assert "forbidden" not in op.logs().lower(), "the chart's RBAC refused a call"
 
 

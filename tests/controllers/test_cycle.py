@@ -209,6 +209,21 @@ def test_a_kept_placement_is_not_solved_again_while_nothing_it_depends_on_change
     assert not out.jobs or all(j.action.kind != "delete" for j in out.jobs)
 
 
+def test_a_change_on_a_module_it_does_not_use_solves_nothing_again(
+    count_solves: list[int],
+) -> None:
+    w = World([module("a", 8.0), module("b", 9.0)], [deployment("d1", 2)])
+    w.cycle()
+    w.cycle()
+    (where,) = w.placements("ns/d1")
+    other = "b" if where == "a" else "a"
+    w.modules = [m for m in w.modules if m.name == where] + [module(other, 9.0, ready=False)]
+    before = count_solves[0]
+    w.cycle()
+    assert count_solves[0] == before
+    assert w.placements("ns/d1") == {where: 2}
+
+
 def test_a_module_going_away_is_solved_again_at_once(count_solves: list[int]) -> None:
     w = World([module("a", 8.0), module("b", 9.0)], [deployment("d1", 2)])
     w.cycle()

@@ -190,7 +190,8 @@ def test_concepts_describe_rebalancing_and_failover() -> None:
 def test_argocd_health_scripts_compile_and_cover_the_three_kinds() -> None:
     data = yaml.safe_load((DOCS / "gitops" / "argocd-cm.yaml").read_text())["data"]
     lua = lupa.LuaRuntime()
-    for kind in KINDS:
+    # PlacementRecords are written by the operator, never by GitOps, and have no status
+    for kind in (k for k, m in KINDS.items() if "status" in m.model_fields):
         script = data[f"resource.customizations.health.aifactory.dev_{kind}"]
         lua.execute(f"return function() {script} end")  # compiles
         lua.globals().obj = lua.table_from({"metadata": {"generation": 1}}, recursive=True)

@@ -40,6 +40,9 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         AIFACTORY_SIGNAL_TOLERANCE_SECONDS="4",
         AIFACTORY_DEMAND_STABILIZATION_WINDOW="4",
         AIFACTORY_PENDING_TIMEOUT="30",
+        # accountability: measured SLOs and compliance reports read as often as demand
+        AIFACTORY_SLO_POLL_INTERVAL="2",
+        AIFACTORY_REPORTS_INTERVAL="2",
     )
     op = OperatorProcess(env, fleet.log_dir / "operator-e2e.log")
     op.start()

@@ -85,9 +85,20 @@ from aifactory.api.policy import (
     SovereigntyPolicySpec,
     SovereigntyPolicyStatus,
 )
+from aifactory.api.record import (
+    PlacementRecord,
+    PlacementRecordSpec,
+    RecordedCell,
+    RecordedModule,
+)
 
 #: Every top-level kind, in the order CRDs and samples list them.
-RESOURCES: tuple[type[Resource], ...] = (AIFactoryModule, InferenceDeployment, SovereigntyPolicy)
+RESOURCES: tuple[type[Resource], ...] = (
+    AIFactoryModule,
+    InferenceDeployment,
+    SovereigntyPolicy,
+    PlacementRecord,
+)
 
 __all__ = [
     "API_GROUP",
@@ -141,7 +152,11 @@ __all__ = [
     "ObjectMeta",
     "Objective",
     "PlacementConstraints",
+    "PlacementRecord",
+    "PlacementRecordSpec",
     "PolicyViolation",
+    "RecordedCell",
+    "RecordedModule",
     "RegionRouting",
     "Replicas",
     "Resource",

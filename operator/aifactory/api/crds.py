@@ -60,6 +60,12 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "GPUs Total", "type": "integer", "jsonPath": ".status.gpusTotal"},
         _condition_column("Ready", "Ready"),
         {"name": "Schedulable", "type": "boolean", "jsonPath": ".spec.schedulable", "priority": 1},
+        {
+            "name": "Reliability",
+            "type": "number",
+            "jsonPath": ".status.reliability.readyFraction",
+            "priority": 1,
+        },
         _age(),
     ],
     "InferenceDeployment": [
@@ -80,6 +86,15 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Jurisdictions", "type": "string", "jsonPath": ".spec.allowedJurisdictions"},
         {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement"},
         {"name": "Bound", "type": "integer", "jsonPath": ".status.boundCount"},
+        _age(),
+    ],
+    "PlacementRecord": [
+        {"name": "Seq", "type": "integer", "jsonPath": ".spec.sequence"},
+        {"name": "Namespace", "type": "string", "jsonPath": ".spec.deployment.namespace"},
+        {"name": "Deployment", "type": "string", "jsonPath": ".spec.deployment.name"},
+        {"name": "Reason", "type": "string", "jsonPath": ".spec.reason"},
+        {"name": "Decided", "type": "date", "jsonPath": ".spec.time"},
+        {"name": "Message", "type": "string", "jsonPath": ".spec.message", "priority": 1},
         _age(),
     ],
 }
@@ -239,6 +254,8 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
     """The CustomResourceDefinition of one top-level kind."""
     kind = model.KIND
     doc = inspect.cleandoc(model.__doc__ or kind)
+    # a kind without status (PlacementRecord: written once) has no status subresource
+    has_status = "status" in model.model_fields
     schema = {
         "description": doc,
         "type": "object",
@@ -251,7 +268,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
             "kind": {"description": f"Kind of this object: {kind}.", "type": "string"},
             "metadata": {"type": "object"},
             "spec": _field_schema(model, "spec"),
-            "status": _field_schema(model, "status"),
+            **({"status": _field_schema(model, "status")} if has_status else {}),
         },
     }
     return {
@@ -269,7 +286,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
                 "plural": model.PLURAL,
                 "singular": kind.lower(),
                 "shortNames": list(model.SHORT_NAMES),
-                "categories": list(CATEGORIES),
+                "categories": list(getattr(model, "CATEGORIES", CATEGORIES)),
             },
             "scope": "Namespaced" if model.NAMESPACED else "Cluster",
             "versions": [
@@ -277,7 +294,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if has_status else {}),
                     "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS[kind]),
                     "schema": {"openAPIV3Schema": schema},
                 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
@@ -60,6 +61,10 @@ PROMETHEUS_NEEDS_REGIONS_MESSAGE = (
     "demand.prometheus needs demand.regions: they give each region's location and country"
 )
 IMAGE_MESSAGE = "model.image must not contain whitespace"
+MEASURED_NEEDS_MESSAGE = (
+    "slo.measured needs slo.maxLatencyMs (the limit measured latency is held to) and "
+    "demand.regions (the regions measurements are reported for)"
+)
 GPU_MODELS_UNIQUE = "resources.gpuModels"
 ALLOWED_SOURCES_UNIQUE = "energy.allowedSources"
 PLACEMENT_MODULES_UNIQUE = "placement.modules"
@@ -333,6 +338,78 @@ class Demand(ApiModel):
         return self
 
 
+class LatencyUnit(StrEnum):
+    """Unit of the values a measured-latency query returns."""
+
+    MILLISECONDS = "Milliseconds"
+    SECONDS = "Seconds"
+
+
+class PrometheusLatencySource(ApiModel):
+    """A Prometheus instant query that gives measured request latency per region and module.
+
+    Typically the 95th percentile of a request-duration histogram, e.g.
+    histogram_quantile(0.95, sum by (le, region, module) (rate(
+    request_duration_seconds_bucket[5m]))) with unit Seconds. Series of one (region, module)
+    pair are combined by taking the highest.
+    """
+
+    url: Annotated[str, AfterValidator(_check_http_url)] = Field(
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090; "
+            "/api/v1/query is appended."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.startsWith('http://') || self.startsWith('https://')",
+                    PROMETHEUS_URL_MESSAGE.replace("demand.prometheus", "slo.measured.prometheus"),
+                )
+            ]
+        },
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL instant query returning latency per region and module, e.g. the "
+        "p95 of a request-duration histogram by (region, module).",
+    )
+    region_label: str = Field(
+        default="region",
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label of the result series that holds the demand region name.",
+    )
+    module_label: str = Field(
+        default="module",
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label of the result series that holds the AIFactoryModule name.",
+    )
+    unit: LatencyUnit = Field(
+        default=LatencyUnit.MILLISECONDS,
+        description="Unit of the query's values: Milliseconds or Seconds.",
+    )
+    timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="HTTP timeout of one query in seconds (also sent to Prometheus).",
+    )
+
+
+class MeasuredLatency(ApiModel):
+    """Where measured latency comes from (one source)."""
+
+    prometheus: PrometheusLatencySource = Field(
+        description="Measured latency per (region, module) from a Prometheus query."
+    )
+
+
 class Slo(ApiModel):
     """Service objectives placement must keep, not just prefer."""
 
@@ -353,6 +430,15 @@ class Slo(ApiModel):
             "Spread replicas over at least this many distinct modules (for resilience), 1..1000."
         ),
     )
+    measured: MeasuredLatency | None = Field(
+        default=None,
+        description=(
+            "Measured latency per region and module. When a region's measured latency on a "
+            "module stays above maxLatencyMs longer than the operator's signal tolerance, the "
+            "deployment gets SLOBreached and placement treats that (region, module) pair as "
+            "out of the SLO (replicas move, make-before-break, within the disruption budget)."
+        ),
+    )
 
 
 class Objective(ApiModel):
@@ -369,6 +455,14 @@ class Objective(ApiModel):
         ge=0,
         le=MAX_WEIGHT,
         description="Weight of the carbon term (intensity * pue / 500), 0..1000.",
+    )
+    reliability_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_WEIGHT,
+        description="Weight of the reliability term ((1 - readyFraction) / 0.01: a module Ready "
+        "99% of its reliability window costs 1.0 per replica), 0..1000; 0 leaves costs as "
+        "they are.",
     )
 
 
@@ -418,7 +512,14 @@ class InferenceDeploymentSpec(ApiModel):
                     "!has(self.demand) || !has(self.demand.regions) || "
                     "size(self.demand.regions) == 0 || has(self.throughputPerReplica)",
                     THROUGHPUT_REQUIRED_MESSAGE,
-                )
+                ),
+                cel_rule(
+                    "!has(self.slo) || !has(self.slo.measured) || (has(self.slo.maxLatencyMs) "
+                    "&& has(self.demand) && has(self.demand.regions) && "
+                    "size(self.demand.regions) > 0)",
+                    MEASURED_NEEDS_MESSAGE,
+                    field_path=".slo.measured",
+                ),
             ]
         }
     )
@@ -460,6 +561,16 @@ class InferenceDeploymentSpec(ApiModel):
         ),
         json_schema_extra=SET_LIST,
     )
+    min_reliability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Minimum fraction of its reliability window a module must have been Ready "
+            "(status.reliability.readyFraction), 0..1: modules below it take no replicas of "
+            "this deployment, and running ones leave them (make-before-break)."
+        ),
+    )
     priority_class_name: str | None = Field(
         default=None,
         max_length=MAX_NAME_LENGTH,
@@ -475,6 +586,10 @@ class InferenceDeploymentSpec(ApiModel):
     def _throughput_with_demand(self) -> Self:
         if self.demand.regions and self.throughput_per_replica is None:
             raise ValueError(THROUGHPUT_REQUIRED_MESSAGE)
+        if self.slo.measured is not None and (
+            self.slo.max_latency_ms is None or not self.demand.regions
+        ):
+            raise ValueError(MEASURED_NEEDS_MESSAGE)
         return self
 
     def replicas_per_region(self) -> dict[str, int]:
@@ -696,11 +811,14 @@ __all__ = [
     "InferenceDeployment",
     "InferenceDeploymentSpec",
     "InferenceDeploymentStatus",
+    "LatencyUnit",
+    "MeasuredLatency",
     "ModelServer",
     "ModulePlacement",
     "Objective",
     "PlacementConstraints",
     "PrometheusDemandSource",
+    "PrometheusLatencySource",
     "RegionRouting",
     "Replicas",
     "RouteTarget",

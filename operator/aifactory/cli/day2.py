@@ -109,12 +109,29 @@ class Hub:
         except OSError as exc:  # urllib3 errors are OSErrors too
             raise HubError(f"{what}: hub unreachable ({type(exc).__name__})") from None
 
-    def list_cluster(self, plural: str) -> list[dict[str, Any]]:
+    def list_cluster(
+        self,
+        plural: str,
+        *,
+        label_selector: str = "",
+        group: str = API_GROUP,
+        version: str = API_VERSION,
+    ) -> list[dict[str, Any]]:
         data = self._call(
             f"list {plural}",
-            lambda: self._custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural),
+            lambda: self._custom.list_cluster_custom_object(
+                group, version, plural, label_selector=label_selector
+            ),
         )
         return list(data.get("items", []))
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data (base64 values), e.g. the records' signing key for verification."""
+        secret = self._call(
+            f"get secret {namespace}/{name}",
+            lambda: self._core.read_namespaced_secret(name, namespace),
+        )
+        return dict(secret.data or {})
 
     def get_module(self, name: str) -> dict[str, Any]:
         data: dict[str, Any] = self._call(
@@ -250,6 +267,16 @@ class ModuleRow:
     pue: float | None = None
     power_budget_kw: float | None = None
     pools: tuple[str, ...] = ()
+    #: status.reliability (readyFraction, outages, longestOutageSeconds, failoversCaused, ...)
+    reliability: dict[str, Any] | None = None
+
+    @property
+    def uptime(self) -> str:
+        """Fraction of the reliability window the module was Ready, e.g. 100%, 99.87%."""
+        fraction = (self.reliability or {}).get("readyFraction")
+        if fraction is None:
+            return "-"
+        return "100%" if fraction >= 0.99995 else f"{100 * fraction:.2f}%"
 
     @property
     def state(self) -> str:
@@ -299,6 +326,7 @@ def fleet_rows(raw_modules: Sequence[dict[str, Any]], now: datetime) -> list[Mod
                 pue=spec_energy.get("pue"),
                 power_budget_kw=spec_energy.get("powerBudgetKW"),
                 pools=pools,
+                reliability=status.get("reliability"),
             )
         )
     return rows
@@ -328,6 +356,7 @@ def run_fleet(args: argparse.Namespace, out: TextIO | None = None) -> int:
                         "powerBudgetKW": r.power_budget_kw,
                         "gpus": list(r.pools),
                         "lastHeartbeat": r.heartbeat_age,
+                        "reliability": r.reliability,
                     }
                     for r in rows
                 ],
@@ -343,9 +372,11 @@ def run_fleet(args: argparse.Namespace, out: TextIO | None = None) -> int:
     # GPUS: allocatable on the module's ready nodes; FREE: not requested by any pod;
     # SOURCE: where CARBON (gCO2e/kWh) comes from (spec, schedule, feed; -o wide names the feed)
     head = ["MODULE", "COUNTRY", "READY", "STATE", "GPUS", "FREE", "RENEWABLE", "CARBON"]
-    head += ["SOURCE", "HEARTBEAT"]
+    # UPTIME: fraction of the reliability window the module was Ready (status.reliability)
+    head += ["SOURCE", "HEARTBEAT", "UPTIME"]
     if wide:
-        head += ["PUE", "POWER KW", "POOLS (ALLOCATED/ALLOCATABLE)"]
+        head += ["OUTAGES", "LONGEST", "FAILOVERS", "PUE", "POWER KW"]
+        head += ["POOLS (ALLOCATED/ALLOCATABLE)"]
     table = [tuple(head)]
     for r in rows:
         line = [
@@ -359,8 +390,16 @@ def run_fleet(args: argparse.Namespace, out: TextIO | None = None) -> int:
             _fmt(r.carbon_intensity, 0),
             r.carbon_source if wide else r.carbon_source.split()[0],
             r.heartbeat_age,
+            r.uptime,
         ]
         if wide:
+            rel = r.reliability or {}
+            longest = rel.get("longestOutageSeconds")
+            line += [
+                _fmt(rel.get("outages")),
+                "-" if not longest else f"{longest:.0f}s",
+                _fmt(rel.get("failoversCaused")),
+            ]
             line += [_fmt(r.pue), _fmt(r.power_budget_kw, 1), ", ".join(r.pools) or "-"]
         table.append(tuple(line))
     _table(table, out, sep="  ")

@@ -141,6 +141,7 @@ def _costs(
         terms = {t.name: t for t in score_terms(fleet, ws, r, i)}
         lat = terms.get("Latency")
         carbon = terms["Carbon"]
+        rel = terms.get("Reliability")
         out.append(
             {
                 "region": ws.region_names[r],
@@ -154,6 +155,14 @@ def _costs(
                 "pue": round(float(fleet.pue[i]), 3),
                 "carbonSource": carbon_source,
                 "carbonCost": round(carbon.weighted, 6),
+                **(
+                    {}
+                    if rel is None
+                    else {
+                        "readyFraction": round(float(fleet.reliability[i]), 6),
+                        "reliabilityCost": round(rel.weighted, 6),
+                    }
+                ),
                 "scores": {name: round(t.normalized, 1) for name, t in terms.items()},
             }
         )
@@ -173,6 +182,8 @@ def cost_line(c: Mapping[str, Any]) -> str:
         f"carbon {c['carbonIntensity']:.0f} x PUE {c['pue']:.2f} ({c['carbonSource']}) "
         f"{c['carbonCost']:.3f}"
     )
+    if c.get("reliabilityCost") is not None:
+        parts.append(f"reliability {c['readyFraction']:.2%} Ready {c['reliabilityCost']:.3f}")
     return f"{head} {c['cost']:.3f} = " + " + ".join(parts)
 
 

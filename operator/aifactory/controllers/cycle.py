@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from aifactory import metrics
 from aifactory.api import (
     CarbonStatus,
@@ -40,6 +42,9 @@ from aifactory.clusters.workload import digest
 from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
 from aifactory.placement.accounting import grams_per_hour, latency_only, mean_rtt_ms
 from aifactory.placement.compliance import forbidden_cells
+from aifactory.placement.cycle import run_scores
+from aifactory.placement.filters.gpu import eligible_pools
+from aifactory.placement.framework import BoolArray
 from aifactory.placement.from_api import workload_view
 from aifactory.placement.priority import (
     SYSTEM_CLASSES,
@@ -47,7 +52,7 @@ from aifactory.placement.priority import (
     UnknownPriorityClassError,
     priority_of,
 )
-from aifactory.placement.state import WorkloadState
+from aifactory.placement.state import FleetState, WorkloadState
 from aifactory.signals.demand import apply_demand
 
 from . import planner
@@ -117,6 +122,8 @@ class CycleResult:
     metrics: dict[
         str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
     ] = field(default_factory=dict)
+    #: decision records of placement changes (accountability.py), for the record keeper
+    records: list[Any] = field(default_factory=list)
 
 
 _EMPTY_DECISION = Decision("", 0, 0, (), {}, 0.0)
@@ -365,7 +372,7 @@ def run_cycle(
     ctx_extra = _CycleExtra(
         classes=classes,
         status_of=status_of,
-        static_key=repr((ctx.fleet.modules, ctx.policies, keep)),
+        static_key=repr((ctx.policies, keep)),
         lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
     )
     while queue:
@@ -422,6 +429,16 @@ class _CycleExtra:
     status_of: Any
     #: what the engine reads of the fleet this cycle, but its free GPUs (see EngineMemo)
     static_key: str = ""
+    #: module name -> repr of its engine view this cycle (memo keys), filled on demand
+    module_keys: dict[str, str] = field(default_factory=dict)
+
+    def module_key(self, fleet: FleetState, name: str) -> str:
+        hit = self.module_keys.get(name)
+        if hit is None:
+            i = fleet.index.get(name)
+            hit = self.module_keys[name] = "" if i is None else repr(fleet.modules[i])
+        return hit
+
     #: lowest priority value of any deployment: nobody to preempt below it
     lowest: int = 0
     running: list[WorkloadView] | None = None
@@ -563,23 +580,36 @@ def _plan_one(
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
+    if rt.accountability is not None:  # (region, module) pairs out of a measured SLO
+        workload = rt.accountability.restrict(ref, workload)
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
     # The engine keeps a whole running placement whatever the rest of the fleet does
     # (hysteresis 1.0 between rebalances): while its inputs are the same and it still fits,
     # the last decision stands, and the replans that pod and status events trigger cost no
     # solve (issue #15). A changed spec, demand, module or policy, or a full module, re-solves.
-    memo_key = (extra.static_key, repr(workload), repr(sorted(clamp.items())))
+    # Only the modules it runs on matter to a kept placement (a change elsewhere cannot break
+    # it, and the hysteresis keeps it against any cheaper one); the rebalancer looks for
+    # better placements fleet-wide. The explanation of other modules is refreshed at least
+    # every rebalanceInterval.
+    memo_key = (
+        extra.static_key,
+        repr(tuple(extra.module_key(ctx.fleet, a.module) for a in workload.current)),
+        repr(workload),
+        repr(sorted(clamp.items())),
+    )
     cached = rt.engine_memo.get(ref)
     decision: Decision | None = None
     if (
         cached is not None
         and cached.key == memo_key
         and cached.rtt is rt.rtt_table
-        and ledger.still_fits(cached.ws, cached.decision, clamp)
+        and now.timestamp() - cached.at < rt.settings.rebalance_interval
     ):
-        decision, ws = cached.decision, cached.ws
-    else:
+        fresh = dataclasses.replace(cached.ws, eligible_pool=_eligible(ctx.fleet, workload))
+        if ledger.still_fits(fresh, cached.decision, clamp):
+            decision, ws = cached.decision, _with_rtt(fresh, ctx)
+    if decision is None:
         decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
     if (
         decision.unplaced_replicas
@@ -602,12 +632,17 @@ def _plan_one(
                 ledger.take(pre.deployment, pre.module, gpus)
                 extra.replan.add(pre.deployment)
                 extra.running = None  # the victim's placement changes
-    if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
-        rt.engine_memo[ref] = EngineMemo(memo_key, rt.rtt_table, decision, ws)
+    if cached is not None and decision is cached.decision:
+        forbidden = dict(cached.forbidden)
     else:
-        rt.engine_memo.pop(ref, None)
+        forbidden = forbidden_cells(ctx.fleet, ws)
+        if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
+            rt.engine_memo[ref] = EngineMemo(
+                memo_key, rt.rtt_table, decision, _slim(ws), forbidden, now.timestamp()
+            )
+        else:
+            rt.engine_memo.pop(ref, None)
     binding = ws.binding
-    forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
     fp: FleetPlan | None = rt.fleet_plan
     rebalance = None
@@ -735,6 +770,11 @@ def _plan_one(
                 )
             }
         )
+    if rt.accountability is not None:  # SLOBreached; a record when the placement changed
+        status_new = rt.accountability.decorate(infd, status_new, now)
+        out.records.extend(
+            rt.accountability.capture(infd, effective, current, result, ws, ctx, snapshot, now)
+        )
     # the ledger: what this deployment holds now (bound pods + its new decision in flight)
     decided_new = {p.module: dict(p.gpus or {}) for p in status_new.placements}
     ledger.reserve(ref, holdings(decided_new, bound))
@@ -807,6 +847,55 @@ def _plan_one(
         if routing is not None and rt.routing_written.get(ref) != digest_now:
             out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
         rt.routing_keys[ref] = routing_key
+
+
+_NONE_1D = np.zeros(0)
+_NONE_2D = np.zeros((0, 0))
+
+
+def _slim(ws: WorkloadState) -> WorkloadState:
+    """What a remembered decision needs of its workload state (regions, eligible pools, the
+    binding), without the per-module arrays: 5,000 deployments on 1,000 modules would hold
+    hundreds of MB of them between cycles. `_with_rtt` restores the RTT rows."""
+    return dataclasses.replace(
+        ws,
+        rtt=None,
+        rtt_measured=None,
+        capacity=_NONE_1D.astype(np.int64),
+        gpu_capacity=_NONE_1D.astype(np.int64),
+        module_verdicts=[],
+        region_verdicts=[],
+        module_ok=_NONE_1D.astype(np.bool_),
+        static_ok=_NONE_2D.astype(np.bool_),
+        feasible=_NONE_2D.astype(np.bool_),
+        feasible_any=_NONE_1D.astype(np.bool_),
+        cost=_NONE_2D,
+        latency_cost=_NONE_2D,
+        carbon_cost=_NONE_1D,
+        reliability_cost=_NONE_1D,
+    )
+
+
+def _eligible(fleet: FleetState, workload: WorkloadView) -> BoolArray:
+    """The pools a replica of this shape may use on this cycle's fleet (cached per shape)."""
+    shape = (workload.gpu_models, workload.min_gpu_memory_gib, workload.gpus_per_replica)
+    hit = fleet.cache.get(("eligible", shape))
+    if isinstance(hit, np.ndarray):
+        return hit
+    out = fleet.cache[("eligible", shape)] = eligible_pools(fleet, workload)
+    return out
+
+
+def _with_rtt(ws: WorkloadState, ctx: FleetContext) -> WorkloadState:
+    """A slim state with this cycle's RTT rows (cached per location in the fleet state) and
+    score terms: what status, carbon accounting and decision records read of it."""
+    regions = ws.workload.regions
+    out = dataclasses.replace(ws)
+    if regions:
+        rows = [ctx.fleet.region_rtt(r.name, r.latitude, r.longitude)[0] for r in regions]
+        out.rtt = np.vstack(rows)
+    run_scores(ctx.fleet, out)
+    return out
 
 
 def _placement_account(
@@ -1021,6 +1110,10 @@ def _plan_deletion(
     )
     give_up = bool(unknown) and not known and waited > max(60.0, 6 * rt.settings.heartbeat_timeout)
     if (not known and not unknown) or give_up:
+        if rt.accountability is not None:
+            out.records.extend(
+                rt.accountability.capture_deletion(infd, rt.decided.get(ref) or infd.status, now)
+            )
         if give_up:
             out.events.append(
                 _event(
@@ -1094,6 +1187,8 @@ def _fleet_workload(
         wl,
         current=planner.as_current(cells, observed_pools(bound, d.spec.resources.gpus_per_replica)),
     )
+    if rt.accountability is not None:
+        wl = rt.accountability.restrict(d.ref, wl)
     return wl, _cells_key(cells)
 
 

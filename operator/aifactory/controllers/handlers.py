@@ -255,6 +255,8 @@ def _close(rt: Runtime) -> None:
             log.info("could not remove the webhook configuration: %s", err.reason)
     if rt.elector is not None:
         rt.elector.stop()
+    if rt.accountability is not None:
+        rt.accountability.stop()
     rt.writer.stop()
     rt.recorder.stop()
     rt.executor.shutdown()

@@ -95,6 +95,8 @@ class Loops:
             loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
             loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]
+        if rt.accountability is not None:  # SLO poller, compliance reports, record keeper
+            self.tasks += rt.accountability.start(loop)
 
     async def stop(self) -> None:
         self.rt.stopping.set()
@@ -167,6 +169,8 @@ class Loops:
             rt.writer.submit(w.key, w.kind, w.path, w.body)
         for e in result.events:
             self._event(e)
+        if result.records and rt.accountability is not None:
+            rt.accountability.submit(result.records)
         for ref, (placed, unplaced, carbon, emissions) in result.metrics.items():
             metrics.set_deployment(ref, placed, unplaced, carbon, emissions)
         now = time.monotonic()
@@ -203,8 +207,12 @@ class Loops:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.io_pool, rt.members.refresh, snapshot.modules)
         observers = rt.members.observers()
+        acc = rt.accountability
         probes = await asyncio.gather(
-            *(loop.run_in_executor(self.io_pool, obs.probe) for obs in observers.values())
+            *(
+                loop.run_in_executor(self.io_pool, acc.timed(key, obs.probe) if acc else obs.probe)
+                for key, obs in observers.items()
+            )
         )
         reachable = dict(zip(observers, probes, strict=True))
         views = {key: obs.snapshot() for key, obs in observers.items()}
@@ -246,9 +254,14 @@ class Loops:
                     m, probe, rt.smoothing.get(m.name, {}), now, signal, signal_energy=live
                 )
             rt.smoothing[m.name] = dict(outcome.smoothing)
-            if outcome.patch:
+            patch = dict(outcome.patch)
+            if acc is not None:  # status.reliability when worth writing
+                reliability = acc.module_reliability(m, outcome.ready, patch, now)
+                if reliability:
+                    patch["reliability"] = reliability
+            if patch:
                 path = f"/apis/{GROUP}/{VERSION}/aifactorymodules/{m.name}/status"
-                rt.writer.submit(f"module/{m.name}", "status", path, {"status": outcome.patch})
+                rt.writer.submit(f"module/{m.name}", "status", path, {"status": patch})
             metrics.MODULE_READY.labels(m.name).set(1 if outcome.ready else 0)
             if probe.observation is not None:
                 for pool in probe.observation.pools.values():
@@ -265,6 +278,8 @@ class Loops:
         for name in gone:
             rt.module_uses.pop(name, None)
             rt.smoothing.pop(name, None)
+            if acc is not None:
+                acc.forget_module(name)
             changed.add(name)
         if changed:
             rt.mark(affected_by_modules(rt, snapshot, changed, grew=bool(grew)))

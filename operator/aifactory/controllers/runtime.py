@@ -72,10 +72,15 @@ class EngineMemo:
     with what it was solved from: the fleet but its free GPUs, the workload as the engine saw
     it (demand, placement, pools), the pending-block clamps, and the RTT table in force."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str, str]
     rtt: Any
     decision: Decision
+    #: slimmed: regions, eligible pools and binding only (cycle._slim)
     ws: WorkloadState
+    #: the cells a bound Enforce policy forbids, as computed with the decision
+    forbidden: Mapping[tuple[str, str], str]
+    #: when it was solved (epoch seconds): reused for at most rebalanceInterval
+    at: float = 0.0
 
 
 @dataclass
@@ -134,6 +139,8 @@ class Runtime:
     invalid: dict[str, Invalid] = field(default_factory=dict)
     #: key -> last status/metadata body written successfully (skip no-op writes)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: decision records, compliance reports, reliability, measured SLOs (accountability.py)
+    accountability: Any = None
 
     # ------------------------------------------------------------------------- leadership
     @property

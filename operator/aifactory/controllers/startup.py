@@ -26,6 +26,7 @@ from aifactory.clusters import HUB_CLUSTER, ClusterClient, Limits, MemberClients
 from aifactory.serving import Endpoints
 from aifactory.settings import OperatorSettings
 
+from .accountability import Accountability
 from .admission import webhook_configuration
 from .events import EventRecorder
 from .executor import MemberExecutor
@@ -189,6 +190,7 @@ def runtime_factory(
             elector=elector,
             indexes={k: v for k, v in kwargs.items() if k.endswith("_index")},
         )
+        rt.accountability = Accountability(rt)
         members.start()
         recorder.start()
         writer.start()

@@ -16,7 +16,7 @@ import numpy as np
 from aifactory.placement.framework import BoolArray, Code, FloatArray, IntArray, Status
 from aifactory.placement.result import Decision
 from aifactory.placement.rtt import MEASURED, MODEL
-from aifactory.placement.scores import ScoreTerm, carbon, latency, normalize
+from aifactory.placement.scores import ScoreTerm, carbon, latency, normalize, reliability
 from aifactory.placement.state import FleetState, WorkloadState
 
 Alloc = Mapping[tuple[int, int], int]
@@ -78,6 +78,17 @@ def score_terms(fleet: FleetState, ws: WorkloadState, r: int, i: int) -> list[Sc
             float(ws.carbon_cost[i]),
         )
     )
+    if ws.workload.reliability_weight > 0:
+        raw_r = float(reliability.raw(fleet)[i])
+        out.append(
+            ScoreTerm(
+                reliability.NAME,
+                100.0 * raw_r,
+                reliability.UNIT,
+                normalize(raw_r, reliability.normaliser(settings)),
+                float(ws.reliability_cost[i]),
+            )
+        )
     return out
 
 

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aifactory.api.deployment import InferenceDeployment, PrometheusDemandSource
 from aifactory.api.limits import MAX_REQUESTS_PER_SECOND
@@ -108,7 +108,24 @@ def fetch_demand(
     )
 
 
-def _query(src: PrometheusDemandSource, now: datetime | None) -> dict[str, Any]:
+class PrometheusSource(Protocol):
+    """What an instant query needs: a demand source, or a measured-latency source."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+
+
+def query_prometheus(src: PrometheusSource, now: datetime | None = None) -> dict[str, Any]:
+    """One instant query; the JSON answer. Raises DemandSignalError (PrometheusUnreachable,
+    QueryFailed, BadResult), the same reasons whatever the query is for."""
+    return _query(src, now)
+
+
+def _query(src: PrometheusSource, now: datetime | None) -> dict[str, Any]:
     params = {"query": src.query, "timeout": f"{src.timeout_seconds:g}s"}
     if now is not None:
         params["time"] = f"{now.timestamp():.3f}"
@@ -136,7 +153,7 @@ def _query(src: PrometheusDemandSource, now: datetime | None) -> dict[str, Any]:
     return payload
 
 
-def _http_error(src: PrometheusDemandSource, err: urllib.error.HTTPError) -> DemandSignalError:
+def _http_error(src: PrometheusSource, err: urllib.error.HTTPError) -> DemandSignalError:
     """Prometheus answers a bad query with 400/422 and a JSON error; a proxy in front of a
     Prometheus that is down answers 502-504 with HTML, which is unreachability, not the query.
     """
@@ -266,7 +283,9 @@ __all__ = [
     "REASON_UNREACHABLE",
     "DemandSample",
     "DemandSignalError",
+    "PrometheusSource",
     "apply_demand",
     "fetch_demand",
+    "query_prometheus",
     "unmatched_regions",
 ]
