@@ -36,10 +36,11 @@ fleet-down:  ## stop the local fleet
 fleet-status:  ## show the local fleet's processes
 	$(PY) -m hack.fleet status
 
-crds: venv  ## regenerate crds/, the chart's CRDs and docs/reference.md from the pydantic models
+crds: venv  ## regenerate crds/, the chart's CRDs, docs/reference.md and docs/settings.md from the pydantic models
 	$(PY) -m aifactory.api.crds --out crds
 	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds
 	$(PY) -m aifactory.api.reference --out docs/reference.md
+	$(PY) -m aifactory.api.settings_reference --out docs/settings.md
 	$(PY) -m hack.chart
 
 lint: venv  ## ruff and mypy

@@ -35,21 +35,38 @@ class OperatorSettings(BaseModel):
         60.0, ge=0, description="Seconds a module may be NotReady before its replicas move."
     )
     status_interval: float = Field(
-        5.0, gt=0, description="Seconds between InferenceDeployment status refreshes."
+        5.0,
+        gt=0,
+        description="Seconds before a deployment that has not settled (replicas starting, a "
+        "move under way) is planned again if no event does it first; the wait doubles while "
+        "nothing happens, up to resync_interval. Also the period of SovereigntyPolicy status.",
     )
     rebalance_interval: float = Field(
-        300.0, gt=0, description="Seconds between fleet-wide re-solves."
+        300.0,
+        gt=0,
+        description="Seconds between the rebalancer's fleet-wide solves; a deployment takes at "
+        "most one step towards each plan.",
     )
     hysteresis: float = Field(
-        0.10, ge=0, lt=1, description="Fraction a new placement must lower cost by to replace one."
+        0.10,
+        ge=0,
+        lt=1,
+        description="Fraction by which the rebalancer's plan must lower a deployment's cost "
+        "before its replicas move (between rebalances a running placement is kept unless it "
+        "breaks a hard rule).",
     )
     disruption_budget: int = Field(
-        2, ge=1, description="Replicas one deployment may move per rebalance interval."
+        2,
+        ge=1,
+        description="Replicas of one deployment one step may move (drain, broken energy or "
+        "latency rule, rebalance); the next step starts once every replica is Ready.",
     )
     demand_poll_interval: float = Field(
         15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
     )
-    solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    solver_time_limit: float = Field(
+        5.0, gt=0, description="Seconds one MILP solve of the fleet-wide optimiser may run."
+    )
     # measured round-trip times (docs/latency.md)
     rtt_config_map: str | None = Field(
         None,
@@ -89,7 +106,9 @@ class OperatorSettings(BaseModel):
         "Electricity Maps when a signal does not say).",
     )
     # latency and cost model (BRIEF "Placement semantics")
-    earth_radius_km: float = Field(6371.0, gt=0)
+    earth_radius_km: float = Field(
+        6371.0, gt=0, description="Earth radius in km, for great-circle distances."
+    )
     route_factor: float = Field(1.6, ge=1, description="Real route length / great-circle length.")
     fibre_km_per_ms: float = Field(204.19, gt=0, description="Light in fibre, km per millisecond.")
     rtt_overhead_ms: float = Field(1.0, ge=0, description="Fixed RTT added to the distance term.")
@@ -99,7 +118,12 @@ class OperatorSettings(BaseModel):
         "fibre_km_per_ms and rtt_overhead_ms unless those are set explicitly.",
     )
     carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
-    unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
+    unplaced_cost: float = Field(
+        1000.0,
+        gt=0,
+        description="Cost of one unplaced replica above the deployment's guaranteed count "
+        "(replicas.min or fixed).",
+    )
     # InferenceRouters: Gateway API HTTPRoutes in member clusters (docs/cascades.md)
     tier_header: str = Field(
         "X-AIFactory-Tier",
@@ -116,11 +140,15 @@ class OperatorSettings(BaseModel):
         "route's namespace); empty: none (attach them with your own parentRefs policy).",
     )
     # serving
-    metrics_port: int = Field(8080, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
+    metrics_port: int = Field(
+        8080, ge=0, le=65535, description="Port of /metrics and /readyz; 0 = off."
+    )
     liveness_port: int = Field(8081, ge=0, le=65535, description="kopf liveness /healthz; 0 = off.")
     webhook_enabled: bool = Field(True, description="Serve the validating admission webhook.")
     webhook_host: str = Field("127.0.0.1", description="Host the apiserver reaches the webhook on.")
-    webhook_port: int = Field(9443, ge=1, le=65535)
+    webhook_port: int = Field(
+        9443, ge=1, le=65535, description="Port the webhook server listens on (HTTPS)."
+    )
     webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds.")
     webhook_cert_file: Path | None = Field(
         None, description="Serving certificate (PEM); unset = generate a self-signed one."
@@ -146,10 +174,12 @@ class OperatorSettings(BaseModel):
         5, ge=1, le=30, description="Seconds the apiserver waits for the webhook."
     )
     webhook_service: str | None = Field(
-        None, description="In-cluster webhook Service as namespace/name (else host:port URL)."
+        None,
+        description="Not read by the operator (reserved): the chart's webhook configuration "
+        "names its Service itself; a managed one uses https://webhook_host:webhook_port.",
     )
     namespace: str = Field(
-        "aifactory-system", description="Namespace of the operator's own objects."
+        "aifactory-system", description="Namespace of the operator's own objects (the Lease)."
     )
     leader_election: bool = Field(
         False,
@@ -173,8 +203,10 @@ class OperatorSettings(BaseModel):
     pending_timeout: float = Field(
         120.0,
         gt=0,
-        description="Seconds a replica may stay Pending in its member before it is reported "
-        "(Degraded, PodsPending) and re-placed elsewhere.",
+        description="Seconds a replica's pod may stay not Ready (Pending, usually) after its "
+        "creation before it is reported (Degraded, PodsPending) and re-placed elsewhere; the "
+        "module then takes none of the deployment's replicas for 4 times this (at least 300 s), "
+        "doubled on each repeat, at most 3600 s.",
     )
     signal_tolerance_seconds: float = Field(
         60.0,
@@ -192,15 +224,25 @@ class OperatorSettings(BaseModel):
         "down only after the window: the HPA's scaleDown stabilization).",
     )
     resync_interval: float = Field(
-        30.0, gt=0, description="Seconds between re-plans of a deployment nothing touched."
+        30.0,
+        gt=0,
+        description="Seconds between re-plans of a settled deployment nothing touched, and the "
+        "longest wait between re-plans of one that has not settled.",
     )
     batch_window: float = Field(
         0.05, ge=0, description="Seconds the placement loop waits to batch changes together."
     )
     member_qps: float = Field(
-        50.0, ge=0, description="Requests per second to one member cluster (0 = unlimited)."
+        50.0,
+        ge=0,
+        description="Requests per second to one member cluster (0 = unlimited); the hub gets "
+        "twice this, at least 100.",
     )
-    member_burst: int = Field(100, ge=1, description="Request burst to one member cluster.")
+    member_burst: int = Field(
+        100,
+        ge=1,
+        description="Request burst to one member cluster; the hub gets twice this, at least 200.",
+    )
     executor_threads: int = Field(
         8,
         ge=1,

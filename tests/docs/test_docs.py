@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from aifactory import metrics
-from aifactory.api import RESOURCES
+from aifactory.api import RESOURCES, settings_reference
 from aifactory.api.reference import REGENERATE_COMMAND, render
+from aifactory.settings import OperatorSettings, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -38,6 +39,66 @@ def test_reference_is_generated_from_the_models() -> None:
         f"docs/reference.md is stale; regenerate with: PYTHONPATH=operator .venv/bin/"
         f"{REGENERATE_COMMAND}"
     )
+
+
+def test_settings_reference_is_generated_from_the_settings_model() -> None:
+    assert (DOCS / "settings.md").read_text() == settings_reference.render(), (
+        "docs/settings.md is out of date with aifactory.settings.OperatorSettings; regenerate "
+        "it with `make crds`, or: PYTHONPATH=operator .venv/bin/"
+        f"{settings_reference.REGENERATE_COMMAND}"
+    )
+
+
+def test_settings_reference_main_writes_and_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "settings.md"
+    assert settings_reference.main(["--out", str(out), "--check"]) == 1
+    assert "regenerate with" in capsys.readouterr().err
+    assert settings_reference.main(["--out", str(out)]) == 0
+    assert settings_reference.main(["--out", str(out), "--check"]) == 0
+
+
+def test_every_setting_has_a_documented_row_and_description() -> None:
+    text = (DOCS / "settings.md").read_text()
+    for name, field in OperatorSettings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+        assert f"| `{name}` | `AIFACTORY_{name.upper()}` |" in text, name
+
+
+def test_settings_helm_values_are_the_charts() -> None:
+    """CHART_VALUES names exactly the settings the chart derives (the ones values.schema.json
+    keeps out of `config:`), and the chart's Deployment sets exactly those it gives a value."""
+    from hack.chart import CHART_MANAGED_SETTINGS
+
+    assert set(settings_reference.CHART_VALUES) == set(CHART_MANAGED_SETTINGS)
+    template = (REPO / "charts/aifactory-operator/templates/deployment.yaml").read_text()
+    set_by_chart = set(re.findall(r"- name: (AIFACTORY_[A-Z_]+)", template)) - {"AIFACTORY_CONFIG"}
+    assert set_by_chart == {
+        settings_reference.env_var(name)
+        for name, value in settings_reference.CHART_VALUES.items()
+        if value is not None
+    }
+    assert set(settings_reference.CHART_NOTES) <= set(OperatorSettings.model_fields)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AIFACTORY_HEARTBEAT_INTERVAL": "40", "AIFACTORY_HEARTBEAT_TIMEOUT": "30"},
+        {
+            "AIFACTORY_LEADER_ELECTION": "true",
+            "AIFACTORY_LEASE_RENEW_DEADLINE": "20",
+            "AIFACTORY_LEASE_DURATION": "15",
+        },
+        {"AIFACTORY_WEBHOOK_CERT_FILE": "/tmp/tls.crt"},
+    ],
+    ids=["heartbeat", "lease", "webhook-cert"],
+)
+def test_documented_rules_between_settings_are_enforced(env: dict[str, str]) -> None:
+    assert len(settings_reference.CROSS_FIELD_RULES) == 3  # one case per documented rule
+    with pytest.raises(SettingsError):
+        load_settings(env)
 
 
 def test_reference_covers_every_spec_field_of_every_kind() -> None:
