@@ -91,3 +91,25 @@ def test_fleet_mode_reserves_kept_placements_first() -> None:
     )
     assert result.decision("b/running").kept_current
     assert [a.module for a in result.decision("a/new").assignments] == ["other"]
+
+
+def test_fleet_mode_keeps_each_running_placement_on_the_pools_it_runs_on() -> None:
+    # "a" runs on mixed's H100s, "b" (L40S only) on its L40S. Reserving "a" on the cheapest
+    # pool first would take b's L40S and send b elsewhere for nothing (simulator finding).
+    mods = [
+        module("mixed", DE, pools=[pool("L40S", 2, memory=48, power=350), pool("H100", 2)]),
+        module("spare", DE, carbon_intensity=1000.0, pools=[pool("L40S", 2, memory=48, power=350)]),
+    ]
+    a = workload("a/any", 2, current=(CurrentAssignment("mixed", 2, pools={"H100": 2}),))
+    b = workload(
+        "b/l40s",
+        2,
+        gpu_models=("L40S",),
+        current=(CurrentAssignment("mixed", 2, pools={"L40S": 2}),),
+    )
+    result = place_fleet([a, b], mods)
+    for key in ("a/any", "b/l40s"):
+        d = result.decision(key)
+        assert d.kept_current, d.stability
+        assert [x.module for x in d.assignments] == ["mixed"]
+    assert dict(result.decision("a/any").assignments[0].gpus) == {"H100": 2}

@@ -50,6 +50,7 @@ from aifactory.placement.assignment import (
     deployment_cost,
     hysteresis,
     module_usage,
+    running_pools,
     stickiness_bonus,
     take_pools,
     tiebreak,
@@ -773,7 +774,9 @@ def _keep_running(
         keep, text = hysteresis(fleet, ws, sol.get(d, ({}, {}))[0], current, why_not)
         stability[d] = text
         if keep and current is not None:
-            got, parts = take_pools(fleet, ws, current, pool_free, power_free)
+            # on the pools it runs on, not the cheapest ones: those may be another's
+            prefer = running_pools(fleet, ws)
+            got, parts = take_pools(fleet, ws, current, pool_free, power_free, prefer)
             if sum(got.values()) == sum(current.values()):
                 outcomes[d] = Outcome(got, parts, True, text)
                 continue
