@@ -339,7 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the plain-Deployments baseline"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="AIFACTORY_NAME=VALUE",
+        help="an operator setting other than the default (repeatable), e.g. "
+        "AIFACTORY_RECORDS_ENABLED=false",
+    )
     args = parser.parse_args(argv)
+    for item in args.set:
+        if not item.startswith("AIFACTORY_") or "=" not in item:
+            parser.error(f"--set {item}: expected AIFACTORY_NAME=VALUE")
     rng = random.Random(args.seed)
     members = tuple(f"member-{i}" for i in range(args.members))
     hub_modules = [f"m{i:04d}" for i in range(args.modules - args.members)]
@@ -394,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             "AIFACTORY_TOLERATION_SECONDS",
         ):
             del env[key]
+    env.update(item.split("=", 1) for item in args.set)
     op = OperatorProcess(env, fleet.log_dir / "operator-scale.log")
     op.start()
     assert op.proc is not None
@@ -598,10 +610,14 @@ def render(args: argparse.Namespace, r: dict[str, Any], up_s: float) -> str:
             SECTION,
             "",
             f"Command: `python bench/operator_scale.py --modules {args.modules} --deployments "
-            f"{args.deployments} --members {args.members}` (one run; fleet up in {up_s:.0f} s; "
+            f"{args.deployments} --members {args.members}"
+            + "".join(f" --set {item}" for item in args.set)
+            + f"` (one run; fleet up in {up_s:.0f} s; "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
             f"{os.getloadavg()[0]:.1f} at the end, shared with other work). Operator with default "
-            "settings (heartbeat 10 s, status 5 s, toleration 60 s, rebalance 300 s), webhook off.",
+            "settings (heartbeat 10 s, status 5 s, toleration 60 s, rebalance 300 s)"
+            + ("" if not args.set else " but those set")
+            + ", webhook off.",
             "",
             "| measured | value |",
             "| --- | --- |",

@@ -73,12 +73,20 @@ class OperatorProcess:
         self.starts += 1
 
     def serving(self) -> bool:
-        """Liveness answers (startup handlers done) and the webhook port accepts connections."""
+        """Liveness answers (startup handlers done), /readyz says the hub caches are warm (as
+        the chart's readiness probe waits for before the webhook Service routes here), and the
+        webhook port accepts connections."""
         try:
             port = self.env["AIFACTORY_LIVENESS_PORT"]
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
                 if resp.status != 200:
                     return False
+            metrics = self.env.get("AIFACTORY_METRICS_PORT", "0")
+            if metrics != "0":
+                url = f"http://127.0.0.1:{metrics}/readyz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status != 200:
+                        return False
             with socket.create_connection(
                 ("127.0.0.1", int(self.env["AIFACTORY_WEBHOOK_PORT"])), timeout=2
             ):
