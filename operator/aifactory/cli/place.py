@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="manifest file or directory, or - for standard input (repeatable)",
     )
+    p.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="read directories given with -f recursively, as kubectl -R does",
+    )
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.add_argument(
         "--mode",
@@ -109,9 +115,10 @@ def decide(
     *,
     rtt: RttTable | None = None,
     rtt_profile: str = "brief",
+    recursive: bool = False,
 ) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
-    snap = load(paths)
+    snap = load(paths, recursive=recursive)
     try:
         inputs = engine_inputs(
             snap.modules,
@@ -142,7 +149,13 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when the decision was printed (even with unplaced replicas), 1 on bad input."""
     try:
         rtt = read_rtt(args.rtt) if args.rtt else None
-        placed = decide(args.paths, args.mode, rtt=rtt, rtt_profile=args.rtt_profile)
+        placed = decide(
+            args.paths,
+            args.mode,
+            rtt=rtt,
+            rtt_profile=args.rtt_profile,
+            recursive=args.recursive,
+        )
     except (ManifestError, RttTableError) as exc:
         print("error: invalid input:", file=sys.stderr)
         for problem in exc.problems:
