@@ -850,11 +850,11 @@ class _Run:
     ) -> tuple[Pools, dict[str, int]]:
         """GPUs for a unit's next cells, and per module the replicas that do not fit.
 
-        A module whose replicas are the target's takes the pools the engine chose for them
-        (`chosen`: what the engine proved fits together is reserved as it decided); otherwise
-        running replicas keep their pools and the rest go where the engine fills first
-        (`fleet.fit_pools`, lowest board power), as `take_pools` does. With `force`, what does
-        not fit is put on the first accepted pool anyway, for the capacity check to report."""
+        Pools are taken as `take_pools` takes them (`fleet.fit_pools` on what is free now):
+        first the pools the engine chose when the module holds exactly the target's replicas
+        (`chosen`), else the pools running replicas hold (`prefer`, and the engine's), then
+        the lowest board power. With `force`, what does not fit is put on the first accepted
+        pool anyway, for the capacity check to report."""
         fleet = slot.fleet
         g = ws.workload.gpus_per_replica
         want = planner.per_module(target)
@@ -864,14 +864,13 @@ class _Run:
             mi = fleet.index[m]
             engine = chosen.get(m, {})
             if want.get(m) == n and sum(engine.values()) == n * g:
-                for model, gpus in engine.items():
-                    _add(out, m, model, gpus)
-                continue
-            models = set(prefer.get(m, {})) | set(engine)
-            pref = {
-                model: max(prefer.get(m, {}).get(model, 0), engine.get(model, 0)) // g
-                for model in models
-            }
+                pref = {model: gpus // g for model, gpus in engine.items()}
+            else:
+                models = set(prefer.get(m, {})) | set(engine)
+                pref = {
+                    model: max(prefer.get(m, {}).get(model, 0), engine.get(model, 0)) // g
+                    for model in models
+                }
             parts = fleet.fit_pools(mi, ws.eligible_pool, g, pool_free, power_free, n, pref)
             got = 0
             for p, k in parts:
@@ -968,9 +967,10 @@ class _Run:
                 pools, short = self._fit(
                     slot, ws0, nxt, prev, target, chosen, pool_free, power_free
                 )
-            if short and moves:
+            while short and any(mv[2] in short for mv in moves):
                 # a move into a module that is still full waits (its pods would be Pending;
-                # make-before-break keeps the replica serving where it is)
+                # make-before-break keeps the replica serving where it is); a replica that
+                # stays may in turn leave no room for another move into its module
                 nxt, moves, waited = _wait_for_room(nxt, moves, short)
                 self.counters["movesWaitingForRoom"] += waited
                 pools, short = self._fit(
