@@ -34,7 +34,7 @@ def country_of(zone: str) -> str:
 
 
 def zones() -> list[str]:
-    with (CARBON.open("rb")) as raw:
+    with CARBON.open("rb") as raw:
         import gzip
 
         header = gzip.decompress(raw.read()).decode().splitlines()[0]

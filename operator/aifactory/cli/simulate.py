@@ -126,9 +126,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=f"{defaults.rebalance_interval_s:g}s",
         help="the operator's rebalance_interval (default 300s)",
     )
-    p.add_argument(
-        "--toleration", default=f"{defaults.toleration_s:g}s", help="tolerationSeconds"
-    )
+    p.add_argument("--toleration", default=f"{defaults.toleration_s:g}s", help="tolerationSeconds")
     p.add_argument(
         "--workers", type=int, default=2, help="processes to run policies in (default 2)"
     )

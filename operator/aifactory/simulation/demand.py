@@ -275,9 +275,10 @@ def generate(
     minutes = max(1, round(step_s / 60.0))
     window = max(1, round(window_s / 60.0))
     # circular means of `minutes` minutes from each start, maxima of the `window` before it
-    ext = np.concatenate([mult] * (math.ceil((minutes + window) / n) + 2))
+    lap = n * math.ceil(window / n)  # whole laps, so the window before a start exists
+    ext = np.concatenate([mult] * (math.ceil((lap + n + minutes) / n) + 1))
     csum = np.concatenate([[0.0], np.cumsum(ext)])
-    starts = np.arange(n) + n  # shifted by one lap so the window before a start exists
+    starts = np.arange(n) + lap
     served_of = (csum[starts + minutes] - csum[starts]) / minutes
     sized_of = np.array([ext[s - window : s + minutes].max() for s in starts])
     regions: dict[str, tuple[str, ...]] = {}

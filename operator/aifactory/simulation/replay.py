@@ -1324,47 +1324,52 @@ def run_policies(
     rtt: RttTable | None = None,
     progress: Progress | None = None,
     exact: bool = False,
+    observe: Callable[[str, int, Mapping[str, Cells]], None] | None = None,
 ) -> list[PolicyResult]:
     """Simulate the named policies in this process, in lockstep (they share the per-slot fleet
     and its caches, never their state). `exact` turns off the shortcuts that skip engine work
-    whose answer is known (for tests: results must not change)."""
+    whose answer is known (for tests: results must not change). `observe(policy, step,
+    cells)` sees every policy's placement at the end of every step (deployment -> (region,
+    module) -> replicas)."""
     world = _World(scenario, timeline, config, rtt)
     world.exact = exact
     runs = [_Run(world, policy(n)) for n in names]
     slots = timeline.slots
     every = config.plan_every
     for s in range(timeline.steps):
+        since = dict.fromkeys(range(len(runs)), 0)  # first slot not accounted yet, per run
         k = 0
         while k < slots:
             slot, changed = world.slot(s, k)
-            nxt = k + 1
-            for run in runs:
+            for i, run in enumerate(runs):
                 began = time.perf_counter()
                 if s == 0 and k == 0:
                     run.make_plan(slot, initial=True)
                     counts = run.cycle(slot, initial=True)
                     run.plan = {}
-                    active = True
                 elif k == 0 or changed or run.busy():
                     counts = run.cycle(slot)
-                    active = True
                 else:
-                    counts = None
-                    active = False
-                if counts is not None:
-                    run.series["moved"][s] += counts["moved"]
-                    run.series["rescheduled"][s] += counts["rescheduled"]
-                if active:
-                    if k == 0 and s % every == 0:
-                        run.make_plan(slot)
-                    run.measure(slot)
+                    run.seconds += time.perf_counter() - began
+                    continue
+                run.series["moved"][s] += counts["moved"]
+                run.series["rescheduled"][s] += counts["rescheduled"]
+                if k == 0 and s % every == 0:
+                    run.make_plan(slot)
+                if k > since[i]:
+                    run.account(s, since[i], k)  # the placement measured before this cycle
+                run.measure(slot)
+                since[i] = k
                 run.seconds += time.perf_counter() - began
-            # the following slots with nothing to do for anyone are accounted in one go
-            while nxt < slots and world.quiet(s, nxt) and not any(r.busy() for r in runs):
-                nxt += 1
+            # slots where no module changes state and no policy has work are skipped
+            k += 1
+            while k < slots and world.quiet(s, k) and not any(r.busy() for r in runs):
+                k += 1
+        for i, run in enumerate(runs):
+            run.account(s, since[i], slots)
+        if observe is not None:
             for run in runs:
-                run.account(s, k, nxt)
-            k = nxt
+                observe(run.policy.name, s, run.cells)
         if progress is not None:
             progress(s + 1)
     return [r.result() for r in runs]

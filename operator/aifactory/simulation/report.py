@@ -252,25 +252,38 @@ def plots(
         plt.close(fig)
         files[name] = paths
 
-    # carbon per day
+    # over time: per day, or per step for periods of a week or less
+    by_day = len(step_times) > 1 and (float(step_times[-1]) - float(step_times[0])) > 7 * 86400
+    unit = "day" if by_day else "step"
+
+    def over_time(num: np.ndarray, den: np.ndarray | None) -> tuple[list[datetime], np.ndarray]:
+        if by_day:
+            if den is None:
+                return daily(num, step_times)
+            return _daily_ratio(num, den, step_times)
+        dates = [datetime.fromtimestamp(float(t), UTC) for t in step_times]
+        if den is None:
+            return dates, num
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return dates, np.where(den > 0, num / den, np.nan)
+
     fig, ax = plt.subplots(figsize=(9, 3.6))
     for r in results:
-        dates, kg = daily(r.series["gco2e"] / 1000.0, step_times)
-        ax.plot(dates, kg, label=r.name, color=colors.get(r.name), linewidth=1.1)
-    ax.set_ylabel("kgCO2e per day")
-    ax.set_title("Emissions per day (GPU power x PUE x hourly grid carbon intensity)")
+        dates, kg = over_time(r.series["gco2e"] / 1000.0, None)
+        ax.plot(np.array(dates), kg, label=r.name, color=colors.get(r.name), linewidth=1.0)
+    ax.set_ylabel(f"kgCO2e per {unit}")
+    ax.set_title(f"Emissions per {unit} (GPU power x PUE x hourly grid carbon intensity)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", ncol=len(results), fontsize=8)
     fig.autofmt_xdate()
     save(fig, "carbon")
 
-    # latency per day
     fig, ax = plt.subplots(figsize=(9, 3.6))
     for r in results:
-        dates, ms = _daily_ratio(r.series["rttWeighted"], r.series["served"], step_times)
-        ax.plot(dates, ms, label=r.name, color=colors.get(r.name), linewidth=1.1)
+        dates, ms = over_time(r.series["rttWeighted"], r.series["served"])
+        ax.plot(np.array(dates), ms, label=r.name, color=colors.get(r.name), linewidth=1.0)
     ax.set_ylabel("mean RTT (ms)")
-    ax.set_title("Mean round-trip time of the requests served, per day")
+    ax.set_title(f"Mean round-trip time of the requests served, per {unit}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", ncol=len(results), fontsize=8)
     fig.autofmt_xdate()
