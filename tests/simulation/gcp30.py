@@ -178,15 +178,27 @@ def scenario() -> Scenario:
     )
 
 
+DEMAND_REGIONS = (
+    "asia-northeast1",
+    "asia-southeast1",
+    "europe-west1",
+    "europe-west3",
+    "southamerica-east1",
+    "us-central1",
+    "us-east4",
+    "us-west1",
+)
+
+
 def rtt_rows() -> list[tuple[str, str, float]]:
     """(region, module, ms) for every demand region and module of `scenario`, measured."""
     names = set(regions_by_zone().values())
     rows = []
     with (LATENCY / "gcp_interregion_rtt_ms_raw.csv").open() as f:
         for r in csv.DictReader(f):
-            if r["receiving_region"] in names:
+            if r["receiving_region"] in names and r["sending_region"] in DEMAND_REGIONS:
                 rows.append((r["sending_region"], r["receiving_region"], float(r["milliseconds"])))
-    rows += [(n, n, SELF_RTT_MS) for n in sorted(names)]
+    rows += [(n, n, SELF_RTT_MS) for n in DEMAND_REGIONS if n in names]
     return rows
 
 

@@ -183,7 +183,7 @@ def test_demand_csv_rows_hold_until_the_next_and_undeclared_regions_are_ignored(
 def test_demand_csv_errors_name_the_lines(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("time,region,requestsPerSecond\nyesterday,x,1\n2022-01-01,x,-3\n")
-    with pytest.raises(DemandError, match="line 2.*line 3"):
+    with pytest.raises(DemandError, match=r"line 2.*line 3"):
         from_csv(path, [], np.array([JAN]))
     (tmp_path / "head.csv").write_text("when,where,what\n")
     with pytest.raises(DemandError, match="header"):

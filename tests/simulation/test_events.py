@@ -180,7 +180,7 @@ def test_a_demand_spike_adds_replicas_for_its_duration() -> None:
 
 
 def test_events_naming_unknown_modules_or_regions_are_refused() -> None:
-    with pytest.raises(SimulationError, match="no module atlantis.*no demand region mars"):
+    with pytest.raises(SimulationError, match=r"no module atlantis.*no demand region mars"):
         run_sample(
             ["2022-01-01T01:00Z cordon atlantis", "2022-01-01T01:00Z demand-spike mars 2 1h"],
             2,

@@ -135,5 +135,5 @@ def test_zone_map_file(tmp_path: Path) -> None:
     (tmp_path / "z.csv").write_text("module,zone\nparis,FR\n# comment\noslo,NO-NO1\n")
     assert read_zone_map(tmp_path / "z.csv") == {"paris": "FR", "oslo": "NO-NO1"}
     (tmp_path / "bad.csv").write_text("paris,FR\nparis,DE\nlonely\n")
-    with pytest.raises(SeriesError, match="line 2.*line 3"):
+    with pytest.raises(SeriesError, match=r"line 2.*line 3"):
         read_zone_map(tmp_path / "bad.csv")
