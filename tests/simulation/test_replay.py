@@ -121,11 +121,12 @@ def test_policies_differ_as_designed(inputs: tuple[object, object, SimulationCon
     assert results["engine"]["meanRttMs"] < results["carbon-only"]["meanRttMs"]
 
 
-def test_workers_get_the_rebalancing_policies_spread() -> None:
+def test_workers_share_the_load() -> None:
     assert groups(POLICY_NAMES, 2) == [
-        ["engine", "carbon-only", "static"],
-        ["latency-only", "serve-in-country"],
+        ["carbon-only"],
+        ["engine", "latency-only", "serve-in-country", "static"],
     ]
+    assert groups(POLICY_NAMES, 1) == [list(POLICY_NAMES)]
     assert groups(["static"], 4) == [["static"]]
 
 

@@ -389,13 +389,14 @@ def what_if(
 ) -> WhatIf:
     """The placement the operator would reach after `changes`, against the one running now.
 
-    `live` (default: whether any deployment has status) reads module readiness from status
-    as the operator does; offline manifests are Ready. Pure: nothing is applied.
+    Deployments with status give *before*; `live` (default: the same) reads module readiness
+    from status as the operator does, else modules are Ready. Pure: nothing is applied.
     """
     settings = settings or PlacementSettings()
-    live = any(d.status is not None for d in scenario.deployments) if live is None else live
+    running = any(d.status is not None for d in scenario.deployments)
+    live = running if live is None else live
     fleet0, wls0, pols0 = _inputs(scenario, settings, rtt, live)
-    if live:
+    if running:
         before = _status_cells(scenario)
         source = "status.placements (the running placement)"
     else:
