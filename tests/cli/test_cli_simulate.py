@@ -36,13 +36,27 @@ def test_simulate_reads_rtt_carbon_and_demand_files_and_prints_json(
     rtt.write_text("region,module,rttMs\neu-west,paris,11.8\neu-west,oslo,25\n")
     code, out, err = run(
         capsys,
-        "simulate", "-f", str(SAMPLE), "--carbon", CARBON, "--demand", str(demand),
-        "--rtt", str(rtt), "--policies", "engine,latency-only", "-o", "json", *SHORT,
+        "simulate",
+        "-f",
+        str(SAMPLE),
+        "--carbon",
+        CARBON,
+        "--demand",
+        str(demand),
+        "--rtt",
+        str(rtt),
+        "--policies",
+        "engine,latency-only",
+        "-o",
+        "json",
+        *SHORT,
     )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["period"] == {
-        "start": "2022-01-10T00:00:00Z", "end": "2022-01-10T06:00:00Z", "steps": 6,
+        "start": "2022-01-10T00:00:00Z",
+        "end": "2022-01-10T06:00:00Z",
+        "steps": 6,
         "stepSeconds": 3600.0,
     }
     assert [p["policy"] for p in doc["policies"]] == ["engine", "latency-only"]
@@ -60,9 +74,20 @@ def test_simulate_writes_outputs_and_the_report(
 ) -> None:
     code, out, _ = run(
         capsys,
-        "simulate", "-f", str(SAMPLE), "--carbon", CARBON, "--policies", "engine,static",
-        "--event", "2022-01-10T02:00Z module-down oslo", "--out", str(tmp_path / "out"),
-        "--report", str(tmp_path / "out" / "report.html"), *SHORT,
+        "simulate",
+        "-f",
+        str(SAMPLE),
+        "--carbon",
+        CARBON,
+        "--policies",
+        "engine,static",
+        "--event",
+        "2022-01-10T02:00Z module-down oslo",
+        "--out",
+        str(tmp_path / "out"),
+        "--report",
+        str(tmp_path / "out" / "report.html"),
+        *SHORT,
     )
     assert code == 0
     assert "kgCO2e" in out and "Against static, the engine" in out
@@ -82,7 +107,9 @@ def test_simulate_on_gcp_zones_with_a_zone_map_and_a_measured_matrix(
     zones = ["module,zone"]
     for m in scenario.modules:
         manifest = m.to_manifest()
-        zones.append(f"{m.name},{manifest['metadata']['annotations'].pop('aifactory.dev/grid-zone')}")
+        zones.append(
+            f"{m.name},{manifest['metadata']['annotations'].pop('aifactory.dev/grid-zone')}"
+        )
         docs.append(manifest)
     docs += [d.to_manifest() for d in scenario.deployments]
     docs += [p.to_manifest() for p in scenario.policies]
@@ -95,9 +122,25 @@ def test_simulate_on_gcp_zones_with_a_zone_map_and_a_measured_matrix(
     rtt = gcp30.write_rtt_csv(tmp_path / "rtt.csv")
     code, out, err = run(
         capsys,
-        "simulate", "-f", str(tmp_path / "fleet.yaml"), "--carbon", str(gcp30.CARBON),
-        "--zones", str(tmp_path / "zones.csv"), "--rtt", str(rtt), "--start", "2022-01-05",
-        "--end", "2022-01-05T04:00Z", "--policies", "engine", "--workers", "1", "-o", "json",
+        "simulate",
+        "-f",
+        str(tmp_path / "fleet.yaml"),
+        "--carbon",
+        str(gcp30.CARBON),
+        "--zones",
+        str(tmp_path / "zones.csv"),
+        "--rtt",
+        str(rtt),
+        "--start",
+        "2022-01-05",
+        "--end",
+        "2022-01-05T04:00Z",
+        "--policies",
+        "engine",
+        "--workers",
+        "1",
+        "-o",
+        "json",
     )
     assert code == 0, err
     doc = json.loads(out)
@@ -135,8 +178,16 @@ def test_what_if_offline_table_and_json(capsys: pytest.CaptureFixture[str], tmp_
         "spec: {namespaceSelector: {}, deniedCountries: [CA], enforcement: Enforce}\n"
     )
     code, out, _ = run(
-        capsys, "what-if", "-f", str(SAMPLE), "--policy", str(policy), "--scale-demand",
-        "us-east=1.5", "-o", "json",
+        capsys,
+        "what-if",
+        "-f",
+        str(SAMPLE),
+        "--policy",
+        str(policy),
+        "--scale-demand",
+        "us-east=1.5",
+        "-o",
+        "json",
     )
     assert code == 0
     doc = json.loads(out)

@@ -95,7 +95,9 @@ def test_region_population_and_time_zone_come_from_geonames_unless_given() -> No
     p = region_profile("eu-west", "IE", 53.35, -6.26, cities)
     assert p.timezone == "Europe/Dublin"
     assert p.population >= 1_000_000
-    assert p.source.startswith("GeoNames")
+    assert p.source == "GeoNames: 1 city within 300 km (Dublin)"
+    de = region_profile("eu-central", "DE", 50.11, 8.68, cities)
+    assert de.source.startswith("GeoNames: ") and " cities within 300 km (" in de.source
     given_ = region_profile("eu-west", "IE", 53.35, -6.26, cities, population=42.0)
     assert (given_.population, given_.source, given_.timezone) == (42.0, "given", "Europe/Dublin")
 

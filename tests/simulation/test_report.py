@@ -18,6 +18,7 @@ from aifactory.simulation.report import (
     plots,
     sentences,
     summary_table_md,
+    tradeoff_figure,
     write_html,
     write_outputs,
 )
@@ -131,3 +132,27 @@ def test_summary_table_in_markdown() -> None:
     lines = table.splitlines()
     assert lines[0].startswith("| policy | kgCO2e |") and lines[1].startswith("| --- |")
     assert "| engine | 1,234.5 |" in lines[2]
+
+
+def test_tradeoff_labels_a_point_below_it_when_another_sits_just_above() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig = tradeoff_figure(
+        [
+            summary("engine", 91_400.0, 9.12),
+            summary("static", 88_400.0, 9.04),
+            summary("latency-only", 167_700.0, 6.23),
+            summary("carbon-only", 46_600.0, 16.28),
+            {**summary("unserved", 1.0, 0.0), "meanRttMs": None},
+        ],
+        {},
+    )
+    offsets = {a.get_text(): a.xyann for a in fig.axes[0].texts}
+    plt.close(fig)
+    assert set(offsets) == {"engine", "static", "latency-only", "carbon-only"}
+    # static is 3 t under engine at almost the same RTT: its label goes below its point
+    assert offsets["static"][1] < 0
+    assert all(offsets[n][1] > 0 for n in ("engine", "latency-only", "carbon-only"))

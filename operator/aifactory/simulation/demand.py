@@ -195,7 +195,8 @@ def region_profile(
     if near:
         pop = float(sum(cities[i].population for i in near))
         names = ", ".join(cities[i].name for i in near[:4]) + (", ..." if len(near) > 4 else "")
-        source = f"GeoNames: {len(near)} cities within {radius_km:g} km ({names})"
+        cities_ = "city" if len(near) == 1 else "cities"
+        source = f"GeoNames: {len(near)} {cities_} within {radius_km:g} km ({names})"
     else:
         pick = cities[(local or order)[0]]
         pop = float(pick.population)

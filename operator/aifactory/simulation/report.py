@@ -159,9 +159,7 @@ def document(
             "steps": len(step_times),
             "stepSeconds": config.step_s,
         },
-        "settings": {
-            k: v for k, v in asdict(config).items() if k not in ("workers", "policies")
-        },
+        "settings": {k: v for k, v in asdict(config).items() if k not in ("workers", "policies")},
         "inputs": dict(inputs),
         "policies": summaries,
         "comparison": rows,
@@ -241,9 +239,7 @@ def plots(
     plt.rcParams.update({"svg.hashsalt": "aifactory-simulation", "font.size": 9})
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {}
-    colors = {
-        name: plt.get_cmap("tab10")(i) for i, name in enumerate(POLICIES)
-    }
+    colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(POLICIES)}
 
     def save(fig: Any, name: str) -> None:
         paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
@@ -289,26 +285,38 @@ def plots(
     fig.autofmt_xdate()
     save(fig, "latency")
 
-    # trade-off
+    fig = tradeoff_figure([r.summary() for r in results], colors)
+    save(fig, "tradeoff")
+    return files
+
+
+def tradeoff_figure(summaries: Sequence[Mapping[str, Any]], colors: Mapping[str, Any]) -> Any:
+    """Total tCO2e against mean RTT, one point per policy (a label goes below its point when
+    another point sits just above it)."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    for r in results:
-        s = r.summary()
-        if s["meanRttMs"] is None:
-            continue
-        ax.scatter([s["meanRttMs"]], [s["kgCO2e"] / 1000.0], s=60, color=colors.get(r.name))
+    points = [
+        (s["policy"], s["meanRttMs"], s["kgCO2e"] / 1000.0)
+        for s in summaries
+        if s["meanRttMs"] is not None
+    ]
+    xs = [x for _, x, _ in points] or [0.0]
+    ys = [y for _, _, y in points] or [0.0]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    for name, x, y in points:
+        # a close neighbour just above: put this label below the point
+        crowded = any(0 < y2 - y <= 0.06 * dy and abs(x2 - x) <= 0.1 * dx for _, x2, y2 in points)
+        ax.scatter([x], [y], s=60, color=colors.get(name))
         ax.annotate(
-            r.name,
-            (s["meanRttMs"], s["kgCO2e"] / 1000.0),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=8,
+            name, (x, y), textcoords="offset points", xytext=(7, -11 if crowded else 5), fontsize=8
         )
     ax.set_xlabel("mean RTT of requests served (ms)")
     ax.set_ylabel("tCO2e over the period")
     ax.set_title("Carbon / latency trade-off")
     ax.grid(alpha=0.3)
-    save(fig, "tradeoff")
-    return files
+    ax.margins(x=0.15, y=0.1)
+    return fig
 
 
 def write_outputs(
