@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv system-deps tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down bench simulate bench-simulate clean
+.PHONY: help venv system-deps tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down readme bench simulate bench-simulate clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,7 +38,7 @@ fleet-status:  ## show the local fleet's processes
 
 crds: venv  ## regenerate crds/, the chart's CRDs and docs/reference.md from the pydantic models
 	$(PY) -m aifactory.api.crds --out crds
-	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds --peering
+	$(PY) -m aifactory.api.crds --out charts/aifactory-operator/crds
 	$(PY) -m aifactory.api.reference --out docs/reference.md
 	$(PY) -m hack.chart
 
@@ -52,11 +52,14 @@ test-unit: venv  ## pure tests, no fleet
 test: tools system-deps lint  ## everything: lint, unit tests and tests against the real local fleet
 	$(VENV)/bin/pytest
 
-demo: tools  ## local fleet + CRDs + samples, then the placement of the sample workloads
+demo: tools  ## local fleet, operator and samples; waits until settled, prints live vs offline (place --mode operator)
 	$(PY) -m hack.demo
 
 demo-down:  ## stop the demo's operator and fleet
 	$(PY) -m hack.demo down
+
+readme: tools  ## run README.md and docs/getting-started.md on a fresh fleet (.fleet-docs/) and refresh their outputs
+	$(PY) -m hack.docs write
 
 bench: venv  ## placement benchmarks; results go to docs/benchmarks.md
 	$(PY) bench/placement.py
@@ -74,4 +77,4 @@ bench-simulate: venv  ## time a year of the sample fleet; results go to docs/ben
 	$(PY) bench/simulate.py
 
 clean: fleet-down
-	rm -rf $(VENV) .fleet
+	rm -rf $(VENV) .fleet .fleet-docs

@@ -225,6 +225,18 @@ def render(data: Path = DATA) -> str:
     )
     w("")
     w(
+        "The operator reads measured RTTs from the ConfigMap named by the setting "
+        "`rtt_config_map` (`namespace/name`) and, optionally, from a Prometheus instant query "
+        "(`rtt_prometheus_url`, `rtt_prometheus_query`: RTT in ms per series with `region` and "
+        "`module` labels, e.g. blackbox-exporter probe durations x 1000), every "
+        "`rtt_poll_interval` (60 s). Prometheus values override the ConfigMap's for the pairs "
+        "both cover; a source that fails keeps its last good table (metric "
+        "`aifactory_measured_rtt_source_errors_total`); a changed table re-plans every "
+        "deployment (moves still follow the hysteresis and the disruption budget). "
+        "Explanations mark each RTT `[measured]` or `[model]`."
+    )
+    w("")
+    w(
         "In the operator the same parser reads the `data` of a ConfigMap "
         "(`aifactory.signals.rtt.rtt_table_from_config_map`: every key ending in `.csv`, "
         "merged; a pair under two keys is an error), and `rtt_table_from_rows` validates "

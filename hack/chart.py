@@ -18,16 +18,18 @@ from typing import Any
 from aifactory.settings import OperatorSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "charts/aifactory-operator/values.schema.json"
-#: Settings the chart sets from its own values (ports, webhook, peering, namespace).
+#: Settings the chart sets from its own values (ports, webhook, leader election, identity).
 CHART_MANAGED_SETTINGS = frozenset(
     {
         "metrics_port",
         "liveness_port",
         "namespace",
         "pod_name",
-        "standalone",
-        "peering_priority",
-        "peering_lifetime",
+        "leader_election",
+        "lease_name",
+        "lease_duration",
+        "lease_renew_deadline",
+        "lease_retry_period",
         "webhook_enabled",
         "webhook_host",
         "webhook_port",
@@ -37,6 +39,8 @@ CHART_MANAGED_SETTINGS = frozenset(
         "webhook_ca_file",
         "webhook_managed",
         "webhook_service",
+        "webhook_failure_policy",
+        "webhook_timeout_seconds",
     }
 )
 _KEEP = (

@@ -88,6 +88,11 @@ class Exporter:
         with self.lock:
             self.gauges[labels] = value
 
+    def clear_gauge(self, labels: str) -> None:
+        """Stop exporting that series (Prometheus marks it stale at the next scrape)."""
+        with self.lock:
+            self.gauges.pop(labels, None)
+
     def set_rate(self, region: str, rate: float) -> None:
         with self.lock:
             if region in self.counters:

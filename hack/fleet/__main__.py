@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def _parse_pools(spec: str, *, nodes: int, gpus: int) -> dict[str, tuple[NodePoo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.fleet", description=__doc__)
     parser.add_argument(
-        "--root", type=Path, default=Path(".fleet"), help="state, kubeconfigs and logs"
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("AIFACTORY_FLEET_ROOT") or ".fleet"),
+        help="state, kubeconfigs and logs (default: $AIFACTORY_FLEET_ROOT or .fleet)",
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start etcd, the hub and the member control planes")
@@ -71,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("stop", "start"):
         p = sub.add_parser(name, help=f"{name} one cluster's kube-apiserver")
         p.add_argument("cluster")
+    add = sub.add_parser(
+        "add-nodes",
+        help="add fake GPU nodes (kwok) for a module to a running cluster: the local fleet's "
+        "stand-in for labelling GPU nodes aifactory.dev/module=NAME",
+    )
+    add.add_argument("cluster", help="cluster of the fleet, e.g. hub")
+    add.add_argument("pool", help="MODULE:MODEL[:NODES[:GPUS]], e.g. lisbon:L4:2:8")
     sub.add_parser("bin-dir", help="print the directory holding the fleet's binaries")
     sub.add_parser("tools", help="build missing binaries into bin-dir")
     args = parser.parse_args(argv)
@@ -121,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for name, row in st.items():
                 print(f"{name:<12} " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        elif args.cmd == "add-nodes":
+            (pool,) = _parse_pools(f"{args.cluster}={args.pool}", nodes=2, gpus=8)[args.cluster]
+            names = fleet.add_nodes(args.cluster, pool)
+            print(
+                f"{args.cluster}: {len(names)} nodes Ready with {pool.gpus_per_node} "
+                f"{pool.gpu_model} each, labelled aifactory.dev/module={pool.module}: "
+                + ", ".join(names)
+            )
         elif args.cmd == "stop":
             fleet.stop(args.cluster)
             print(f"{args.cluster}: kube-apiserver stopped")

@@ -68,6 +68,9 @@ class FleetConfig:
     members: tuple[str, ...] = ("member-1", "member-2")
     pools: dict[str, tuple[NodePool, ...]] = field(default_factory=dict)
     ready_timeout: float = 90.0
+    #: Install the pinned Gateway API standard CRDs in every member (not in the hub, so the
+    #: operator's discovery of them is exercised both ways).
+    gateway_api: bool = True
 
     def pools_of(self, cluster: str) -> tuple[NodePool, ...]:
         """Node pools of a cluster; by default the hub has one L40S pool, members one H100 pool."""
@@ -366,51 +369,24 @@ class Fleet:
         return proc.stdout
 
     def _node_manifests(self, cluster: str) -> list[dict[str, Any]]:
-        k8s = tools.versions()["kubernetes"]
-        nodes = []
-        for pool in self.config.pools_of(cluster):
-            for i in range(pool.nodes):
-                name = f"{pool.module}-{pool.gpu_model.lower()}-{i}"
-                resources = {
-                    "cpu": "64",
-                    "memory": "512Gi",
-                    "pods": "110",
-                    GPU_RESOURCE: str(pool.gpus_per_node),
-                }
-                nodes.append(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Node",
-                        "metadata": {
-                            "name": name,
-                            "annotations": {
-                                KWOK_NODE_ANNOTATION: "fake",
-                                "node.alpha.kubernetes.io/ttl": "0",
-                            },
-                            "labels": {
-                                "kubernetes.io/hostname": name,
-                                "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64",
-                                "type": "kwok",
-                                MODULE_LABEL: pool.module,
-                                GPU_MODEL_LABEL: pool.gpu_model,
-                                GPU_MEMORY_LABEL: str(pool.gpu_memory_gib * 1024),
-                                "nvidia.com/gpu.count": str(pool.gpus_per_node),
-                            },
-                        },
-                        "spec": {},
-                        "status": {
-                            "allocatable": resources,
-                            "capacity": resources,
-                            "nodeInfo": {
-                                "kubeletVersion": f"fake-{k8s}",
-                                "operatingSystem": "linux",
-                                "architecture": "amd64",
-                            },
-                        },
-                    }
-                )
-        return nodes
+        return [n for pool in self.config.pools_of(cluster) for n in node_pool_manifests(pool)]
+
+    def add_nodes(self, cluster: str, pool: NodePool, timeout: float = 60.0) -> list[str]:
+        """Add a pool of fake GPU nodes to a running cluster and wait until they are Ready:
+        on the local fleet, what labelling GPU nodes `aifactory.dev/module=NAME` is on a real
+        cluster. Returns the node names."""
+        self._require(cluster)
+        docs = node_pool_manifests(pool)
+        self.kubectl(cluster, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        names = [d["metadata"]["name"] for d in docs]
+        self.kubectl(
+            cluster,
+            "wait",
+            "--for=condition=Ready",
+            f"--timeout={timeout:.0f}s",
+            *(f"node/{n}" for n in names),
+        )
+        return names
 
     def _create_nodes(self, cluster: str) -> None:
         docs = self._node_manifests(cluster)
@@ -543,6 +519,22 @@ class Fleet:
                 timeout,
                 self.log_dir / f"{cluster}-kwok.log",
             )
+        if self.config.gateway_api:
+            for member in self.config.members:
+                self.install_gateway_api(member)
+
+    def install_gateway_api(self, cluster: str) -> None:
+        """Apply the pinned Gateway API standard-channel CRDs and wait until HTTPRoute is
+        served (the real schema and CEL rules, as a cluster with a Gateway controller has)."""
+        for f in tools.gateway_api_crds():
+            self.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(f))
+        self.kubectl(
+            cluster,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/httproutes.gateway.networking.k8s.io",
+        )
 
     def _all_pids(self) -> list[int]:
         state = self._load_state()
@@ -651,3 +643,51 @@ class Fleet:
             row["ready"] = "yes" if self._apiserver_ready(cluster) else "no"
             out[cluster] = row
         return out
+
+
+def node_pool_manifests(pool: NodePool) -> list[dict[str, Any]]:
+    """The fake GPU nodes of one pool, as kwok manages them (annotation kwok.x-k8s.io/node)."""
+    k8s = tools.versions()["kubernetes"]
+    nodes = []
+    for i in range(pool.nodes):
+        name = f"{pool.module}-{pool.gpu_model.lower()}-{i}"
+        resources = {
+            "cpu": "64",
+            "memory": "512Gi",
+            "pods": "110",
+            GPU_RESOURCE: str(pool.gpus_per_node),
+        }
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        KWOK_NODE_ANNOTATION: "fake",
+                        "node.alpha.kubernetes.io/ttl": "0",
+                    },
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                        MODULE_LABEL: pool.module,
+                        GPU_MODEL_LABEL: pool.gpu_model,
+                        GPU_MEMORY_LABEL: str(pool.gpu_memory_gib * 1024),
+                        "nvidia.com/gpu.count": str(pool.gpus_per_node),
+                    },
+                },
+                "spec": {},
+                "status": {
+                    "allocatable": resources,
+                    "capacity": resources,
+                    "nodeInfo": {
+                        "kubeletVersion": f"fake-{k8s}",
+                        "operatingSystem": "linux",
+                        "architecture": "amd64",
+                    },
+                },
+            }
+        )
+    return nodes

@@ -6,6 +6,7 @@ changes whenever a pin changes and a stale binary is never picked up by mistake.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -47,7 +48,22 @@ TOOLS: tuple[Tool, ...] = (
     Tool("kubectl", "k8s.io/kubernetes/cmd/kubectl", TOOLS_DIR, _K8S_VERSION_VARS),
     Tool("kwok", "sigs.k8s.io/kwok/cmd/kwok", TOOLS_DIR),
     Tool("helm", "helm.sh/helm/v3/cmd/helm", TOOLS_DIR / "helm"),
+    # kstatus (sigs.k8s.io/cli-utils): its version is in the name, so a new pin builds anew
+    Tool(
+        "kstatus-"
+        + re.search(  # type: ignore[union-attr]
+            r"sigs\.k8s\.io/cli-utils\s+(v\S+)", (TOOLS_DIR / "kstatus" / "go.mod").read_text()
+        ).group(1),
+        ".",
+        TOOLS_DIR / "kstatus",
+    ),
 )
+
+
+def kstatus_binary() -> Path:
+    """The kstatus command built from the pinned cli-utils module."""
+    tool = next(t for t in TOOLS if t.name.startswith("kstatus-"))
+    return binary(tool.name)
 
 
 class ToolError(RuntimeError):
@@ -62,6 +78,13 @@ def _pinned(module_dir: Path, module: str) -> str:
     return match.group(1)
 
 
+#: The Gateway API release whose standard-channel CRDs the member clusters get.
+GATEWAY_API_DIR = TOOLS_DIR / "gateway-api"
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+#: Inside the module: the standard channel's CRDs (and its safe-upgrades admission policy).
+GATEWAY_API_CRDS = "config/crd/standard"
+
+
 def versions() -> dict[str, str]:
     """The pinned versions of every component, read from hack/tools/**/go.mod."""
     return {
@@ -69,15 +92,105 @@ def versions() -> dict[str, str]:
         "etcd": _pinned(TOOLS_DIR, "go.etcd.io/etcd/server/v3"),
         "kwok": _pinned(TOOLS_DIR, "sigs.k8s.io/kwok"),
         "helm": _pinned(TOOLS_DIR / "helm", "helm.sh/helm/v3"),
+        "openreports": _pinned(OPENREPORTS_DIR, OPENREPORTS_MODULE),
+        "gateway-api": _pinned(GATEWAY_API_DIR, GATEWAY_API_MODULE),
     }
+
+
+#: The OpenReports API (openreports.io Report/ClusterReport): its CRDs, from the pinned module.
+OPENREPORTS_DIR = TOOLS_DIR / "openreports"
+OPENREPORTS_MODULE = "github.com/openreports/reports-api"
+OPENREPORTS_CRDS = (
+    "config/crd/openreports.io_reports.yaml",
+    "config/crd/openreports.io_clusterreports.yaml",
+)
+
+
+def openreports_crds() -> list[Path]:
+    """The OpenReports CRD files of the pinned module, cached next to the binaries.
+
+    The module comes from the Go module proxy at the version hack/tools/openreports/go.mod
+    pins, checked against its go.sum (and the checksum database) by `go mod download`.
+    """
+    version = versions()["openreports"]
+    cache = bin_dir().parent / f"openreports-{version}"
+    files = [cache / Path(rel).name for rel in OPENREPORTS_CRDS]
+    if all(f.exists() for f in files):
+        return files
+    if shutil.which("go") is None:
+        raise ToolError("the Go toolchain is required to fetch the OpenReports CRDs")
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", OPENREPORTS_MODULE],
+        cwd=OPENREPORTS_DIR,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise ToolError(f"cannot download {OPENREPORTS_MODULE}@{version}: {proc.stderr.strip()}")
+    root = Path(json.loads(proc.stdout)["Dir"])
+    cache.mkdir(parents=True, exist_ok=True)
+    for rel, target in zip(OPENREPORTS_CRDS, files, strict=True):
+        tmp = target.with_suffix(".partial")
+        tmp.write_text((root / rel).read_text())
+        tmp.rename(target)
+    return files
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aifactory"
 
 
 def bin_dir() -> Path:
     """`${XDG_CACHE_HOME:-~/.cache}/aifactory/<versions>/bin`."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     v = versions()
     key = f"k8s-{v['kubernetes']}_etcd-{v['etcd']}_kwok-{v['kwok']}_helm-{v['helm']}"
-    return cache / "aifactory" / key / "bin"
+    return _cache_root() / key / "bin"
+
+
+def gateway_api_crds_dir() -> Path:
+    """`${XDG_CACHE_HOME:-~/.cache}/aifactory/gateway-api-<v>/standard`: the pinned release's
+    standard-channel manifests (kept apart from bin_dir, so a new pin rebuilds no binary)."""
+    return _cache_root() / f"gateway-api-{versions()['gateway-api']}" / "standard"
+
+
+def gateway_api_crds(env: dict[str, str] | None = None) -> list[Path]:
+    """The Gateway API manifests to apply, fetched once from the pinned module.
+
+    `go mod download` verifies the module against hack/tools/gateway-api/go.sum (and the Go
+    checksum database), then config/crd/standard/*.yaml is copied into the cache.
+    """
+    out = gateway_api_crds_dir()
+    files = sorted(out.glob("*.yaml"))
+    if files:
+        return files
+    if shutil.which("go") is None:
+        raise ToolError(
+            "the Go toolchain is required to fetch the Gateway API CRDs (go not on PATH)"
+        )
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", GATEWAY_API_MODULE],
+        cwd=GATEWAY_API_DIR,
+        env={**os.environ, **(env or {}), "GOFLAGS": "-mod=readonly"},
+        capture_output=True,
+        text=True,
+    )
+    try:
+        info = json.loads(proc.stdout or "{}")
+    except ValueError:
+        info = {}
+    source = Path(info.get("Dir") or "") / GATEWAY_API_CRDS
+    if proc.returncode != 0 or info.get("Error") or not source.is_dir():
+        raise ToolError(
+            f"cannot fetch {GATEWAY_API_MODULE}: {info.get('Error') or proc.stderr.strip()}"
+        )
+    tmp = out.with_suffix(".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(source.glob("*.yaml")):
+        shutil.copyfile(f, tmp / f.name)
+    tmp.rename(out)
+    return sorted(out.glob("*.yaml"))
 
 
 def binary(name: str) -> Path:
@@ -161,6 +274,9 @@ def build(*, log: bool = True) -> Path:
     todo = missing()
     if not todo and log:
         print(f"tools: all {len(TOOLS)} binaries present in {out}", flush=True)
+    crds = gateway_api_crds()
+    if log:
+        print(f"tools: Gateway API CRDs ({len(crds)} files) in {crds[0].parent}", flush=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
     for i, tool in enumerate(todo, 1):
         if tool.name == "kwok" and os.access(out / tool.name, os.X_OK):

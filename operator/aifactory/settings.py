@@ -50,6 +50,24 @@ class OperatorSettings(BaseModel):
         15.0, gt=0, description="Seconds between reads of a deployment's live demand source."
     )
     solver_time_limit: float = Field(5.0, gt=0, description="Seconds the fleet MILP may run.")
+    # measured round-trip times (docs/latency.md)
+    rtt_config_map: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="namespace/name of a ConfigMap whose *.csv keys hold measured RTTs "
+        "(region,module,rttMs rows or a square matrix); they override the RTT model per pair.",
+    )
+    rtt_prometheus_url: str | None = Field(
+        None, description="Prometheus base URL for measured RTTs (e.g. blackbox-exporter)."
+    )
+    rtt_prometheus_query: str | None = Field(
+        None,
+        description="Instant query giving RTT in ms per series with `region` and `module` "
+        "labels; overrides the ConfigMap for the pairs it covers.",
+    )
+    rtt_poll_interval: float = Field(
+        60.0, gt=0, description="Seconds between reads of the measured RTT sources."
+    )
     # live carbon signals (spec.energy.signal; docs/signals.md)
     energy_poll_interval: float = Field(
         300.0, gt=0, description="Seconds between reads of a module's spec.energy.signal feed."
@@ -82,6 +100,21 @@ class OperatorSettings(BaseModel):
     )
     carbon_normaliser: float = Field(500.0, gt=0, description="gCO2e/kWh that costs 1.0.")
     unplaced_cost: float = Field(1000.0, gt=0, description="Cost of one unplaced replica.")
+    # InferenceRouters: Gateway API HTTPRoutes in member clusters (docs/cascades.md)
+    tier_header: str = Field(
+        "X-AIFactory-Tier",
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$",
+        description="HTTP header whose value names the tier (its InferenceDeployment) in the "
+        "HTTPRoutes the operator writes for InferenceRouters.",
+    )
+    tier_gateway: str = Field(
+        "",
+        max_length=317,
+        description="Gateway those HTTPRoutes attach to, as namespace/name or name (the "
+        "route's namespace); empty: none (attach them with your own parentRefs policy).",
+    )
     # serving
     metrics_port: int = Field(8080, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
     liveness_port: int = Field(8081, ge=0, le=65535, description="kopf liveness /healthz; 0 = off.")
@@ -169,12 +202,75 @@ class OperatorSettings(BaseModel):
     )
     member_burst: int = Field(100, ge=1, description="Request burst to one member cluster.")
     executor_threads: int = Field(
-        16, ge=1, le=256, description="Threads applying changes to member clusters."
+        8,
+        ge=1,
+        le=64,
+        description="Threads applying changes to one cluster (each cluster has its own, so a "
+        "slow one holds up only its own changes).",
     )
     advisory: bool = Field(
         False,
         description="Decide and report every placement (status, Events, metrics) without "
         "changing member clusters: see what the operator would do before letting it act.",
+    )
+    # accountability (decision records, compliance reports, reliability, measured SLOs)
+    records_enabled: bool = Field(
+        True,
+        description="Append a hash-chained PlacementRecord to the hub for every placement "
+        "change (aifactoryctl audit log / verify).",
+    )
+    records_max_count: int = Field(
+        10_000,
+        ge=1,
+        description="PlacementRecords kept; older ones are deleted (the newest "
+        "always stays, so the chain continues).",
+    )
+    records_max_age: float = Field(
+        90 * 86400.0, ge=0, description="Seconds a PlacementRecord is kept (0 = no age limit)."
+    )
+    records_queue_limit: int = Field(
+        10_000,
+        ge=1,
+        description="Records waiting for the hub at most (an outage); beyond it the oldest "
+        "is dropped and counted (aifactory_records_dropped_total).",
+    )
+    records_signing_secret: str | None = Field(
+        None,
+        description="Secret holding an Ed25519 private key to sign records with, as "
+        "namespace/name (or name, in the operator's namespace); unset = unsigned.",
+    )
+    records_signing_key: str = Field(
+        "ed25519.pem",
+        description="Key of records_signing_secret holding the key: PEM (PKCS#8, e.g. "
+        "`openssl genpkey -algorithm ed25519`) or a 32-byte seed (raw or base64).",
+    )
+    reports_enabled: bool = Field(
+        True,
+        description="Write an OpenReports Report per InferenceDeployment bound by a "
+        "SovereigntyPolicy (when the openreports.io CRDs are installed).",
+    )
+    reports_interval: float = Field(
+        15.0, gt=0, description="Seconds between evaluations of the compliance reports."
+    )
+    reliability_window: float = Field(
+        86400.0, gt=0, description="Seconds of the rolling window of module reliability."
+    )
+    reliability_status_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between status.reliability updates when nothing happened (an "
+        "outage starting or ending is written at once).",
+    )
+    slo_poll_interval: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds between reads of a deployment's measured latency (spec.slo.measured).",
+    )
+    slo_breach_hold: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds a (region, module) pair stays out of placement after an SLO "
+        "breach that cleared because the module no longer serves the region.",
     )
     shutdown_grace_seconds: float = Field(
         20.0,

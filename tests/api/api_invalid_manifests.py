@@ -31,6 +31,7 @@ def base(kind: str) -> Manifest:
         "AIFactoryModule": "modules.yaml",
         "InferenceDeployment": "deployments.yaml",
         "SovereigntyPolicy": "policies.yaml",
+        "InferenceRouter": "cascade.yaml",
     }[kind]
     return copy.deepcopy(next(d for d in load_samples(file) if d["kind"] == kind))
 
@@ -128,6 +129,13 @@ WATTTIME = {
 PROMETHEUS = {
     "url": "http://prometheus.monitoring:9090",
     "query": "sum by (region) (rate(http_requests_total[1m]))",
+}
+
+SHARE_SOURCE = {
+    "prometheus": {
+        "url": "http://prometheus.monitoring:9090",
+        "query": "sum(rate(escalations_total[5m])) / sum(rate(requests_total[5m]))",
+    }
 }
 
 INVALID: tuple[Invalid, ...] = (
@@ -981,6 +989,78 @@ INVALID: tuple[Invalid, ...] = (
         ),
         "spec.namespaceSelector.matchExpressions[0]",
         "values must be non-empty for In and NotIn",
+    ),
+    # InferenceRouter
+    Invalid(
+        "router-shares-do-not-sum-to-one",
+        "InferenceRouter",
+        (("spec.tiers[1].share", 0.3),),
+        "spec.tiers",
+        "tiers[].share must sum to 1",
+    ),
+    Invalid(
+        "router-share-above-one",
+        "InferenceRouter",
+        (("spec.tiers[0].share", 1.5), ("spec.tiers[1].share", -0.5)),
+        "spec.tiers[0].share",
+        "less than or equal to 1",
+    ),
+    Invalid(
+        "router-share-negative",
+        "InferenceRouter",
+        (("spec.tiers[0].share", 1.2), ("spec.tiers[1].share", -0.2)),
+        "spec.tiers[1].share",
+        "greater than or equal to 0",
+    ),
+    Invalid(
+        "router-every-share-live",
+        "InferenceRouter",
+        (("spec.tiers[0].shareFrom", SHARE_SOURCE), ("spec.tiers[1].shareFrom", SHARE_SOURCE)),
+        "spec.tiers",
+        "at least one tier must have a fixed share",
+    ),
+    Invalid(
+        "router-tier-duplicate",
+        "InferenceRouter",
+        (("spec.tiers[1].deployment", "chat-small"),),
+        "spec.tiers",
+        "Duplicate value",
+        server_alternatives=("duplicate entries for key", "must be unique"),
+        offline="tiers[].deployment must be unique",
+    ),
+    Invalid(
+        "router-no-tiers",
+        "InferenceRouter",
+        (("spec.tiers", []),),
+        "spec.tiers",
+        "should have at least 1 items",
+        offline="at least 1 item",
+    ),
+    Invalid(
+        "router-without-regions",
+        "InferenceRouter",
+        (("spec.demand.regions", []),),
+        "spec.demand.regions",
+        "a router needs at least one demand region",
+    ),
+    Invalid(
+        "router-tier-name",
+        "InferenceRouter",
+        (("spec.tiers[0].deployment", "Chat_Small"),),
+        "spec.tiers[0].deployment",
+        "must be an object name",
+    ),
+    Invalid(
+        "router-share-source-url",
+        "InferenceRouter",
+        (
+            (
+                "spec.tiers[1].shareFrom",
+                {"prometheus": {**SHARE_SOURCE["prometheus"], "url": "prometheus:9090"}},
+            ),
+        ),
+        "spec.tiers[1].shareFrom.prometheus.url",
+        "shareFrom.prometheus.url must start with http:// or https://",
     ),
 )
 

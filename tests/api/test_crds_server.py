@@ -22,11 +22,18 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 SAMPLES = REPO / "samples"
 # Namespaces first: the deployments live in them.
-SAMPLE_FILES = ("namespaces.yaml", "modules.yaml", "policies.yaml", "deployments.yaml")
+SAMPLE_FILES = (
+    "namespaces.yaml",
+    "modules.yaml",
+    "policies.yaml",
+    "deployments.yaml",
+    "cascade.yaml",
+)
 CRD_NAMES = (
     "aifactorymodules.aifactory.dev",
     "inferencedeployments.aifactory.dev",
     "sovereigntypolicies.aifactory.dev",
+    "inferencerouters.aifactory.dev",
 )
 FIELD_MANAGER = "aifactory-api-tests"
 
@@ -171,7 +178,7 @@ def test_get_shows_printer_columns(kubectl: Kubectl, samples: dict[str, Any]) ->
     assert '["EU","EEA"]' in proc.stdout and "Enforce" in proc.stdout and "Audit" in proc.stdout
 
 
-def test_category_lists_all_three_kinds(kubectl: Kubectl, samples: dict[str, Any]) -> None:
+def test_category_lists_every_kind(kubectl: Kubectl, samples: dict[str, Any]) -> None:
     def listed() -> set[str]:
         proc = kubectl("get", "aifactory", "-A", "-o", "name", check=False)
         assert proc.returncode == 0, proc.stderr
@@ -180,6 +187,7 @@ def test_category_lists_all_three_kinds(kubectl: Kubectl, samples: dict[str, Any
             "aifactorymodule.aifactory.dev",
             "inferencedeployment.aifactory.dev",
             "sovereigntypolicy.aifactory.dev",
+            "inferencerouter.aifactory.dev",
         }, proc.stdout
         return kinds
 
@@ -190,6 +198,7 @@ def test_short_names(kubectl: Kubectl, samples: dict[str, Any]) -> None:
     assert "reykjavik" in kubectl("get", "afm", "-o", "name").stdout
     assert "eu-assistant" in kubectl("get", "infd", "-n", "eu-chat", "-o", "name").stdout
     assert "eu-restricted-data" in kubectl("get", "sovpol", "-o", "name").stdout
+    assert "assistant" in kubectl("get", "infr", "-n", "chat", "-o", "name").stdout
 
 
 def test_signal_fields_are_accepted_with_defaults(
@@ -309,7 +318,13 @@ def test_env_that_kubernetes_accepts_passes_the_crd_and_reaches_members_as_it_wa
     # The operator renders the member Deployment from the parsed model: same env, accepted.
     infd = InferenceDeployment.from_manifest({**doc, "metadata": {"name": "env-forms"}})
     module = AIFactoryModule.from_manifest(base("AIFactoryModule"))
-    rendered = render(infd, module, 0, {"aifactory.dev/module": module.name})
+    rendered = render(
+        infd,
+        module.name,
+        0,
+        {"aifactory.dev/module": module.name},
+        [p.model for p in module.spec.capacity.gpus],
+    )
     deployment = next(o for o in rendered if o["kind"] == "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["env"] == VALID_ENV
     proc = _dry_run(kubectl, _member_deployment(VALID_ENV), cluster="reykjavik")

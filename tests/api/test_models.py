@@ -34,8 +34,9 @@ from aifactory.api.module import EnergyStatus, GpuPoolStatus, ModuleCapacityStat
 KINDS = {cls.KIND: cls for cls in RESOURCES}
 SAMPLE_DOCS = [
     doc
-    for name in ("modules.yaml", "policies.yaml", "deployments.yaml")
+    for name in ("modules.yaml", "policies.yaml", "deployments.yaml", "cascade.yaml")
     for doc in load_samples(name)
+    if doc["kind"] in KINDS
 ]
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import ssl
 import subprocess
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,23 +58,31 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def sa_kubeconfig(
-    kubectl: Any, fleet: Fleet, account: str, path: Path, namespace: str = NAMESPACE
+    kubectl: Any,
+    fleet: Fleet,
+    account: str,
+    path: Path,
+    namespace: str = NAMESPACE,
+    cluster: str = HUB,
 ) -> Path:
-    """A kubeconfig authenticating as a ServiceAccount (a bound token, like a Pod's)."""
-    token = kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    hub = yaml.safe_load(fleet.kubeconfig(HUB).read_text())
-    cluster = hub["clusters"][0]["cluster"]
+    """A kubeconfig authenticating as a ServiceAccount of `cluster` (a bound token, like a
+    Pod's)."""
+    token = kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h", cluster=cluster
+    ).stdout.strip()
+    admin = yaml.safe_load(fleet.kubeconfig(cluster).read_text())
+    server = admin["clusters"][0]["cluster"]
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": HUB, "cluster": cluster}],
+                "clusters": [{"name": cluster, "cluster": server}],
                 "users": [{"name": account, "user": {"token": token}}],
                 "contexts": [
                     {
                         "name": account,
-                        "context": {"cluster": HUB, "user": account, "namespace": namespace},
+                        "context": {"cluster": cluster, "user": account, "namespace": namespace},
                     }
                 ],
                 "current-context": account,
@@ -88,11 +100,47 @@ def release_objects(kubectl: Any, release: str) -> list[str]:
         "rolebindings,poddisruptionbudgets,servicemonitors.monitoring.coreos.com,"
         "certificates.cert-manager.io,issuers.cert-manager.io"
     )
-    cluster_kinds = (
-        "clusterroles,clusterrolebindings,validatingwebhookconfigurations,"
-        "clusterkopfpeerings.kopf.dev"
-    )
+    cluster_kinds = "clusterroles,clusterrolebindings,validatingwebhookconfigurations"
     selector = f"app.kubernetes.io/instance={release}"
     names = kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
     names += kubectl("get", cluster_kinds, "-l", selector, "-o", "name").stdout.split()
     return sorted(names)
+
+
+def chart_env(*args: str, release: str = "aifactory") -> dict[str, str]:
+    """The operator container's environment as the chart renders it (plain values only)."""
+    deployment = by_kind(render(*args, release=release), "Deployment")[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+
+
+def admission_review(port: str, obj: dict[str, Any], cafile: Path) -> dict[str, Any]:
+    """Ask one operator replica's webhook about creating `obj`, as the apiserver would
+    (AdmissionReview v1 to the handler path of its kind); returns the review's response."""
+    plural = {"InferenceDeployment": "inferencedeployments"}[obj["kind"]]
+    meta = obj["metadata"]
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "aifactory.dev", "version": "v1alpha1", "kind": obj["kind"]},
+            "resource": {"group": "aifactory.dev", "version": "v1alpha1", "resource": plural},
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "operation": "CREATE",
+            "userInfo": {"username": "test"},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": True,
+        },
+    }
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/{plural}",
+        data=json.dumps(review).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(cafile))
+    with urllib.request.urlopen(request, context=context, timeout=10) as resp:
+        answer: dict[str, Any] = json.load(resp)["response"]
+    return answer

@@ -24,7 +24,6 @@ CRDS = (
     "aifactorymodules.aifactory.dev",
     "inferencedeployments.aifactory.dev",
     "sovereigntypolicies.aifactory.dev",
-    "clusterkopfpeerings.kopf.dev",
 )
 
 

@@ -2,11 +2,14 @@
 
 This is the proof that the chart's RBAC is enough, and no more than enough: the end-to-end
 placement flow passes under that identity, and Secrets outside the namespaces it needs are out
-of reach. The same live objects then feed the Argo CD health checks of docs/gitops/.
+of reach. Member clusters are reached the same way, with a ServiceAccount holding only
+docs/member-rbac.yaml, so the documented member rules are proven too. The same live objects then
+feed the Argo CD health checks of docs/gitops/.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -46,6 +49,31 @@ RELEASE = "rbac"
 ACCOUNT = f"{RELEASE}-aifactory-operator"
 OWNER = "aifactory.dev/inference-deployment"
 ARGOCD_CM = REPO / "docs" / "gitops" / "argocd-cm.yaml"
+MEMBER_RBAC = REPO / "docs" / "member-rbac.yaml"
+MEMBER_ACCOUNT = "aifactory-operator"
+
+
+def _register_members_as_service_accounts(
+    kubectl: Any, fleet: Fleet, directory: Path
+) -> dict[str, Path]:
+    """docs/member-rbac.yaml in every member, and the hub's member Secrets holding kubeconfigs
+    with those ServiceAccounts' tokens (instead of the fleet's admin ones)."""
+    out = {}
+    for member in fleet.members:
+        kubectl("apply", "-f", str(MEMBER_RBAC), cluster=member)
+        kubeconfig = sa_kubeconfig(
+            kubectl, fleet, MEMBER_ACCOUNT, directory / f"{member}.kubeconfig", cluster=member
+        )
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": member, "namespace": NAMESPACE},
+            "type": "Opaque",
+            "data": {"kubeconfig": base64.b64encode(kubeconfig.read_bytes()).decode()},
+        }
+        kubectl("apply", "-f", "-", input=json.dumps(secret))
+        out[member] = kubeconfig
+    return out
 
 
 def _heartbeat_after(kubectl: Any, since: str) -> bool:
@@ -62,8 +90,9 @@ def _heartbeat_after(kubectl: Any, since: str) -> bool:
 def sa(
     hub_ready: None, fleet: Fleet, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[OperatorProcess, Path]]:
-    """Chart installed (webhook managed by the operator, which runs outside the hub), and the
-    operator started with a token of the chart's ServiceAccount."""
+    """Chart installed (webhook managed by the operator, which runs outside the hub), members
+    registered with ServiceAccounts of docs/member-rbac.yaml, and the operator started with a
+    token of the chart's ServiceAccount."""
     apply_samples(fleet)
     helm(
         "install",
@@ -81,9 +110,9 @@ def sa(
         "webhook.host=127.0.0.1",
         kubeconfig=fleet.kubeconfig(HUB),
     )
-    kubeconfig = sa_kubeconfig(
-        kubectl, fleet, ACCOUNT, tmp_path_factory.mktemp("sa") / "sa.kubeconfig"
-    )
+    directory = tmp_path_factory.mktemp("sa")
+    kubeconfig = sa_kubeconfig(kubectl, fleet, ACCOUNT, directory / "sa.kubeconfig")
+    _register_members_as_service_accounts(kubectl, fleet, directory)
     op = OperatorProcess(operator_env(kubeconfig), fleet.log_dir / "operator-serviceaccount.log")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     op.start()
@@ -106,14 +135,15 @@ def sa(
             kubeconfig=fleet.kubeconfig(HUB),
             check=False,
         )
-        # the operator's own webhook configurations (webhook.mode=operator) are not Helm's
+        # the operator's own webhook configuration (webhook.mode=operator) is not Helm's
         kubectl(
             "delete",
-            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            "validatingwebhookconfiguration",
             "validating.aifactory.dev",
             "--ignore-not-found",
             check=False,
         )
+        fleet.register_members()  # the admin kubeconfigs again, for the tests that follow
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +174,80 @@ def test_samples_are_placed_and_run_under_the_service_account(
         # the routing table ConfigMap in the hub (create + patch through apply)
         kubectl("get", "configmap", "-n", ns, f"{name}-routing")
     # node-pool modules (hub) and member clusters both used: both RBAC paths exercised
-    hub_used = any(
-        cluster_of(kubectl, p["module"]) == HUB
+    used = {
+        cluster_of(kubectl, p["module"])
         for d in samples_placed
         for p in get_json(kubectl, "infd", "-n", d["metadata"]["namespace"], d["metadata"]["name"])[
             "status"
         ]["placements"]
+    }
+    assert HUB in used and used - {HUB}, used
+    # decision records appended and compliance reports applied under the same identity
+    recorded = wait_for(
+        "a Placed record per sample",
+        lambda: (
+            {
+                r["spec"]["deployment"]["name"]
+                for r in get_json(kubectl, "placementrecords")["items"]
+                if r["spec"]["reason"] == "Placed"
+            }
+            >= {d["metadata"]["name"] for d in samples_placed}
+        ),
+        timeout=30,
     )
-    assert hub_used
+    assert recorded
+    wait_for(
+        "the EU sample's compliance Report",
+        lambda: (
+            kubectl(
+                "get",
+                "reports.openreports.io",
+                "-n",
+                "eu-chat",
+                "aifactory-sovereignty-eu-assistant",
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=30,
+    )
+    assert "forbidden" not in op.logs().lower(), "the chart's RBAC refused a call"
+
+
+@pytest.fixture(scope="module")
+def cascade_placed(
+    samples_placed: list[dict[str, Any]], kubectl: Any, fleet: Fleet
+) -> Iterator[dict[str, Any]]:
+    """samples/cascade.yaml routed by the SA operator; removed again (routes included)."""
+    kubectl("apply", "--server-side", "-f", str(REPO / "samples" / "cascade.yaml"))
+
+    def routed() -> dict[str, Any] | None:
+        obj = get_json(kubectl, "infr", "-n", "chat", "assistant")
+        c = condition(obj, "Ready")
+        return obj if c and c["status"] == "True" else None
+
+    yield wait_for("the sample router Ready", routed, timeout=180)
+    kubectl("delete", "infr", "-n", "chat", "assistant", "--timeout=60s", check=False)
+    for member in fleet.members:
+        wait_for(
+            f"the router's HTTPRoutes gone from {member}",
+            lambda m=member: not get_json(kubectl, "httproutes", "-A", cluster=m)["items"],
+            timeout=90,
+        )
+
+
+def test_cascade_routes_under_the_service_account(
+    cascade_placed: dict[str, Any], sa: tuple[OperatorProcess, Path], kubectl: Any, fleet: Fleet
+) -> None:
+    op, _ = sa
+    # the router's status and routing ConfigMap on the hub, HTTPRoutes in the members that
+    # serve a tier (docs/member-rbac.yaml), none in the hub (no Gateway API there)
+    kubectl("get", "configmap", "-n", "chat", "assistant-routing")
+    routes = {
+        m: get_json(kubectl, "httproutes", "-n", "chat", cluster=m)["items"] for m in fleet.members
+    }
+    assert any(routes.values()), routes
+    assert health("InferenceRouter", cascade_placed)[0] == "Healthy"
     assert "forbidden" not in op.logs().lower(), "the chart's RBAC refused a call"
 
 
@@ -212,6 +308,17 @@ def test_service_account_cannot_read_secrets_it_does_not_need(
     # nor write anything outside its rules
     assert as_sa("auth", "can-i", "create", "pods", "-n", "batch").stdout.strip() == "no"
     assert as_sa("auth", "can-i", "update", "clusterroles").stdout.strip() == "no"
+    # in a member, the documented member rules: its workloads, nothing else
+    member = fleet.members[0]
+    member_kubeconfig = kubeconfig.parent / f"{member}.kubeconfig"
+
+    def in_member(*args: str) -> str:
+        out = kubectl("--kubeconfig", str(member_kubeconfig), *args, cluster=member, check=False)
+        return str(out.stdout.strip())
+
+    assert in_member("auth", "can-i", "patch", "deployments", "-n", "batch") == "yes"
+    assert in_member("auth", "can-i", "get", "secrets", "-n", "batch") == "no"
+    assert in_member("auth", "can-i", "create", "pods", "-n", "batch") == "no"
 
 
 # ------------------------------------------------------------------ Argo CD health checks

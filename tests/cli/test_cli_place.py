@@ -78,6 +78,37 @@ def test_small_fixture_decisions(capsys: pytest.CaptureFixture[str]) -> None:
     assert {m["name"]: m["gpusUsed"] for m in doc["modules"]} == {"dallas": 8, "oslo": 8}
 
 
+@pytest.mark.parametrize("mode", ["fleet", "incremental", "operator"])
+def test_every_mode_says_which_it_shows(capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    _, out, _ = run(capsys, "place", "-f", str(SAMPLES), "--mode", mode)
+    assert out.splitlines()[0].startswith(f"mode: {mode} (")
+    assert max(len(line) for line in out.splitlines()) <= 100
+    _, out, _ = run(capsys, "place", "-f", str(SAMPLES), "--mode", mode, "-o", "json")
+    doc = json.loads(out)
+    assert doc["mode"] == mode
+    assert all(p["unplacedReplicas"] == 0 for p in doc["placements"])
+
+
+def test_operator_mode_on_the_samples_is_their_incremental_placement(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No fleet-wide plan beats the samples' incremental placement by the hysteresis, so the
+    operator settles where its placement loop first put them (what `make demo` shows)."""
+    runs = {}
+    for mode in ("incremental", "operator"):
+        _, out, _ = run(capsys, "place", "-f", str(SAMPLES), "--mode", mode, "-o", "json")
+        runs[mode] = {
+            p["deployment"]: {a["module"]: a["replicas"] for a in p["assignments"]}
+            for p in json.loads(out)["placements"]
+        }
+    assert runs["operator"] == runs["incremental"]
+    assert runs["operator"]["eu-chat/eu-assistant"] == {"oslo": 5, "paris": 24}
+    _, out, _ = run(capsys, "place", "-f", str(SAMPLES), "--mode", "operator")
+    out = " ".join(out.split())  # lines are wrapped at 100 columns
+    assert "0 rebalance round(s) (hysteresis 10%, disruption budget 2)" in out
+    assert "stays where it was first placed; kept: a new placement would lower cost by" in out
+
+
 def test_modes_and_repeated_files(capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(str(p) for p in (DATA / "small").glob("*.yaml"))
     argv = ["place", *[x for f in files for x in ("-f", f)], "-o", "json"]
@@ -93,7 +124,10 @@ def test_table_is_readable(capsys: pytest.CaptureFixture[str], manifests: Path) 
     code, out, _ = run(capsys, "place", "-f", str(manifests))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["DEPLOYMENT", "PRIO", "PLACED", "MODULES", "CARBON", "COST"]
+    # the first line says which mode the output shows, the table follows a blank line
+    assert lines[0].startswith("mode: fleet (every deployment re-solved together")
+    header = lines.index("") + 1
+    assert lines[header].split() == ["DEPLOYMENT", "PRIO", "PLACED", "MODULES", "CARBON", "COST"]
     assert max(len(line) for line in lines) <= 100
     assert "modules are available" in out
     assert "MODULE" in out and "REGIONS" in out

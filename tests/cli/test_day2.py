@@ -186,3 +186,69 @@ def test_errors_are_one_line_and_exit_1(
     missing = tmp_path / "missing.kubeconfig"
     assert main(["fleet", "--kubeconfig", str(missing)]) == 1
     assert "cannot load kubeconfig" in capsys.readouterr().err
+
+
+def test_fleet_and_explain_fit_100_columns_one_reason_per_line(
+    hub: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for args in (
+        ("fleet",),
+        ("explain", "-n", "eu-chat", "eu-assistant"),
+        ("explain", "-n", "ml-platform", "support-classifier"),
+    ):
+        code, out = ctl(capsys, hub, *args)
+        assert code == 0, out
+        too_long = [line for line in out.splitlines() if len(line) > 100]
+        assert not too_long, too_long
+    code, out = ctl(capsys, hub, "fleet")
+    assert out.splitlines()[0].split("  ")[0:1] == ["MODULE"]
+    assert "SOURCE" in out.splitlines()[0]
+    code, out = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant")
+    lines = out.splitlines()
+    # a rejected module's reason sits on its own line under it
+    dallas = next(i for i, line in enumerate(lines) if line.startswith("dallas "))
+    assert lines[dallas + 1].strip() == "outside allowed jurisdictions EU,EEA"
+    # costs say where each term came from
+    assert any("(model)" in line and "(spec)" in line for line in lines)
+    code, wide = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant", "-o", "wide")
+    assert "scores (0-100)" in wide and "GPUs (live)" in wide and len(wide) > len(out)
+
+
+def test_explain_re_evaluates_the_running_placement_live(
+    hub: Path, capsys: pytest.CaptureFixture[str], kubectl: Any
+) -> None:
+    code, out = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant", "-o", "json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert set(report["sources"]) == {"status", "live"}
+    assert report["stability"].startswith(("kept", "replaced", "repaired"))
+    chosen = {p["module"]: p["replicas"] for p in report["placements"]}
+    for m in report["modules"]:
+        live = m["live"]
+        if m["module"] in chosen:
+            # the live engine sees the running placement the status reports
+            assert live["verdict"] == "selected", m
+            assert {c["region"] for c in m["costs"]} == set(
+                next(p for p in report["placements"] if p["module"] == m["module"])["regions"]
+            )
+            assert all(c["latencySource"] == "model" for c in m["costs"])
+            assert all(c["carbonSource"] == "spec" for c in m["costs"])
+    # a module cordoned since the decision: status still says what the operator decided,
+    # the live re-evaluation says it is cordoned now
+    status = get_json(kubectl, "infd", "-n", "eu-chat", "eu-assistant")["status"]
+    spare = next(
+        m
+        for m, text in status["explanation"].items()
+        if text.startswith("not selected") and m not in chosen
+    )
+    assert ctl(capsys, hub, "cordon", spare)[0] == 0
+    try:
+        _, out = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant", "-o", "json")
+        verdict = {m["module"]: m for m in json.loads(out)["modules"]}[spare]
+        assert verdict["source"] == "status" and verdict["verdict"] == "not selected"
+        assert verdict["live"]["verdict"] == "rejected"
+        assert "cordoned" in verdict["live"]["detail"]
+        _, text = ctl(capsys, hub, "explain", "-n", "eu-chat", "eu-assistant")
+        assert "now (live): rejected: module cordoned" in text
+    finally:
+        ctl(capsys, hub, "uncordon", spare)

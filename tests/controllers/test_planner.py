@@ -7,6 +7,7 @@ nowhere to go, never acting on a cluster we cannot see, Pending replicas, condit
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -237,9 +238,9 @@ def test_step_reports_why_replicas_stay() -> None:
         moves_allowed=True,
     )
     whys = {(m, why) for _, m, _, why in result.held}
-    assert ("dallas", "no other module can take them") in whys or (
+    assert ("dallas", planner.HELD_NO_DESTINATION) in whys or (
         "paris",
-        "no other module can take them",
+        planner.HELD_NO_DESTINATION,
     ) in whys
     assert sum(n for *_, n in result.moves) == 1
 
@@ -257,6 +258,8 @@ def test_drain_keeps_the_old_replicas_until_the_new_ones_are_ready() -> None:
     assert p.step.cells == cells(paris=2, oslo=2)
     # oslo gets its 2 new replicas; paris keeps all 4 running until they are Ready
     assert actions(p) == {("apply", "oslo", 2)}
+    held = {(h.module, h.replicas, h.reason) for h in p.status.held_replicas or []}
+    assert held == {("paris", 2, "Handover"), ("paris", 2, "WaitingForBudget")}
     assert condition(p, "Ready")[0] == "True"
     assert condition(p, "Reconciling")[:2] == ("True", "Migrating")
 
@@ -274,6 +277,36 @@ def test_handover_completes_once_the_replacements_are_ready() -> None:
     assert p.step.cells == cells(oslo=4)
     assert ("apply", "oslo", 4) in actions(p) or ("scale", "oslo", 4) in actions(p)
     assert ("delete", "paris", 0) not in actions(p)
+
+
+def test_replicas_that_serve_nothing_yet_move_at_once_and_serving_ones_wait() -> None:
+    """Moving a replica that is not Ready disrupts nothing: no budget, no waiting for the
+    previous step; Ready ones on the same module still go make-before-break."""
+    current = cells(paris=4)
+    target = decision({"oslo": 4})
+    # paris: 4 replicas, 1 Ready (the others never started: someone took the GPUs)
+    members = [member("paris", 4, ready=1), member("oslo", 0, known=True)]
+    p = plan(
+        inputs(current, target, members, [use("paris", placeable=False, draining=True)]),
+        NOW,
+        Settings(budget=1),
+    )
+    # the 3 idle ones move now, beyond the budget of 1 and although paris is not settled;
+    # the Ready one waits for the step
+    assert p.step.cells == cells(paris=1, oslo=3)
+    assert ("apply", "oslo", 3) in actions(p)
+    # paris keeps its Ready replica and drops the idle ones
+    assert ("scale", "paris", 1) in actions(p)
+    held = {(h.module, h.replicas, h.reason) for h in p.status.held_replicas or []}
+    assert ("paris", 1, "WaitingForStep") in held
+    # an unknown cluster's replicas are never taken for idle
+    unknown = [member("paris", 4, ready=0, known=False), member("oslo", 0, known=True)]
+    p = plan(
+        inputs(current, target, unknown, [use("paris", placeable=False, draining=True)]),
+        NOW,
+        Settings(budget=1),
+    )
+    assert p.step.cells == cells(paris=4)
 
 
 def test_old_module_removed_when_everything_new_is_ready() -> None:
@@ -347,7 +380,8 @@ def test_pending_replicas_past_the_timeout_are_reported_and_replaced() -> None:
     status, reason, message = condition(p, "Degraded")
     assert (status, reason) == ("True", "PodsPending")
     assert "Insufficient nvidia.com/gpu" in message
-    assert p.block == {"frankfurt": NOW}
+    assert set(p.block) == {"frankfurt"} and p.block["frankfurt"].since == NOW
+    assert "Insufficient nvidia.com/gpu" in p.block["frankfurt"].reason
     assert ("apply", "paris", 4) in actions(p)
     assert p.step.cells == cells(frankfurt=4, paris=4)
 
@@ -419,3 +453,44 @@ def test_scale_up_while_the_module_is_within_toleration_goes_to_usable_modules()
 
 def test_member_action_kinds() -> None:
     assert MemberAction("scale", "m", 2).kind == "scale"
+
+
+def test_a_module_that_keeps_refusing_pods_is_avoided_for_longer_each_time() -> None:
+    since = NOW - timedelta(seconds=300)
+    stuck_member = member("frankfurt", 2, ready=0, waiting_since=(since, since))
+    inp = inputs(cells(frankfurt=2), decision({"frankfurt": 2}), [stuck_member])
+    first = planner.pending_blocks(inp, {"frankfurt": 2}, NOW, 30)["frankfurt"]
+    assert first.strikes == 1 and first.until is not None
+    assert planner.blocked_now({"frankfurt": first}, NOW)
+    later = first.until + timedelta(seconds=1)
+    again = dataclasses.replace(inp, pending_blocks={"frankfurt": first})
+    assert not planner.blocked_now({"frankfurt": first}, later)
+    second = planner.pending_blocks(again, {"frankfurt": 2}, later, 30)["frankfurt"]
+    assert second.strikes == 2
+    assert second.until is not None
+    assert (second.until - later) > (first.until - NOW)
+
+
+def test_the_fleet_plan_moves_replicas_but_never_adds_what_the_engine_cannot_place() -> None:
+    """The rebalancer's plan was made when the fleet had more room: it says 6 where the engine
+    now places 5 (a higher priority took a replica's GPUs). Only where, never how many."""
+    current = cells(paris=5)
+    now_decision = decision({"paris": 5}, wanted=6)
+    stale = decision({"paris": 6})
+    members = [member("paris", 5)]
+    p = plan(
+        inputs(current, now_decision, members, wanted=6, rebalance_target=stale),
+        NOW,
+        Settings(),
+    )
+    assert p.step.cells == cells(paris=5)
+    assert not p.rebalanced
+    # a plan that moves the same count is followed (one step, budgeted)
+    moved = decision({"oslo": 5})
+    p = plan(
+        inputs(current, decision({"paris": 5}), members, wanted=5, rebalance_target=moved),
+        NOW,
+        Settings(budget=2),
+    )
+    assert p.step.cells == cells(paris=3, oslo=2)
+    assert p.rebalanced

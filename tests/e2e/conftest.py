@@ -20,6 +20,8 @@ from tests.e2e.helpers import (
     wait_for,
 )
 
+from aifactory.controllers.startup import WEBHOOK_CONFIGURATION
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +40,9 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
         AIFACTORY_SIGNAL_TOLERANCE_SECONDS="4",
         AIFACTORY_DEMAND_STABILIZATION_WINDOW="4",
         AIFACTORY_PENDING_TIMEOUT="30",
+        # accountability: measured SLOs and compliance reports read as often as demand
+        AIFACTORY_SLO_POLL_INTERVAL="2",
+        AIFACTORY_REPORTS_INTERVAL="2",
     )
     op = OperatorProcess(env, fleet.log_dir / "operator-e2e.log")
     op.start()
@@ -48,3 +53,12 @@ def operator(fleet: Fleet, kubectl: Any) -> Iterator[OperatorProcess]:
     finally:
         delete_all_deployments(kubectl)
         op.stop()
+        # the operator leaves its webhook configuration (failurePolicy Fail) when it stops: a
+        # reused fleet must not keep refusing InferenceDeployments in the next session
+        kubectl(
+            "delete",
+            "validatingwebhookconfiguration",
+            WEBHOOK_CONFIGURATION,
+            "--ignore-not-found",
+            check=False,
+        )

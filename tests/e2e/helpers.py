@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -40,6 +42,12 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120, every: f
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def die_with_parent() -> None:
+    """Make a child exit when the test process dies (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 @dataclass
 class OperatorProcess:
     """One local `python -m aifactory` process; `restart` keeps its ports (webhook, liveness)."""
@@ -58,6 +66,8 @@ class OperatorProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # a killed test run must not leave an operator behind fighting the next one
+            preexec_fn=die_with_parent,
         )
         out.close()
         self.starts += 1
@@ -209,3 +219,176 @@ def running_pods(kubectl: Any, namespace: str, name: str, module: str) -> list[d
         cluster=cluster_of(kubectl, module),
     )["items"]
     return [x for x in pods if x["status"]["phase"] == "Running"]
+
+
+class ServingSampler:
+    """Ready replicas of one InferenceDeployment across every cluster of the fleet, sampled
+    about once a second in a thread (the users' view: what serves, wherever it runs).
+
+    Uses one API client per cluster (kubectl per sample would take longer than a second).
+    `unreachable` clusters are skipped (their replicas count as not serving)."""
+
+    def __init__(self, fleet: Any, namespace: str, name: str, every: float = 1.0) -> None:
+        from kubernetes import config
+
+        self.namespace, self.name, self.every = namespace, name, every
+        self.clients = {
+            c: config.new_client_from_config(config_file=str(fleet.kubeconfig(c)))
+            for c in fleet.clusters
+        }
+        self.samples: list[tuple[float, int]] = []
+        self.skipped: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def ready_now(self) -> int:
+        from kubernetes import client
+
+        total = 0
+        for cluster, api in self.clients.items():
+            try:
+                items = (
+                    client.AppsV1Api(api)
+                    .list_namespaced_deployment(
+                        self.namespace,
+                        label_selector=f"aifactory.dev/inference-deployment={self.name}",
+                        _request_timeout=(1.0, 2.0),
+                    )
+                    .items
+                )
+            except Exception:
+                self.skipped.add(cluster)
+                continue
+            total += sum(int(d.status.ready_replicas or 0) for d in items)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self.ready_now()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> ServingSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def minimum(self) -> int:
+        return min(n for _, n in self.samples)
+
+
+def ctl(fleet: Any, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `aifactoryctl` against the fleet's hub, as a user would."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "aifactory.cli.main",
+        *args,
+        "--kubeconfig",
+        str(fleet.kubeconfig(HUB)),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def apply_json(kubectl: Any, *objects: dict[str, Any], cluster: str = HUB) -> None:
+    """Server-side apply objects in one kubectl call (one batch, as `kubectl apply -f` does)."""
+    doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=json.dumps(doc),
+        cluster=cluster,
+    )
+
+
+def infd_manifest(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An InferenceDeployment with a small model server and the given spec fields."""
+    body: dict[str, Any] = {
+        "model": {"name": name, "image": "registry.example/serve:1.0", "port": 8080},
+        "resources": {"gpusPerReplica": 1},
+        **spec,
+    }
+    return {
+        "apiVersion": "aifactory.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+def placed(kubectl: Any, namespace: str, name: str) -> dict[str, int]:
+    obj = get_json(kubectl, "infd", "-n", namespace, name)
+    return {p["module"]: p["replicas"] for p in obj.get("status", {}).get("placements", [])}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    c = condition(obj, "Ready")
+    gen = obj["metadata"].get("generation")
+    return bool(
+        c and c["status"] == "True" and obj.get("status", {}).get("observedGeneration") == gen
+    )
+
+
+def events_of(kubectl: Any, namespace: str, name: str, *reasons: str) -> list[dict[str, Any]]:
+    """Events of the object with this name (by uid), optionally only these reasons."""
+    uid = get_json(kubectl, "infd", "-n", namespace, name)["metadata"]["uid"]
+    items = get_json(
+        kubectl, "events", "-n", namespace, "--field-selector", f"involvedObject.uid={uid}"
+    )["items"]
+    return [e for e in items if not reasons or e["reason"] in reasons]
+
+
+class ConditionRecorder:
+    """Every condition an InferenceDeployment's status shows, from a watch (so a state that
+    lasts a second is not missed between two polls)."""
+
+    def __init__(self, fleet: Any, namespace: str, name: str) -> None:
+        from kubernetes import config
+
+        self.api = config.new_client_from_config(config_file=str(fleet.kubeconfig(HUB)))
+        self.namespace, self.name = namespace, name
+        self.seen: list[tuple[str, str, str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from kubernetes import client, watch
+
+        api = client.CustomObjectsApi(self.api)
+        while not self._stop.is_set():
+            w = watch.Watch()
+            try:
+                for event in w.stream(
+                    api.list_namespaced_custom_object,
+                    "aifactory.dev",
+                    "v1alpha1",
+                    self.namespace,
+                    "inferencedeployments",
+                    field_selector=f"metadata.name={self.name}",
+                    timeout_seconds=5,
+                ):
+                    for c in (event["object"].get("status") or {}).get("conditions", []):
+                        item = (c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
+                        if item not in self.seen:
+                            self.seen.append(item)
+                    if self._stop.is_set():
+                        w.stop()
+            except Exception:
+                self._stop.wait(0.5)
+
+    def has(self, type_: str, reason: str) -> tuple[str, str, str, str] | None:
+        return next((c for c in self.seen if c[0] == type_ and c[2] == reason), None)
+
+    def __enter__(self) -> ConditionRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)

@@ -52,3 +52,16 @@ def test_busy_port_is_detected() -> None:
 def test_start_without_fleet_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FleetError, match="no fleet is running"):
         Fleet(FleetConfig(root=tmp_path)).start("member-1")
+
+
+def test_gateway_api_is_pinned_with_its_checksum(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    v = tools.versions()["gateway-api"]
+    assert v.startswith("v1.")
+    go_sum = (tools.GATEWAY_API_DIR / "go.sum").read_text()
+    assert f"{tools.GATEWAY_API_MODULE} {v} h1:" in go_sum  # verified by `go mod download`
+    # apart from the binaries: a new Gateway API pin rebuilds nothing
+    assert tools.gateway_api_crds_dir() == tmp_path / "aifactory" / f"gateway-api-{v}" / "standard"
+    assert "gateway" not in tools.bin_dir().parent.name

@@ -118,3 +118,20 @@ def test_stop_and_start_one_member_apiserver(fleet: Fleet, kubectl) -> None:
     finally:
         fleet.start(member)
     assert kubectl("get", "--raw", "/readyz", cluster=member).stdout.strip() == "ok"
+
+
+def test_members_serve_the_pinned_gateway_api_and_the_hub_does_not(fleet: Fleet, kubectl) -> None:
+    from hack.fleet import tools
+
+    version = tools.versions()["gateway-api"]
+    for member in fleet.members:
+        crd = json.loads(
+            kubectl(
+                "get", "crd", "httproutes.gateway.networking.k8s.io", "-o", "json", cluster=member
+            ).stdout
+        )
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["gateway.networking.k8s.io/bundle-version"] == version
+        assert annotations["gateway.networking.k8s.io/channel"] == "standard"
+    hub = kubectl("get", "crd", "httproutes.gateway.networking.k8s.io", cluster=HUB, check=False)
+    assert hub.returncode != 0 and "NotFound" in hub.stderr

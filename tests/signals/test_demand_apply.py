@@ -187,3 +187,14 @@ def test_prometheus_needs_regions() -> None:
                 },
             }
         )
+
+
+def test_a_reading_beyond_the_api_limit_is_refused_not_applied() -> None:
+    """A live reading of 1e300 once overflowed int() in every handler; it is a bad reading."""
+    from aifactory.signals.demand import REASON_OUT_OF_RANGE, DemandSignalError, apply_demand
+
+    infd = deployment()
+    with pytest.raises(DemandSignalError) as err:
+        apply_demand(infd, {infd.spec.demand.regions[0].name: 1e300})
+    assert err.value.reason == REASON_OUT_OF_RANGE
+    assert "1e+300" in err.value.message

@@ -74,3 +74,24 @@ true
 {{- toJson (list .Release.Namespace) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Lease leader election: forced by highAvailability.leaderElection, else on with more than
+     one replica. Renders "true" or nothing. */}}
+{{- define "aifactory.leaderElection" -}}
+{{- $forced := .Values.highAvailability.leaderElection -}}
+{{- if kindIs "bool" $forced -}}
+{{- if $forced }}true{{ end -}}
+{{- else if gt (int .Values.replicaCount) 1 -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Seconds the operator may take to stop (config.shutdown_grace_seconds, default 20) plus a
+     margin for Python to exit: the Pod's terminationGracePeriodSeconds. */}}
+{{- define "aifactory.terminationGracePeriodSeconds" -}}
+{{- $grace := 20.0 -}}
+{{- if hasKey .Values.config "shutdown_grace_seconds" -}}
+{{- $grace = float64 .Values.config.shutdown_grace_seconds -}}
+{{- end -}}
+{{- add (int (ceil $grace)) 10 -}}
+{{- end -}}

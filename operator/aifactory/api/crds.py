@@ -1,7 +1,7 @@
 """Generate the CustomResourceDefinitions from the pydantic models.
 
     python -m aifactory.api.crds [--out crds/] [--check]
-    python -m aifactory.api.crds --out charts/aifactory-operator/crds --peering [--check]
+    python -m aifactory.api.crds --out charts/aifactory-operator/crds [--check]
 
 The apiserver wants *structural* OpenAPI v3 schemas: every node typed, no `$ref`, no `anyOf`
 with null, no `additionalProperties: false`. Pydantic emits JSON Schema 2020-12, so this module
@@ -29,7 +29,7 @@ from aifactory.api.common import API_GROUP, API_VERSION, Resource
 CATEGORIES = ["aifactory"]
 REGENERATE_COMMAND = "python -m aifactory.api.crds --out crds/"
 CHART_CRDS_DIR = "charts/aifactory-operator/crds"
-CHART_REGENERATE_COMMAND = f"python -m aifactory.api.crds --out {CHART_CRDS_DIR} --peering"
+CHART_REGENERATE_COMMAND = f"python -m aifactory.api.crds --out {CHART_CRDS_DIR}"
 
 _HEADER = f"# Generated from aifactory.api by `{REGENERATE_COMMAND}`. Do not edit.\n"
 
@@ -60,6 +60,12 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "GPUs Total", "type": "integer", "jsonPath": ".status.gpusTotal"},
         _condition_column("Ready", "Ready"),
         {"name": "Schedulable", "type": "boolean", "jsonPath": ".spec.schedulable", "priority": 1},
+        {
+            "name": "Reliability",
+            "type": "number",
+            "jsonPath": ".status.reliability.readyFraction",
+            "priority": 1,
+        },
         _age(),
     ],
     "InferenceDeployment": [
@@ -76,10 +82,26 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         },
         _age(),
     ],
+    "InferenceRouter": [
+        {"name": "Tiers", "type": "string", "jsonPath": ".status.tierSummary"},
+        _condition_column("Ready", "Ready"),
+        {"name": "Mean RTT", "type": "number", "jsonPath": ".status.meanRttMs"},
+        {"name": "gCO2e/1k", "type": "number", "jsonPath": ".status.gramsPer1000Requests"},
+        _age(),
+    ],
     "SovereigntyPolicy": [
         {"name": "Jurisdictions", "type": "string", "jsonPath": ".spec.allowedJurisdictions"},
         {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement"},
         {"name": "Bound", "type": "integer", "jsonPath": ".status.boundCount"},
+        _age(),
+    ],
+    "PlacementRecord": [
+        {"name": "Seq", "type": "integer", "jsonPath": ".spec.sequence"},
+        {"name": "Namespace", "type": "string", "jsonPath": ".spec.deployment.namespace"},
+        {"name": "Deployment", "type": "string", "jsonPath": ".spec.deployment.name"},
+        {"name": "Reason", "type": "string", "jsonPath": ".spec.reason"},
+        {"name": "Decided", "type": "date", "jsonPath": ".spec.time"},
+        {"name": "Message", "type": "string", "jsonPath": ".spec.message", "priority": 1},
         _age(),
     ],
 }
@@ -239,6 +261,8 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
     """The CustomResourceDefinition of one top-level kind."""
     kind = model.KIND
     doc = inspect.cleandoc(model.__doc__ or kind)
+    # a kind without status (PlacementRecord: written once) has no status subresource
+    has_status = "status" in model.model_fields
     schema = {
         "description": doc,
         "type": "object",
@@ -251,7 +275,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
             "kind": {"description": f"Kind of this object: {kind}.", "type": "string"},
             "metadata": {"type": "object"},
             "spec": _field_schema(model, "spec"),
-            "status": _field_schema(model, "status"),
+            **({"status": _field_schema(model, "status")} if has_status else {}),
         },
     }
     return {
@@ -269,7 +293,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
                 "plural": model.PLURAL,
                 "singular": kind.lower(),
                 "shortNames": list(model.SHORT_NAMES),
-                "categories": list(CATEGORIES),
+                "categories": list(getattr(model, "CATEGORIES", CATEGORIES)),
             },
             "scope": "Namespaced" if model.NAMESPACED else "Cluster",
             "versions": [
@@ -277,7 +301,7 @@ def crd_for(model: type[Resource]) -> dict[str, Any]:
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if has_status else {}),
                     "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS[kind]),
                     "schema": {"openAPIV3Schema": schema},
                 }
@@ -309,59 +333,10 @@ def crd_filename(model: type[Resource]) -> str:
     return f"{API_GROUP}_{model.PLURAL}.yaml"
 
 
-PEERING_FILENAME = "kopf.dev_clusterkopfpeerings.yaml"
-
-
-def peering_crd() -> dict[str, Any]:
-    """kopf's ClusterKopfPeering: replicas of the operator coordinate through one object of it
-    (kopf peering), so only the highest-priority live replica handles events."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": "clusterkopfpeerings.kopf.dev",
-            "labels": {"app.kubernetes.io/part-of": "aifactory"},
-        },
-        "spec": {
-            "group": "kopf.dev",
-            "names": {
-                "kind": "ClusterKopfPeering",
-                "listKind": "ClusterKopfPeeringList",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
-            },
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "description": "Peers of one kopf operator: identity -> priority, "
-                            "lastseen and lifetime, kept in status by the peers themselves.",
-                            "type": "object",
-                            "properties": {
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-def render_crds(*, peering: bool = False) -> dict[str, str]:
-    """File name -> YAML text of every CRD, exactly as `crds/` should hold them; with
-    `peering`, also kopf's peering CRD, as the Helm chart's crds/ holds them."""
-    out = {crd_filename(m): _HEADER + to_yaml(crd_for(m)) for m in RESOURCES}
-    if peering:
-        out[PEERING_FILENAME] = _HEADER + to_yaml(peering_crd())
-    return out
+def render_crds() -> dict[str, str]:
+    """File name -> YAML text of every CRD, exactly as `crds/` (and the chart's crds/) hold
+    them."""
+    return {crd_filename(m): _HEADER + to_yaml(crd_for(m)) for m in RESOURCES}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,15 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="only report whether the files are up to date"
     )
-    parser.add_argument(
-        "--peering",
-        action="store_true",
-        help="also write kopf's ClusterKopfPeering CRD (the Helm chart's crds/ has it)",
-    )
     args = parser.parse_args(argv)
     out: Path = args.out
     stale = []
-    for name, text in render_crds(peering=args.peering).items():
+    for name, text in render_crds().items():
         target = out / name
         current = target.read_text() if target.exists() else None
         if current == text:
@@ -392,8 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in stale:
         print(f"{'stale' if args.check else 'wrote'} {target}")
     if args.check and stale:
-        command = CHART_REGENERATE_COMMAND if args.peering else REGENERATE_COMMAND
-        print(f"regenerate with: {command}", file=sys.stderr)
+        print(f"regenerate with: python -m aifactory.api.crds --out {out}", file=sys.stderr)
         return 1
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
@@ -60,6 +61,10 @@ PROMETHEUS_NEEDS_REGIONS_MESSAGE = (
     "demand.prometheus needs demand.regions: they give each region's location and country"
 )
 IMAGE_MESSAGE = "model.image must not contain whitespace"
+MEASURED_NEEDS_MESSAGE = (
+    "slo.measured needs slo.maxLatencyMs (the limit measured latency is held to) and "
+    "demand.regions (the regions measurements are reported for)"
+)
 GPU_MODELS_UNIQUE = "resources.gpuModels"
 ALLOWED_SOURCES_UNIQUE = "energy.allowedSources"
 PLACEMENT_MODULES_UNIQUE = "placement.modules"
@@ -333,6 +338,78 @@ class Demand(ApiModel):
         return self
 
 
+class LatencyUnit(StrEnum):
+    """Unit of the values a measured-latency query returns."""
+
+    MILLISECONDS = "Milliseconds"
+    SECONDS = "Seconds"
+
+
+class PrometheusLatencySource(ApiModel):
+    """A Prometheus instant query that gives measured request latency per region and module.
+
+    Typically the 95th percentile of a request-duration histogram, e.g.
+    histogram_quantile(0.95, sum by (le, region, module) (rate(
+    request_duration_seconds_bucket[5m]))) with unit Seconds. Series of one (region, module)
+    pair are combined by taking the highest.
+    """
+
+    url: Annotated[str, AfterValidator(_check_http_url)] = Field(
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090; "
+            "/api/v1/query is appended."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.startsWith('http://') || self.startsWith('https://')",
+                    PROMETHEUS_URL_MESSAGE.replace("demand.prometheus", "slo.measured.prometheus"),
+                )
+            ]
+        },
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL instant query returning latency per region and module, e.g. the "
+        "p95 of a request-duration histogram by (region, module).",
+    )
+    region_label: str = Field(
+        default="region",
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label of the result series that holds the demand region name.",
+    )
+    module_label: str = Field(
+        default="module",
+        min_length=1,
+        max_length=MAX_SHORT_STRING,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label of the result series that holds the AIFactoryModule name.",
+    )
+    unit: LatencyUnit = Field(
+        default=LatencyUnit.MILLISECONDS,
+        description="Unit of the query's values: Milliseconds or Seconds.",
+    )
+    timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="HTTP timeout of one query in seconds (also sent to Prometheus).",
+    )
+
+
+class MeasuredLatency(ApiModel):
+    """Where measured latency comes from (one source)."""
+
+    prometheus: PrometheusLatencySource = Field(
+        description="Measured latency per (region, module) from a Prometheus query."
+    )
+
+
 class Slo(ApiModel):
     """Service objectives placement must keep, not just prefer."""
 
@@ -353,6 +430,15 @@ class Slo(ApiModel):
             "Spread replicas over at least this many distinct modules (for resilience), 1..1000."
         ),
     )
+    measured: MeasuredLatency | None = Field(
+        default=None,
+        description=(
+            "Measured latency per region and module. When a region's measured latency on a "
+            "module stays above maxLatencyMs longer than the operator's signal tolerance, the "
+            "deployment gets SLOBreached and placement treats that (region, module) pair as "
+            "out of the SLO (replicas move, make-before-break, within the disruption budget)."
+        ),
+    )
 
 
 class Objective(ApiModel):
@@ -369,6 +455,14 @@ class Objective(ApiModel):
         ge=0,
         le=MAX_WEIGHT,
         description="Weight of the carbon term (intensity * pue / 500), 0..1000.",
+    )
+    reliability_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_WEIGHT,
+        description="Weight of the reliability term ((1 - readyFraction) / 0.01: a module Ready "
+        "99% of its reliability window costs 1.0 per replica), 0..1000; 0 leaves costs as "
+        "they are.",
     )
 
 
@@ -418,7 +512,14 @@ class InferenceDeploymentSpec(ApiModel):
                     "!has(self.demand) || !has(self.demand.regions) || "
                     "size(self.demand.regions) == 0 || has(self.throughputPerReplica)",
                     THROUGHPUT_REQUIRED_MESSAGE,
-                )
+                ),
+                cel_rule(
+                    "!has(self.slo) || !has(self.slo.measured) || (has(self.slo.maxLatencyMs) "
+                    "&& has(self.demand) && has(self.demand.regions) && "
+                    "size(self.demand.regions) > 0)",
+                    MEASURED_NEEDS_MESSAGE,
+                    field_path=".slo.measured",
+                ),
             ]
         }
     )
@@ -460,6 +561,16 @@ class InferenceDeploymentSpec(ApiModel):
         ),
         json_schema_extra=SET_LIST,
     )
+    min_reliability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Minimum fraction of its reliability window a module must have been Ready "
+            "(status.reliability.readyFraction), 0..1: modules below it take no replicas of "
+            "this deployment, and running ones leave them (make-before-break)."
+        ),
+    )
     priority_class_name: str | None = Field(
         default=None,
         max_length=MAX_NAME_LENGTH,
@@ -475,6 +586,10 @@ class InferenceDeploymentSpec(ApiModel):
     def _throughput_with_demand(self) -> Self:
         if self.demand.regions and self.throughput_per_replica is None:
             raise ValueError(THROUGHPUT_REQUIRED_MESSAGE)
+        if self.slo.measured is not None and (
+            self.slo.max_latency_ms is None or not self.demand.regions
+        ):
+            raise ValueError(MEASURED_NEEDS_MESSAGE)
         return self
 
     def replicas_per_region(self) -> dict[str, int]:
@@ -522,6 +637,42 @@ class ModulePlacement(StatusModel):
     )
 
 
+class CarbonStatus(StatusModel):
+    """What the placement emits now and what a carbon-blind placement would (BRIEF
+    "Accounting"): GPUs x board power x PUE x carbon intensity of the modules used."""
+
+    grams_per_hour: float = Field(
+        default=0.0, ge=0, description="gCO2e per hour of the current placement."
+    )
+    latency_only_grams_per_hour: float = Field(
+        default=0.0,
+        ge=0,
+        description="gCO2e per hour of the placement a latency-only solve (carbonWeight 0) "
+        "would make on the same fleet now.",
+    )
+    mean_rtt_ms: float | None = Field(
+        default=None, ge=0, description="Replica-weighted mean RTT of the current placement."
+    )
+    latency_only_mean_rtt_ms: float | None = Field(
+        default=None, ge=0, description="The same for the latency-only placement."
+    )
+
+
+class HeldReplicas(StatusModel):
+    """Replicas that run on a module they should leave, and why they are still there."""
+
+    module: str = Field(description="AIFactoryModule name.")
+    replicas: int = Field(default=0, ge=0, description="Replicas still running there.")
+    region: str | None = Field(default=None, description="Demand region they serve, if any.")
+    reason: str = Field(
+        default="",
+        description="NoDestination (no other module can take them: they stay), "
+        "WaitingForBudget (the disruption budget allows more moves later), "
+        "WaitingForStep (the previous move is not Ready yet) or Handover (they serve until "
+        "their replacements are Ready).",
+    )
+
+
 class RouteTarget(StatusModel):
     """One module a region's traffic is sent to."""
 
@@ -534,6 +685,21 @@ class RegionRouting(StatusModel):
 
     region: str = Field(description="Demand region name.")
     modules: list[RouteTarget] = Field(default_factory=list, description="Weighted targets.")
+
+
+class EffectiveDemand(StatusModel):
+    """The demand an InferenceRouter derives for this deployment (one of its tiers): the
+    router's requests per region x the tier's share. Placement uses it instead of spec.demand,
+    which stays as the user wrote it."""
+
+    router: str = Field(description="InferenceRouter (same namespace) whose tier this is.")
+    share: float = Field(ge=0, description="Fraction of the router's requests, 0..1.")
+    headroom: float = Field(
+        ge=0, description="Headroom applied: this deployment's own, else the router's."
+    )
+    requests_per_second: dict[str, float] = Field(
+        default_factory=dict, description="Demand region name -> requests per second."
+    )
 
 
 class Unsatisfied(StatusModel):
@@ -565,6 +731,17 @@ class InferenceDeploymentStatus(StatusModel):
     unsatisfied: Unsatisfied | None = Field(
         default=None, description="Replicas that could not be placed and why."
     )
+    carbon: CarbonStatus | None = Field(
+        default=None,
+        description="Emissions of the current placement and of a carbon-blind one, and the "
+        "latency paid for the difference.",
+    )
+    held_replicas: list[HeldReplicas] | None = Field(
+        default=None,
+        description="Replicas still on modules they should leave (drain, a broken energy "
+        "rule, a rebalance), and why: make-before-break never removes them before their "
+        "replacements are Ready, and never when no other module can take them.",
+    )
     last_rebalance_time: datetime | None = Field(
         default=None, description="When the placement last changed."
     )
@@ -585,6 +762,11 @@ class InferenceDeploymentStatus(StatusModel):
     )
     demand_updated_at: datetime | None = Field(
         default=None, description="When observedDemand was last read from the live source."
+    )
+    effective_demand: EffectiveDemand | None = Field(
+        default=None,
+        description="Set while an InferenceRouter names this deployment as a tier: the demand "
+        "placement used instead of spec.demand (router demand x share per region).",
     )
     cost: float | None = Field(
         default=None, description="Placement cost of the current placement (lower is better)."
@@ -639,19 +821,25 @@ class InferenceDeployment(Resource):
 
 
 __all__ = [
+    "CarbonStatus",
     "Demand",
     "DemandRegion",
+    "EffectiveDemand",
     "EnergyRequirements",
     "EnvVar",
     "GpuRequirements",
+    "HeldReplicas",
     "InferenceDeployment",
     "InferenceDeploymentSpec",
     "InferenceDeploymentStatus",
+    "LatencyUnit",
+    "MeasuredLatency",
     "ModelServer",
     "ModulePlacement",
     "Objective",
     "PlacementConstraints",
     "PrometheusDemandSource",
+    "PrometheusLatencySource",
     "RegionRouting",
     "Replicas",
     "RouteTarget",

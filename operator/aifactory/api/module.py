@@ -499,6 +499,96 @@ class EffectiveEnergyStatus(StatusModel):
     )
 
 
+class OutageRecord(StatusModel):
+    """One period the module was not Ready."""
+
+    start: datetime = Field(description="When Ready turned False.")
+    end: datetime | None = Field(default=None, description="When Ready turned True again.")
+    duration_seconds: float | None = Field(
+        default=None, ge=0, description="end - start in seconds (unset while ongoing)."
+    )
+
+
+class SloBreachRecord(StatusModel):
+    """A deployment's measured latency from a region to this module stayed above its SLO."""
+
+    deployment: str = Field(description="namespace/name of the InferenceDeployment.")
+    region: str = Field(description="Demand region whose users saw it.")
+    start: datetime = Field(description="When the breach was declared (after the tolerance).")
+    end: datetime | None = Field(default=None, description="When it cleared.")
+    latency_ms: float | None = Field(
+        default=None, ge=0, description="Measured latency (ms) when it was declared."
+    )
+    max_latency_ms: float | None = Field(default=None, ge=0, description="The SLO (ms).")
+
+
+#: Outages and SLO breaches kept in status (the newest).
+MAX_RELIABILITY_HISTORY = 16
+
+
+class ModuleReliabilityStatus(StatusModel):
+    """How dependable the module has been: readiness over a rolling window, outages, the
+    failovers it caused, heartbeat latency and SLO breaches measured on it.
+
+    Outages are counted from the first time the operator saw the module Ready; the window is
+    the operator's reliabilityWindow (default one day).
+    """
+
+    window_seconds: float | None = Field(
+        default=None, ge=0, description="Length of the rolling window in seconds."
+    )
+    since: datetime | None = Field(
+        default=None, description="When the operator first saw the module Ready."
+    )
+    ready_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fraction of the window (or of the time since `since`, when shorter) the "
+        "module was Ready; InferenceDeployment spec.minReliability compares with it.",
+    )
+    outages: int | None = Field(
+        default=None, ge=0, description="Outages (Ready False) overlapping the window."
+    )
+    outage_seconds: float | None = Field(
+        default=None, ge=0, description="Seconds not Ready within the window."
+    )
+    longest_outage_seconds: float | None = Field(
+        default=None, ge=0, description="The longest outage overlapping the window, seconds."
+    )
+    outage_since: datetime | None = Field(
+        default=None, description="Start of the outage going on now, if any."
+    )
+    recent_outages: list[OutageRecord] | None = Field(
+        default=None,
+        max_length=MAX_RELIABILITY_HISTORY,
+        description="The newest outages in the window (at most 16).",
+    )
+    failovers_caused: int | None = Field(
+        default=None,
+        ge=0,
+        description="Placement changes that moved replicas off this module because it became "
+        "unusable, since `since`.",
+    )
+    last_failover_time: datetime | None = Field(
+        default=None, description="When the module last caused a failover."
+    )
+    heartbeat_latency_ms: float | None = Field(
+        default=None, ge=0, description="Round-trip time of the last heartbeat, milliseconds."
+    )
+    slo_breaches: int | None = Field(
+        default=None,
+        ge=0,
+        description="Measured-latency SLO breaches declared on this module since `since`.",
+    )
+    recent_slo_breaches: list[SloBreachRecord] | None = Field(
+        default=None,
+        max_length=MAX_RELIABILITY_HISTORY,
+        description="The newest SLO breaches (at most 16).",
+    )
+    updated_at: datetime | None = Field(default=None, description="When this was computed.")
+
+
 class AIFactoryModuleStatus(StatusModel):
     """Observed state: reachability, discovered capacity and live energy."""
 
@@ -529,6 +619,11 @@ class AIFactoryModuleStatus(StatusModel):
         default=None,
         ge=0,
         description="Sum of gpusAllocatable - gpusAllocated over pools (printer column).",
+    )
+    reliability: ModuleReliabilityStatus | None = Field(
+        default=None,
+        description="Readiness over a rolling window, outages, failovers caused, heartbeat "
+        "latency and SLO breaches.",
     )
 
     def summarized(self) -> AIFactoryModuleStatus:
@@ -586,6 +681,13 @@ class AIFactoryModule(Resource):
     def condition(self, type_: str) -> Condition | None:
         return find_condition(self.status.conditions, type_) if self.status else None
 
+    def ready_fraction(self) -> float:
+        """status.reliability.readyFraction; 1.0 while the operator has measured none."""
+        rel = self.status.reliability if self.status else None
+        if rel is None or rel.ready_fraction is None:
+            return 1.0
+        return float(rel.ready_fraction)
+
     def is_ready(self) -> bool:
         """True when the Ready condition is True (a module never reported is not ready)."""
         cond = self.condition("Ready")
@@ -618,6 +720,9 @@ __all__ = [
     "ModuleCapacity",
     "ModuleCapacityStatus",
     "ModuleEnergy",
+    "ModuleReliabilityStatus",
+    "OutageRecord",
     "SecretKeyRef",
     "Security",
+    "SloBreachRecord",
 ]

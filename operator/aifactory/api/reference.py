@@ -112,7 +112,9 @@ def _section(model: type[Resource]) -> str:
         "",
     ]
     for part in ("spec", "status"):
-        node = schema["properties"][part]
+        node = schema["properties"].get(part)
+        if node is None:  # a kind without status (PlacementRecord)
+            continue
         lines += [f"### {model.KIND}.{part}", ""]
         if node.get("description"):
             lines += [_cell(node["description"]), ""]

@@ -6,8 +6,9 @@ the generated CRD schema, then the models' rules). Every problem is reported wit
 document number, object and field, the way a user would look for it.
 
 `load` keeps what the engine needs (AIFactoryModule, InferenceDeployment, SovereigntyPolicy,
-Namespace, scheduling.k8s.io PriorityClass) and ignores other kinds so a whole deploy
-directory can be passed; `check_paths` reports on every document, for `aifactoryctl validate`.
+InferenceRouter, Namespace, scheduling.k8s.io PriorityClass) and ignores other kinds so a whole
+deploy directory can be passed; `check_paths` reports on every document, for
+`aifactoryctl validate`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from typing import Any
 
 import yaml
 
-from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.api import (
+    AIFactoryModule,
+    InferenceDeployment,
+    InferenceRouter,
+    SovereigntyPolicy,
+)
 from aifactory.api.priority import PriorityClass
 from aifactory.cli.kubeyaml import Document, KubeYAMLError, load_all
 from aifactory.cli.validation import Checked, check_document, field_path
@@ -59,6 +65,7 @@ class Snapshot:
     policies: list[SovereigntyPolicy] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     priority_classes: list[PriorityClass] = field(default_factory=list)
+    routers: list[InferenceRouter] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -167,8 +174,8 @@ def check_paths(paths: Iterable[str | Path], *, recursive: bool = False) -> Repo
 def _identity(checked: Checked) -> tuple[str, str]:
     """(kind, name) as the apiserver keys objects: namespaced ones by namespace/name."""
     obj = checked.obj
-    if isinstance(obj, InferenceDeployment):
-        return ("InferenceDeployment", obj.ref)
+    if isinstance(obj, InferenceDeployment | InferenceRouter):
+        return (obj.KIND, obj.ref)
     return (str(checked.kind), str(checked.name))
 
 
@@ -190,6 +197,8 @@ def load(paths: Iterable[str | Path], *, recursive: bool = False) -> Snapshot:
             snap.deployments.append(obj)
         elif isinstance(obj, SovereigntyPolicy):
             snap.policies.append(obj)
+        elif isinstance(obj, InferenceRouter):
+            snap.routers.append(obj)
         elif checked.kind == "Namespace" and checked.name:
             snap.namespaces[checked.name] = obj
         elif checked.kind == "PriorityClass" and isinstance(obj, dict):

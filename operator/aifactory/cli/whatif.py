@@ -34,6 +34,7 @@ from aifactory.placement.from_api import priority_class_view
 from aifactory.placement.rtt import RTT_PROFILES, with_rtt_profile
 from aifactory.signals.rtt import RttTableError
 from aifactory.simulation import Scenario
+from aifactory.simulation.inputs import scenario_of
 from aifactory.simulation.whatif import (
     Change,
     WhatIf,
@@ -157,14 +158,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         changes = changes_from(args)
         skipped: list[str] = []
         if args.paths:
-            snap = load(args.paths, recursive=args.recursive)
-            scenario = Scenario(
-                modules=tuple(snap.modules),
-                deployments=tuple(snap.deployments),
-                policies=tuple(snap.policies),
-                namespaces=dict(snap.namespaces),
-                priority_classes=tuple(priority_class_view(c) for c in snap.priority_classes),
-            )
+            scenario = scenario_of(load(args.paths, recursive=args.recursive))
         else:
             scenario, skipped = read_hub(
                 ReadOnlyHub(kubeconfig=args.kubeconfig, context=args.context)

@@ -19,6 +19,7 @@ from .observe import (
     WorkloadInfo,
     member_replicas,
     observe_module,
+    observe_modules,
 )
 from .rest import ClusterClient, Limits, TokenBucket
 from .workload import (
@@ -59,6 +60,7 @@ __all__ = [
     "member_object_name",
     "member_replicas",
     "observe_module",
+    "observe_modules",
     "owner_selector",
     "render",
     "scale",

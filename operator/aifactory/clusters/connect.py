@@ -60,6 +60,8 @@ def _configuration_from_kubeconfig(raw: str, where: str) -> Configuration:
             "InvalidKubeconfig", f"{where} does not hold a usable kubeconfig ({type(exc).__name__})"
         ) from None
     cfg.retries = 0
+    # three watches, the executor's workers and the probe share one client per cluster
+    cfg.connection_pool_maxsize = 16
     return cfg
 
 
@@ -94,6 +96,7 @@ class MemberClients:
         self._lock = threading.Lock()
         self.hub = hub
         self._hub_observer = self._observer(hub)
+        self._hub_watched = False
         #: cluster key -> (secret uid/resourceVersion, client, observer)
         self._clusters: dict[str, tuple[str, ClusterClient, ClusterObserver]] = {}
         #: cluster key -> the access error that keeps it unusable
@@ -110,13 +113,16 @@ class MemberClients:
         return ClusterObserver(client, on_change=changed)
 
     def start(self) -> None:
-        self._hub_observer.start()
+        """Nothing to start yet: `refresh` starts the hub's informers (nodes, pods, our
+        Deployments) with the first node-pool module, so an operator whose modules are all
+        remote never lists them (the chart's `rbac.nodePoolModules=false` does not allow it)."""
 
     def observers(self) -> dict[str, ClusterObserver]:
-        """Every running observer by cluster key (the hub's included)."""
+        """Every running observer by cluster key (the hub's once it watches)."""
         with self._lock:
             out = {k: obs for k, (_, _, obs) in self._clusters.items()}
-        out[HUB_CLUSTER] = self._hub_observer
+            if self._hub_watched:
+                out[HUB_CLUSTER] = self._hub_observer
         return out
 
     def access_error(self, module: AIFactoryModule) -> ClusterAccessError | None:
@@ -146,6 +152,11 @@ class MemberClients:
 
     def refresh(self, modules: Iterable[AIFactoryModule]) -> None:
         """Resolve every remote module's cluster; start new observers, retire unused ones."""
+        modules = list(modules)
+        if not self._hub_watched and any(m.spec.cluster.node_selector for m in modules):
+            self._hub_observer.start()  # kept running from then on (its GC needs the view)
+            with self._lock:
+                self._hub_watched = True
         wanted: dict[str, AIFactoryModule] = {}
         for m in modules:
             key = secret_key(m)

@@ -30,7 +30,7 @@ T = TypeVar("T")
 WATCH_TIMEOUT_S = 240
 #: Backoff between failed list/watch attempts: doubles up to the cap.
 BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 15.0
+BACKOFF_MAX_S = 5.0
 
 
 def object_key(obj: Mapping[str, Any]) -> str:

@@ -266,38 +266,54 @@ class ModuleObservation:
 
 def observe_module(view: ClusterView, selector: Mapping[str, str]) -> ModuleObservation:
     """Pools and usage of the module whose nodes match `selector` (pure)."""
-    nodes = {n.name: n for n in view.nodes_of(selector) if n.gpus > 0}
-    alloc: dict[str, int] = defaultdict(int)
-    count: dict[str, int] = defaultdict(int)
-    ready: dict[str, int] = defaultdict(int)
-    usable: dict[str, int] = defaultdict(int)
-    for n in nodes.values():
-        count[n.gpu_model] += 1
-        ready[n.gpu_model] += int(n.ready)
-        if n.usable:
+    return observe_modules(view, {"": selector})[""]
+
+
+def observe_modules(
+    view: ClusterView, selectors: Mapping[str, Mapping[str, str]]
+) -> dict[str, ModuleObservation]:
+    """`observe_module` for many modules of one cluster, reading its pods once (pure).
+
+    A cluster with hundreds of node-pool modules and thousands of pods costs one pass over the
+    pods, not one per module.
+    """
+    pods_by_node: dict[str, list[PodInfo]] = defaultdict(list)
+    for p in view.pods:
+        if p.node and p.gpus > 0:
+            pods_by_node[p.node].append(p)
+    out: dict[str, ModuleObservation] = {}
+    for module, selector in selectors.items():
+        nodes = {n.name: n for n in view.nodes_of(selector) if n.gpus > 0}
+        alloc: dict[str, int] = defaultdict(int)
+        count: dict[str, int] = defaultdict(int)
+        ready: dict[str, int] = defaultdict(int)
+        usable: dict[str, int] = defaultdict(int)
+        requested: dict[str, int] = defaultdict(int)
+        owned: dict[tuple[str, str], int] = defaultdict(int)
+        for n in nodes.values():
+            count[n.gpu_model] += 1
+            ready[n.gpu_model] += int(n.ready)
+            if not n.usable:
+                continue
             usable[n.gpu_model] += 1
             alloc[n.gpu_model] += n.gpus
-    requested: dict[str, int] = defaultdict(int)
-    owned: dict[tuple[str, str], int] = defaultdict(int)
-    for p in view.pods:
-        node = nodes.get(p.node)
-        if node is None or not node.usable or p.gpus <= 0:
-            continue
-        requested[node.gpu_model] += p.gpus
-        if p.owner:
-            owned[(p.owner, node.gpu_model)] += p.gpus
-    pools = {
-        m: PoolUse(
-            model=m,
-            allocatable=alloc[m],
-            requested=requested[m],
-            nodes=count[m],
-            ready_nodes=ready[m],
-            usable_nodes=usable[m],
-        )
-        for m in sorted(count)
-    }
-    return ModuleObservation(pools=pools, owned=dict(owned))
+            for p in pods_by_node.get(n.name, ()):
+                requested[n.gpu_model] += p.gpus
+                if p.owner:
+                    owned[(p.owner, n.gpu_model)] += p.gpus
+        pools = {
+            m: PoolUse(
+                model=m,
+                allocatable=alloc[m],
+                requested=requested[m],
+                nodes=count[m],
+                ready_nodes=ready[m],
+                usable_nodes=usable[m],
+            )
+            for m in sorted(count)
+        }
+        out[module] = ModuleObservation(pools=pools, owned=dict(owned))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +471,7 @@ __all__ = [
     "member_replicas",
     "node_info",
     "observe_module",
+    "observe_modules",
     "pod_info",
     "quantity_gpus",
     "workload_info",

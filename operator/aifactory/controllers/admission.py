@@ -32,8 +32,9 @@ from aifactory.api.common import GROUP_VERSION
 from aifactory.cli.manifests import field_path
 from aifactory.placement.compliance import admission_problems
 from aifactory.placement.from_api import module_view, policy_view, workload_view
+from aifactory.placement.priority import UnknownPriorityClassError
 
-from .fleet import HubSnapshot
+from .fleet import HubSnapshot, without_priority_class
 
 GROUP = "aifactory.dev"
 VERSION = "v1alpha1"
@@ -117,7 +118,22 @@ def review(
     if snapshot is None:
         return Verdict(False, 503, NOT_WARM)
     infd: InferenceDeployment = obj
-    workload = workload_view(infd, snapshot.namespace_labels.get(infd.namespace))
+    warnings: tuple[str, ...] = ()
+    try:
+        workload = workload_view(
+            infd,
+            snapshot.namespace_labels.get(infd.namespace),
+            priority_classes=snapshot.priority_views(),
+        )
+    except UnknownPriorityClassError as exc:
+        # as with a policy: GitOps may apply the class after the deployment; placement waits
+        warnings = (
+            f"spec.priorityClassName: {exc}: nothing is placed until it exists (condition "
+            "Placed=False, reason PriorityClassNotFound)",
+        )
+        workload = workload_view(
+            without_priority_class(infd), snapshot.namespace_labels.get(infd.namespace)
+        )
     problems = admission_problems(
         workload,
         [module_view(m) for m in snapshot.modules],
@@ -125,7 +141,7 @@ def review(
     )
     missing = [p for p in problems if "does not exist" in p.message]
     refusals = [p for p in problems if p not in missing]
-    warnings = tuple(
+    warnings += tuple(
         f"{p.message}: nothing is placed until it exists (condition Placed=False, "
         "reason PolicyNotFound)"
         for p in missing

@@ -8,6 +8,7 @@ writes and Events for the loop to hand to the executor, the writer and the recor
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -15,8 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from aifactory import metrics
 from aifactory.api import (
+    CarbonStatus,
     Condition,
     ConditionStatus,
     InferenceDeployment,
@@ -35,9 +39,20 @@ from aifactory.clusters import (
     secret_key,
 )
 from aifactory.clusters.workload import digest
-from aifactory.placement import PlacementSettings, place_fleet
+from aifactory.placement import Decision, PlacementSettings, WorkloadView, place_fleet
+from aifactory.placement.accounting import grams_per_hour, latency_only, mean_rtt_ms
 from aifactory.placement.compliance import forbidden_cells
+from aifactory.placement.cycle import run_scores
+from aifactory.placement.filters.gpu import eligible_pools
+from aifactory.placement.framework import BoolArray
 from aifactory.placement.from_api import workload_view
+from aifactory.placement.priority import (
+    SYSTEM_CLASSES,
+    PriorityClassView,
+    UnknownPriorityClassError,
+    priority_of,
+)
+from aifactory.placement.state import FleetState, WorkloadState
 from aifactory.signals.demand import apply_demand
 
 from . import planner
@@ -52,8 +67,19 @@ from .fleet import (
     observed_gpus,
     observed_pools,
     resolve_unknown_pools,
+    without_priority_class,
 )
-from .runtime import DEPLOYMENTS, FINALIZER, GROUP, VERSION, DemandState, FleetPlan, Runtime
+from .routers import with_tier_demand
+from .runtime import (
+    DEPLOYMENTS,
+    FINALIZER,
+    GROUP,
+    VERSION,
+    DemandState,
+    EngineMemo,
+    FleetPlan,
+    Runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +112,22 @@ class CycleResult:
     events: list[Event] = field(default_factory=list)
     decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
     decided_uid: dict[str, str | None] = field(default_factory=dict)
-    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    blocked: dict[str, dict[str, planner.PendingBlock]] = field(default_factory=dict)
     adopted: dict[str, datetime] = field(default_factory=dict)
     settled: dict[str, bool] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
+    blind_at: dict[str, float] = field(default_factory=dict)
+    #: seconds until a pendingTimeout or block clock may change the plan (None: no clock)
+    recheck: dict[str, float | None] = field(default_factory=dict)
     placed: list[str] = field(default_factory=list)
-    metrics: dict[str, tuple[dict[str, int], int, float | None]] = field(default_factory=dict)
+    metrics: dict[
+        str, tuple[dict[str, int], int, float | None, tuple[float, float, float | None]]
+    ] = field(default_factory=dict)
+    #: decision records of placement changes (accountability.py), for the record keeper
+    records: list[Any] = field(default_factory=list)
+
+
+_EMPTY_DECISION = Decision("", 0, 0, (), {}, 0.0)
 
 
 def placement_settings(rt: Runtime) -> PlacementSettings:
@@ -198,8 +234,8 @@ def _member_states(
 
 
 def _demand(infd: InferenceDeployment, state: DemandState | None) -> InferenceDeployment:
-    if state is None or not state.effective:
-        return infd
+    if state is None or not state.effective or infd.spec.demand.prometheus is None:
+        return infd  # (a router's tier has no source of its own: its router's demand rules)
     return apply_demand(infd, state.effective)
 
 
@@ -267,6 +303,7 @@ def run_cycle(
 ) -> CycleResult:
     """Plan every deployment in `refs` (and clean up what needs it). No I/O."""
     out = CycleResult()
+    snapshot = with_tier_demand(rt, snapshot)  # InferenceRouter tiers carry derived demand
     settings = rt.settings
     targets, target_errors = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
@@ -287,6 +324,7 @@ def run_cycle(
         now,
         toleration=settings.toleration_seconds,
         settings=keep,
+        rtt=rt.rtt_table,
     )
     by_module = snapshot.by_module()
     replicas = {key: member_replicas(view) for key, view in views.items()}
@@ -329,8 +367,21 @@ def run_cycle(
                 Job(w.owner, target, planner.MemberAction("delete", w.module, 0, "owner gone"))
             )
 
-    order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), snapshot), r))
-    for ref in order:
+    classes = snapshot.priority_views()
+    order = sorted(refs, key=lambda r: (-_priority(by_ref.get(r), classes), r))
+    queue = collections.deque(order)
+    planned: set[str] = set()
+    ctx_extra = _CycleExtra(
+        classes=classes,
+        status_of=status_of,
+        static_key=repr((ctx.policies, keep)),
+        lowest=min((_priority(d, classes) for d in snapshot.deployments), default=0),
+    )
+    while queue:
+        ref = queue.popleft()
+        if ref in planned:
+            continue
+        planned.add(ref)
         infd = by_ref.get(ref)
         if infd is None:
             inv = next((i for i in snapshot.invalid if i.key == ref), None)
@@ -358,21 +409,82 @@ def run_cycle(
                     plan_settings,
                     out,
                     now,
+                    ctx_extra,
                 )
+            for victim in ctx_extra.preempted:
+                if victim not in planned or victim in ctx_extra.replan:
+                    planned.discard(victim)
+                    queue.append(victim)
+            ctx_extra.replan.clear()
         except Exception as exc:  # one bad object never stalls the fleet
             log.exception("planning %s failed", ref)
             _plan_failed(rt, infd, f"{type(exc).__name__}: {exc}", out, now)
     return out
 
 
-def _priority(infd: InferenceDeployment | None, snapshot: HubSnapshot) -> int:
+@dataclass
+class _CycleExtra:
+    """What one cycle shares between its deployments: PriorityClasses, the other deployments
+    as the engine sees them (built once, only when a preemption is tried), preemptions."""
+
+    classes: tuple[PriorityClassView, ...]
+    status_of: Any
+    #: what the engine reads of the fleet this cycle, but its free GPUs (see EngineMemo)
+    static_key: str = ""
+    #: module name -> repr of its engine view this cycle (memo keys), filled on demand
+    module_keys: dict[str, str] = field(default_factory=dict)
+
+    def module_key(self, fleet: FleetState, name: str) -> str:
+        hit = self.module_keys.get(name)
+        if hit is None:
+            i = fleet.index.get(name)
+            hit = self.module_keys[name] = "" if i is None else repr(fleet.modules[i])
+        return hit
+
+    #: lowest priority value of any deployment: nobody to preempt below it
+    lowest: int = 0
+    running: list[WorkloadView] | None = None
+    #: victim ref -> module -> replicas displaced there this cycle
+    preempted: dict[str, dict[str, planner.Preempted]] = field(default_factory=dict)
+    replan: set[str] = field(default_factory=set)
+
+
+def _priority(infd: InferenceDeployment | None, classes: tuple[PriorityClassView, ...]) -> int:
     if infd is None:
         return 0
-    name = getattr(infd.spec, "priority_class_name", None)
-    if name and name in snapshot.priority_classes:
-        return int(snapshot.priority_classes[name][0])
-    default = next((v for v, _, g in snapshot.priority_classes.values() if g), 0)
-    return int(default)
+    try:
+        return priority_of(infd.spec.priority_class_name, classes)[0]
+    except UnknownPriorityClassError:
+        return 0
+
+
+def _running(snapshot: HubSnapshot, ctx: FleetContext, extra: _CycleExtra) -> list[WorkloadView]:
+    """Every deployment with its running placement and priority (preemption candidates)."""
+    if extra.running is not None:
+        return extra.running
+    out: list[WorkloadView] = []
+    for d in snapshot.deployments:
+        st = extra.status_of(d)
+        cells = planner.cells_of(
+            st.placements if st else [], has_demand=bool(d.spec.demand.regions)
+        )
+        try:
+            wl = workload_view(
+                d, snapshot.namespace_labels.get(d.namespace), priority_classes=extra.classes
+            )
+        except (UnknownPriorityClassError, ValueError):
+            continue
+        bound = ctx.owned.get(d.ref, {})
+        out.append(
+            dataclasses.replace(
+                wl,
+                current=planner.as_current(
+                    cells, observed_pools(bound, d.spec.resources.gpus_per_replica)
+                ),
+            )
+        )
+    extra.running = out
+    return out
 
 
 def _plan_failed(
@@ -421,6 +533,7 @@ def _plan_one(
     plan_settings: planner.Settings,
     out: CycleResult,
     now: datetime,
+    extra: _CycleExtra,
 ) -> None:
     ref = infd.ref
     demand_state = rt.demand.get(ref)
@@ -431,29 +544,107 @@ def _plan_one(
     bound = ctx.owned.get(ref, {})
     member_modules = set(planner.per_module(current))
     members = _member_states(ref, member_modules, targets, target_errors, views, replicas)
-    trimmed, stuck = planner.without_stuck(current, members, now, plan_settings.pending_timeout)
-    blocked = {
-        m: t
-        for m, t in rt.blocked.get(ref, {}).items()
-        if (now - t).total_seconds() < 2 * plan_settings.pending_timeout
-    }
-    for m in stuck:
-        blocked[m] = now
+    preempted = extra.preempted.get(ref, {})
+    after_preemption, _ = planner.without_preempted(current, preempted)
+    trimmed, stuck = planner.without_stuck(
+        after_preemption, members, now, plan_settings.pending_timeout
+    )
+    # the planner's rules decide which blocks hold (the same call it makes itself)
+    draft = planner.Inputs(
+        infd=infd,
+        wanted={},
+        current=current,
+        modules={},
+        members=members,
+        decision=_EMPTY_DECISION,
+        pending_blocks=rt.blocked.get(ref, {}),
+    )
+    blocked = planner.pending_blocks(draft, stuck, now, plan_settings.pending_timeout)
+    in_force = planner.blocked_now(blocked, now)
     g = infd.spec.resources.gpus_per_replica
     clamp: dict[str, dict[str, int]] = {}
-    for m in blocked:
+    for m in in_force:
         keep = planner.per_module(trimmed).get(m, 0)
         have = {model: gpus for (mm, model), gpus in bound.items() if mm == m}
         clamp[m] = {model: min(gpus, keep * g) for model, gpus in have.items()}
-    workload = workload_view(effective, snapshot.namespace_labels.get(infd.namespace))
+    missing_class: str | None = None
+    try:
+        workload = workload_view(
+            effective,
+            snapshot.namespace_labels.get(infd.namespace),
+            priority_classes=extra.classes,
+        )
+    except UnknownPriorityClassError as exc:
+        missing_class = exc.name
+        workload = workload_view(
+            without_priority_class(effective), snapshot.namespace_labels.get(infd.namespace)
+        )
     workload = dataclasses.replace(
         workload, current=planner.as_current(trimmed, observed_pools(bound, g))
     )
+    if rt.accountability is not None:  # (region, module) pairs out of a measured SLO
+        workload = rt.accountability.restrict(ref, workload)
     wanted = {r.name: r.replicas for r in workload.regions} or {"": workload.replicas}
     ledger.release(ref)
-    decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    # The engine keeps a whole running placement whatever the rest of the fleet does
+    # (hysteresis 1.0 between rebalances): while its inputs are the same and it still fits,
+    # the last decision stands, and the replans that pod and status events trigger cost no
+    # solve (issue #15). A changed spec, demand, module or policy, or a full module, re-solves.
+    # Only the modules it runs on matter to a kept placement (a change elsewhere cannot break
+    # it, and the hysteresis keeps it against any cheaper one); the rebalancer looks for
+    # better placements fleet-wide. The explanation of other modules is refreshed at least
+    # every rebalanceInterval.
+    memo_key = (
+        extra.static_key,
+        repr(tuple(extra.module_key(ctx.fleet, a.module) for a in workload.current)),
+        repr(workload),
+        repr(sorted(clamp.items())),
+    )
+    cached = rt.engine_memo.get(ref)
+    decision: Decision | None = None
+    if (
+        cached is not None
+        and cached.key == memo_key
+        and cached.rtt is rt.rtt_table
+        and now.timestamp() - cached.at < rt.settings.rebalance_interval
+    ):
+        fresh = dataclasses.replace(cached.ws, eligible_pool=_eligible(ctx.fleet, workload))
+        if ledger.still_fits(fresh, cached.decision, clamp):
+            decision, ws = cached.decision, _with_rtt(fresh, ctx)
+    if decision is None:
+        decision, ws = ledger.place(workload, ctx.policies, clamp=clamp)
+    if (
+        decision.unplaced_replicas
+        and missing_class is None
+        and workload.preemption_policy != "Never"
+        and workload.priority > extra.lowest
+        and not ws.binding.missing
+    ):
+        running = [r for r in _running(snapshot, ctx, extra) if r.key != ref]
+        if any(r.priority < workload.priority for r in running):
+            decision, ws = ledger.place(workload, ctx.policies, clamp=clamp, running=running)
+            for pre in decision.preemptions:
+                victim = extra.preempted.setdefault(pre.deployment, {})
+                old = victim.get(pre.module)
+                victim[pre.module] = planner.Preempted(
+                    pre.replicas + (old.replicas if old else 0), ref, workload.priority
+                )
+                other = next((d for d in snapshot.deployments if d.ref == pre.deployment), None)
+                gpus = pre.replicas * (other.spec.resources.gpus_per_replica if other else 1)
+                ledger.take(pre.deployment, pre.module, gpus)
+                extra.replan.add(pre.deployment)
+                extra.running = None  # the victim's placement changes
+    if cached is not None and decision is cached.decision:
+        forbidden = dict(cached.forbidden)
+    else:
+        forbidden = forbidden_cells(ctx.fleet, ws)
+        if decision.kept_current and not decision.unplaced_replicas and not decision.preemptions:
+            rt.engine_memo[ref] = EngineMemo(
+                memo_key, rt.rtt_table, decision, _slim(ws), forbidden, now.timestamp()
+            )
+        else:
+            rt.engine_memo.pop(ref, None)
     binding = ws.binding
-    forbidden = forbidden_cells(ctx.fleet, ws)
     # the rebalancer's target, once per plan, when it started from this very placement
     fp: FleetPlan | None = rt.fleet_plan
     rebalance = None
@@ -465,6 +656,11 @@ def _plan_one(
         and rt.adopted.get(ref) != fp.made_at
     ):
         rebalance = fp.decisions[ref]
+        grows = {a.module for a in rebalance.assignments} & in_force
+        if grows:
+            # the fleet plan does not know where this deployment's pods stayed Pending: never
+            # send them back there while the block lasts
+            rebalance = None
     modules_of_interest = (
         set(planner.per_module(current))
         | {a.module for a in decision.assignments}
@@ -484,9 +680,23 @@ def _plan_one(
                 if infd.spec.resources.accepts(p.model, p.memory_gib)
             )
         )
-        rendered[module] = digest(
-            render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+        # the template depends on the spec (generation), the module and its pools only
+        rkey = (
+            infd.metadata.uid,
+            infd.metadata.generation,
+            module,
+            tuple(sorted(t.node_selector.items())),
+            models,
+            _pc(infd),
         )
+        memo = rt.rendered_memo.setdefault(ref, {})
+        if rkey not in memo:
+            if len(memo) > 64:
+                memo.clear()
+            memo[rkey] = digest(
+                render(infd, module, 0, t.node_selector, models, priority_class=_pc(infd))
+            )
+        rendered[module] = memo[rkey]
     inputs = planner.Inputs(
         infd=effective,
         wanted=wanted,
@@ -498,16 +708,32 @@ def _plan_one(
         missing_policies=binding.missing,
         rebalance_target=rebalance,
         apply_errors=rt.executor.errors(ref),
-        blocked_until=blocked,
+        pending_blocks=rt.blocked.get(ref, {}),
         rendered_hash=rendered,
         audit=decision.audit,
+        preempted=preempted,
+        missing_priority_class=missing_class,
     )
     result = planner.plan(inputs, now, plan_settings, observed_gpus(bound))
+    followed_fleet_plan = rebalance is not None and (
+        result.rebalanced
+        or result.step.cells != planner.decision_cells(decision, has_demand=has_demand)
+    )
+    if followed_fleet_plan and not _fits(ledger, workload, result, ctx, bound, g):
+        # the fleet plan assumed others would move too; this step does not fit next to them
+        # as they are: no rebalancing step this time (the next plan tries again)
+        log.info("rebalancer: the step for %s does not fit the fleet as it is; skipped", ref)
+        result = planner.plan(
+            dataclasses.replace(inputs, rebalance_target=None),
+            now,
+            plan_settings,
+            observed_gpus(bound),
+        )
     status_new = result.status
-    extra = _demand_condition(infd, demand_state)
-    if extra is not None:
+    signal = _demand_condition(infd, demand_state)
+    if signal is not None:
         status_new = status_new.model_copy(
-            update={"conditions": set_condition(status_new.conditions, extra, now=now)}
+            update={"conditions": set_condition(status_new.conditions, signal, now=now)}
         )
     if demand_state is not None and demand_state.effective:
         status_new = status_new.model_copy(
@@ -516,13 +742,53 @@ def _plan_one(
                 "demand_updated_at": demand_state.read_at,
             }
         )
+    previous_carbon = status.carbon if status is not None else None
+    fresh_blind = (
+        previous_carbon is None
+        or [(p.module, p.replicas) for p in status_new.placements]
+        != [(p.module, p.replicas) for p in (status.placements if status else [])]
+        or now.timestamp() - rt.blind_at.get(ref, 0.0) > rt.settings.resync_interval
+    )
+    account = carbon_account(
+        status_new, ws, ctx, ledger, workload, decision, None if fresh_blind else previous_carbon
+    )
+    if fresh_blind:
+        out.blind_at[ref] = now.timestamp()
+    status_new = status_new.model_copy(update={"carbon": account})
+    if rt.settings.advisory:
+        status_new = status_new.model_copy(
+            update={
+                "conditions": set_condition(
+                    status_new.conditions,
+                    Condition(
+                        type="Advisory",
+                        status=ConditionStatus.TRUE,
+                        reason="AdvisoryMode",
+                        message="the operator runs with advisory: true: it decides and reports "
+                        "placements but does not change member clusters",
+                        observed_generation=infd.metadata.generation,
+                    ),
+                    now=now,
+                )
+            }
+        )
+    if ref in snapshot.tiers:
+        status_new = status_new.model_copy(update={"effective_demand": snapshot.tiers[ref]})
+    if rt.accountability is not None:  # SLOBreached; a record when the placement changed
+        status_new = rt.accountability.decorate(infd, status_new, now)
+        out.records.extend(
+            rt.accountability.capture(infd, effective, current, result, ws, ctx, snapshot, now)
+        )
     # the ledger: what this deployment holds now (bound pods + its new decision in flight)
     decided_new = {p.module: dict(p.gpus or {}) for p in status_new.placements}
     ledger.reserve(ref, holdings(decided_new, bound))
     out.decided[ref] = status_new
     out.decided_uid[ref] = infd.metadata.uid
-    out.blocked[ref] = dict(blocked)
+    out.blocked[ref] = dict(result.block)
     out.settled[ref] = result.settled
+    out.recheck[ref] = planner.next_deadline(
+        members, result.block, now, plan_settings.pending_timeout
+    )
     if result.rebalanced and fp is not None:
         out.adopted[ref] = fp.made_at
     previous_written = rt.written.get(ref, {}).get("status")
@@ -558,6 +824,7 @@ def _plan_one(
                 infd,
                 models,
                 create_namespace=member is None or not member.exists,
+                priority_class=member_priority_class(infd, snapshot),
             )
         )
     out.placed.append(ref)
@@ -565,14 +832,179 @@ def _plan_one(
         {p.module: p.replicas for p in status_new.placements},
         status_new.unsatisfied.replicas if status_new.unsatisfied else 0,
         decision.carbon_intensity,
+        (account.grams_per_hour, account.latency_only_grams_per_hour, account.mean_rtt_ms),
     )
-    routing = _routing_configmap(infd, status_new, targets)
-    if routing is not None:
-        out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+    # the routing ConfigMap is rendered (JSON) only when the routing table changed
+    routing_key = (
+        infd.metadata.uid,
+        tuple(
+            (
+                r.region,
+                tuple((m.module, m.weight, _cluster_key(targets, m.module)) for m in r.modules),
+            )
+            for r in status_new.routing
+        ),
+    )
+    if rt.routing_keys.get(ref) != routing_key or ref not in rt.routing_written:
+        routing = _routing_configmap(infd, status_new, targets)
+        digest_now = routing["data"]["routing.json"] if routing is not None else ""
+        if routing is not None and rt.routing_written.get(ref) != digest_now:
+            out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
+        rt.routing_keys[ref] = routing_key
+
+
+_NONE_1D = np.zeros(0)
+_NONE_2D = np.zeros((0, 0))
+
+
+def _slim(ws: WorkloadState) -> WorkloadState:
+    """What a remembered decision needs of its workload state (regions, eligible pools, the
+    binding), without the per-module arrays: 5,000 deployments on 1,000 modules would hold
+    hundreds of MB of them between cycles. `_with_rtt` restores the RTT rows."""
+    return dataclasses.replace(
+        ws,
+        rtt=None,
+        rtt_measured=None,
+        capacity=_NONE_1D.astype(np.int64),
+        gpu_capacity=_NONE_1D.astype(np.int64),
+        module_verdicts=[],
+        region_verdicts=[],
+        module_ok=_NONE_1D.astype(np.bool_),
+        static_ok=_NONE_2D.astype(np.bool_),
+        feasible=_NONE_2D.astype(np.bool_),
+        feasible_any=_NONE_1D.astype(np.bool_),
+        cost=_NONE_2D,
+        latency_cost=_NONE_2D,
+        carbon_cost=_NONE_1D,
+        reliability_cost=_NONE_1D,
+    )
+
+
+def _eligible(fleet: FleetState, workload: WorkloadView) -> BoolArray:
+    """The pools a replica of this shape may use on this cycle's fleet (cached per shape)."""
+    shape = (workload.gpu_models, workload.min_gpu_memory_gib, workload.gpus_per_replica)
+    hit = fleet.cache.get(("eligible", shape))
+    if isinstance(hit, np.ndarray):
+        return hit
+    out = fleet.cache[("eligible", shape)] = eligible_pools(fleet, workload)
+    return out
+
+
+def _with_rtt(ws: WorkloadState, ctx: FleetContext) -> WorkloadState:
+    """A slim state with this cycle's RTT rows (cached per location in the fleet state) and
+    score terms: what status, carbon accounting and decision records read of it."""
+    regions = ws.workload.regions
+    out = dataclasses.replace(ws)
+    if regions:
+        rows = [ctx.fleet.region_rtt(r.name, r.latitude, r.longitude)[0] for r in regions]
+        out.rtt = np.vstack(rows)
+    run_scores(ctx.fleet, out)
+    return out
+
+
+def _placement_account(
+    status: InferenceDeploymentStatus, ws: WorkloadState, ctx: FleetContext
+) -> tuple[float, float | None]:
+    """gCO2e/h and replica-weighted mean RTT (ms) of the placement in `status`."""
+    fleet = ctx.fleet
+    grams = 0.0
+    rtt_sum, rtt_n = 0.0, 0
+    regions = {n: r for r, n in enumerate(ws.region_names)}
+    for p in status.placements:
+        m = fleet.index.get(p.module)
+        if m is None:
+            continue
+        module = fleet.modules[m]
+        power = {pool.model: pool.power_w for pool in module.pools}
+        default_w = min(power.values(), default=0.0)
+        watts = sum(n * power.get(model, default_w) for model, n in (p.gpus or {}).items())
+        grams += watts * float(fleet.pue[m]) * float(fleet.carbon[m]) / 1000.0
+        if ws.rtt is not None:
+            for region, n in p.regions.items():
+                r = regions.get(region)
+                if r is not None and n > 0:
+                    rtt_sum += n * float(ws.rtt[r, m])
+                    rtt_n += n
+    return grams, (rtt_sum / rtt_n if rtt_n else None)
+
+
+def carbon_account(
+    status: InferenceDeploymentStatus,
+    ws: WorkloadState,
+    ctx: FleetContext,
+    ledger: Ledger,
+    workload: WorkloadView,
+    decision: Decision,
+    previous: CarbonStatus | None = None,
+) -> CarbonStatus:
+    """status.carbon: the placement now against a latency-only solve on the same free GPUs.
+
+    `previous` reuses the last counterfactual (one engine solve less; the caller refreshes it
+    when the placement changes and every resyncInterval)."""
+    grams, rtt = _placement_account(status, ws, ctx)
+    if previous is not None:
+        blind_grams = previous.latency_only_grams_per_hour
+        blind_rtt = previous.latency_only_mean_rtt_ms
+    elif workload.carbon_weight == 0:
+        blind_grams, blind_rtt = grams, rtt  # it is carbon-blind already
+    else:
+        blind_decision, _ = ledger.place(latency_only(workload), ctx.policies, explain_all=False)
+        blind_grams = grams_per_hour(ctx.fleet, blind_decision)
+        blind_rtt = mean_rtt_ms(blind_decision)
+    return CarbonStatus(
+        grams_per_hour=round(grams, 3),
+        latency_only_grams_per_hour=round(blind_grams, 3),
+        mean_rtt_ms=None if rtt is None else round(rtt, 3),
+        latency_only_mean_rtt_ms=None if blind_rtt is None else round(blind_rtt, 3),
+    )
+
+
+def _fits(
+    ledger: Ledger,
+    workload: WorkloadView,
+    result: planner.Plan,
+    ctx: FleetContext,
+    bound: Mapping[tuple[str, str], int],
+    gpus_per_replica: int,
+) -> bool:
+    """Whether the planned placement fits what is free (the engine keeps it whole)."""
+    stepped = dataclasses.replace(
+        workload,
+        current=planner.as_current(result.step.cells, observed_pools(bound, gpus_per_replica)),
+    )
+    decision, _ = ledger.place(stepped, ctx.policies)
+    return decision.kept_current
+
+
+def member_priority_class(
+    infd: InferenceDeployment, snapshot: HubSnapshot
+) -> dict[str, Any] | None:
+    """The hub's PriorityClass the deployment names, as the object to apply in a member."""
+    name = infd.spec.priority_class_name
+    if not name or name in SYSTEM_CLASSES or name not in snapshot.priority_classes:
+        return None
+    value, policy, _ = snapshot.priority_classes[name]
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "aifactory-operator"},
+        },
+        "value": value,
+        "preemptionPolicy": policy,
+        "globalDefault": False,
+        "description": "Copied from the hub by aifactory-operator for InferenceDeployments.",
+    }
 
 
 def _pc(infd: InferenceDeployment) -> str | None:
     return getattr(infd.spec, "priority_class_name", None)
+
+
+def _cluster_key(targets: Mapping[str, MemberTarget], module: str) -> str | None:
+    t = targets.get(module)
+    return None if t is None else t.cluster_key
 
 
 def _routing_configmap(
@@ -682,6 +1114,10 @@ def _plan_deletion(
     )
     give_up = bool(unknown) and not known and waited > max(60.0, 6 * rt.settings.heartbeat_timeout)
     if (not known and not unknown) or give_up:
+        if rt.accountability is not None:
+            out.records.extend(
+                rt.accountability.capture_deletion(infd, rt.decided.get(ref) or infd.status, now)
+            )
         if give_up:
             out.events.append(
                 _event(
@@ -741,9 +1177,29 @@ def _plan_invalid(
     del views, replicas, targets
 
 
+def _fleet_workload(
+    rt: Runtime, d: InferenceDeployment, snapshot: HubSnapshot, ctx: FleetContext
+) -> tuple[WorkloadView, tuple[tuple[str, str, int], ...]]:
+    """One deployment as the fleet solve sees it (live demand, running placement)."""
+    st = rt.decided.get(d.ref) or d.status
+    dd = d.model_copy(update={"status": st})
+    eff = _demand(dd, rt.demand.get(d.ref)).model_copy(update={"status": st})
+    cells = planner.cells_of(st.placements if st else [], has_demand=bool(d.spec.demand.regions))
+    bound = ctx.owned.get(d.ref, {})
+    wl = workload_view(eff, snapshot.namespace_labels.get(d.namespace))
+    wl = dataclasses.replace(
+        wl,
+        current=planner.as_current(cells, observed_pools(bound, d.spec.resources.gpus_per_replica)),
+    )
+    if rt.accountability is not None:
+        wl = rt.accountability.restrict(d.ref, wl)
+    return wl, _cells_key(cells)
+
+
 def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterView]) -> FleetPlan:
     """The rebalancer's fleet-wide solve on the current snapshot (runs in its own thread)."""
     now = datetime.now(UTC)
+    snapshot = with_tier_demand(rt, snapshot)  # one solve sees every router's tiers together
     targets, _ = _targets(rt, snapshot)
     cluster_of = {m: t.cluster_key for m, t in targets.items()}
     selectors = {m: dict(t.node_selector) for m, t in targets.items()}
@@ -755,28 +1211,20 @@ def fleet_plan(rt: Runtime, snapshot: HubSnapshot, views: Mapping[str, ClusterVi
         now,
         toleration=rt.settings.toleration_seconds,
         settings=placement_settings(rt),
+        rtt=rt.rtt_table,
     )
     workloads = []
     started: dict[str, tuple[tuple[str, str, int], ...]] = {}
     for d in snapshot.deployments:
         if d.metadata.deletion_timestamp is not None:
             continue
-        st = rt.decided.get(d.ref) or d.status
-        dd = d.model_copy(update={"status": st})
-        demand = rt.demand.get(d.ref)
-        eff = _demand(dd, demand).model_copy(update={"status": st})
-        has_demand = bool(d.spec.demand.regions)
-        cells = planner.cells_of(st.placements if st else [], has_demand=has_demand)
-        bound = ctx.owned.get(d.ref, {})
-        wl = workload_view(eff, snapshot.namespace_labels.get(d.namespace))
-        wl = dataclasses.replace(
-            wl,
-            current=planner.as_current(
-                cells, observed_pools(bound, d.spec.resources.gpus_per_replica)
-            ),
-        )
+        try:
+            wl, cells_key = _fleet_workload(rt, d, snapshot, ctx)
+        except Exception as exc:  # one object the engine cannot model never stops the plan
+            log.warning("rebalancer: leaving %s out of the fleet plan: %s", d.ref, exc)
+            continue
         workloads.append(wl)
-        started[d.ref] = _cells_key(cells)
+        started[d.ref] = cells_key
     # capacity the fleet solve may hand out: everything but other tenants' pods (ours are
     # all re-placed by this solve)
     ledger = Ledger(ctx, {})

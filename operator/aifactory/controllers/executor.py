@@ -10,12 +10,14 @@ for the planner to report: a member's 422 is `MemberRejected` with the member's 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aifactory import metrics
 from aifactory.api import InferenceDeployment
@@ -46,6 +48,9 @@ class Job:
     infd: InferenceDeployment | None = None
     gpu_models: tuple[str, ...] = ()
     create_namespace: bool = False
+    #: the hub's PriorityClass the Deployment names, copied into the member first so the
+    #: member's kube-scheduler orders and preempts pods the way placement did
+    priority_class: dict[str, Any] | None = None
 
     @property
     def namespace(self) -> str:
@@ -72,6 +77,10 @@ class MemberExecutor:
         self._lock = threading.Lock()
         self._in_flight: set[tuple[str, str]] = set()
         self._errors: dict[tuple[str, str], ApplyError] = {}
+        #: (cluster, PriorityClass name) -> what was applied there
+        self._classes: dict[tuple[str, str], str] = {}
+        #: (cluster, namespace) known to exist (applied once per process)
+        self._namespaces: set[tuple[str, str]] = set()
         self.advisory = advisory
 
     def _pool(self, key: str) -> ThreadPoolExecutor:
@@ -120,6 +129,11 @@ class MemberExecutor:
         try:
             self._execute(job)
         except ClusterError as err:
+            if err.status == 404 and job.action.kind == "apply":
+                # the namespace went away under us (deleted in the member): create it next time
+                with self._lock:
+                    self._namespaces.discard((job.target.cluster_key, job.namespace))
+                err = ClusterError(err.reason, err.message, status=404, permanent=False)
             metrics.MEMBER_ERRORS.labels(job.target.cluster_key, err.reason).inc()
             with self._lock:
                 self._errors[key] = ApplyError(
@@ -147,8 +161,20 @@ class MemberExecutor:
             if self._on_done is not None:
                 self._on_done(job.ref)
 
-    @staticmethod
-    def _execute(job: Job) -> None:
+    def _ensure_priority_class(self, job: Job) -> None:
+        pc = job.priority_class
+        if pc is None:
+            return
+        key = (job.target.cluster_key, str(pc["metadata"]["name"]))
+        digest = json.dumps(pc, sort_keys=True)
+        with self._lock:
+            if self._classes.get(key) == digest:
+                return
+        apply(job.target.client, pc)
+        with self._lock:
+            self._classes[key] = digest
+
+    def _execute(self, job: Job) -> None:
         infd, target, action = job.infd, job.target, job.action
         client = target.client
         ns = job.namespace
@@ -159,8 +185,14 @@ class MemberExecutor:
             scale(client, ns, name, action.replicas)
         elif action.kind == "apply":
             assert infd is not None, "apply needs the InferenceDeployment"
-            if job.create_namespace:
+            self._ensure_priority_class(job)
+            key = (target.cluster_key, ns)
+            with self._lock:
+                known = key in self._namespaces
+            if job.create_namespace and not known:
                 ensure_namespace(client, ns)
+                with self._lock:
+                    self._namespaces.add(key)
             for obj in render(
                 infd,
                 action.module,

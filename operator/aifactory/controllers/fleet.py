@@ -17,6 +17,7 @@ Capacity is what members can really schedule:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ import numpy as np
 from aifactory.api import (
     AIFactoryModule,
     ConditionStatus,
+    EffectiveDemand,
     InferenceDeployment,
+    InferenceRouter,
     SovereigntyPolicy,
 )
-from aifactory.clusters import ClusterView, ModuleObservation, observe_module
+from aifactory.clusters import ClusterView, ModuleObservation, observe_modules
 from aifactory.labels import DRAIN_ANNOTATION
 from aifactory.placement import (
     Decision,
@@ -42,7 +45,10 @@ from aifactory.placement import (
     WorkloadView,
     place_against,
 )
+from aifactory.placement.assignment import fits
 from aifactory.placement.from_api import module_view, policy_view
+from aifactory.placement.priority import PriorityClassView
+from aifactory.placement.rtt import RttTable
 from aifactory.placement.state import WorkloadState
 
 from .planner import ModuleUse
@@ -71,15 +77,41 @@ class HubSnapshot:
     invalid: tuple[Invalid, ...] = ()
     #: PriorityClass name -> (value, preemptionPolicy, globalDefault)
     priority_classes: Mapping[str, tuple[int, str, bool]] = field(default_factory=dict)
+    routers: tuple[InferenceRouter, ...] = ()
+    #: deployment ref -> the demand its InferenceRouter derives (routers.with_tier_demand)
+    tiers: Mapping[str, EffectiveDemand] = field(default_factory=dict)
 
     def module(self, name: str) -> AIFactoryModule | None:
-        return self.by_module().get(name)
+        return self._modules.get(name)
 
     def by_module(self) -> dict[str, AIFactoryModule]:
-        return {m.name: m for m in self.modules}
+        return dict(self._modules)
 
     def deployment(self, ref: str) -> InferenceDeployment | None:
-        return next((d for d in self.deployments if d.ref == ref), None)
+        return self._deployments.get(ref)
+
+    def priority_views(self) -> tuple[PriorityClassView, ...]:
+        """The hub's PriorityClasses as the engine reads them."""
+        return tuple(
+            PriorityClassView(name, value, default, policy)  # type: ignore[arg-type]
+            for name, (value, policy, default) in sorted(self.priority_classes.items())
+        )
+
+    # built once per snapshot: a cycle looks modules up per deployment and per action
+    @functools.cached_property
+    def _modules(self) -> dict[str, AIFactoryModule]:
+        return {m.name: m for m in self.modules}
+
+    @functools.cached_property
+    def _deployments(self) -> dict[str, InferenceDeployment]:
+        return {d.ref: d for d in self.deployments}
+
+
+def without_priority_class(deployment: InferenceDeployment) -> InferenceDeployment:
+    """The deployment as if it named no PriorityClass: how the engine sees one whose class
+    does not exist (yet), to explain its placement while placement waits for the class."""
+    spec = deployment.spec.model_copy(update={"priority_class_name": None})
+    return deployment.model_copy(update={"spec": spec})
 
 
 def draining(module: AIFactoryModule) -> bool:
@@ -163,21 +195,24 @@ def build_fleet(
     *,
     toleration: float,
     settings: PlacementSettings,
+    rtt: RttTable | None = None,
 ) -> FleetContext:
     """The cycle's fleet (pure). `cluster_of`/`selectors` say where each module's nodes are."""
     uses: dict[str, ModuleUse] = {}
     observations: dict[str, ModuleObservation] = {}
     views_list: list[ModuleView] = []
+    by_cluster: dict[str, dict[str, Mapping[str, str]]] = {}
+    for m in snapshot.modules:
+        key = cluster_of.get(m.name)
+        if key and key in views:
+            by_cluster.setdefault(key, {})[m.name] = selectors.get(m.name, {})
+    for key, wanted in by_cluster.items():
+        observations.update(observe_modules(views[key], wanted))
     for m in snapshot.modules:
         use = module_use(m, now, toleration)
         uses[m.name] = use
-        key = cluster_of.get(m.name)
-        view = views.get(key) if key else None
-        obs = observe_module(view, selectors.get(m.name, {})) if view is not None else None
-        if obs is not None:
-            observations[m.name] = obs
-        views_list.append(engine_module(m, use, obs))
-    fleet = FleetState(views_list, settings)
+        views_list.append(engine_module(m, use, observations.get(m.name)))
+    fleet = FleetState(views_list, settings, rtt=rtt)
     pool_index: dict[tuple[str, str], int] = {}
     for p in range(fleet.n_pools):
         mi = int(fleet.pool_module[p])
@@ -289,6 +324,7 @@ class Ledger:
         *,
         clamp: Mapping[str, Mapping[str, int]] | None = None,
         explain_all: bool | None = None,
+        running: Sequence[WorkloadView] = (),
     ) -> tuple[Decision, WorkloadState]:
         """The engine's decision for one deployment on what is free now (nothing reserved).
 
@@ -297,6 +333,39 @@ class Ledger:
         """
         pf = self.pool_free.copy()
         pw = self.power_free_w.copy()
+        self._clamp(pf, clamp)
+        return place_against(
+            self.fleet, workload, policies, pf, pw, explain_all=explain_all, running=running
+        )
+
+    def still_fits(
+        self,
+        ws: WorkloadState,
+        decision: Decision,
+        clamp: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> bool:
+        """Whether `decision`'s allocation fits what is free now (nothing reserved); `ws` is
+        the workload state it was solved with, on a fleet of the same modules and pools."""
+        pf = self.pool_free.copy()
+        pw = self.power_free_w.copy()
+        self._clamp(pf, clamp)
+        regions = {n: r for r, n in enumerate(ws.region_names)}
+        alloc: dict[tuple[int, int], int] = {}
+        for a in decision.assignments:
+            m = self.fleet.index.get(a.module)
+            if m is None:
+                return False
+            if ws.has_demand:
+                for name, k in a.regions.items():
+                    r = regions.get(name)
+                    if r is None:
+                        return False
+                    alloc[(r, m)] = alloc.get((r, m), 0) + k
+            else:
+                alloc[(0, m)] = alloc.get((0, m), 0) + a.replicas
+        return fits(self.fleet, ws, alloc, pf, pw)
+
+    def _clamp(self, pf: np.ndarray, clamp: Mapping[str, Mapping[str, int]] | None) -> None:
         for module, models in (clamp or {}).items():
             mi = self.fleet.index.get(module)
             if mi is None:
@@ -305,7 +374,18 @@ class Ledger:
                 model = self.fleet.modules[mi].pools[int(self.fleet.pool_orig[p])].model
                 pf[p] = min(int(pf[p]), int(models.get(model, 0)))
         np.maximum(pf, 0, out=pf)
-        return place_against(self.fleet, workload, policies, pf, pw, explain_all=explain_all)
+
+    def take(self, ref: str, module: str, gpus: int) -> None:
+        """Give back `gpus` GPUs a deployment holds on `module` (its replicas were preempted
+        there), largest holding first."""
+        held = self._held.get(ref, {})
+        for key in sorted((k for k in held if k[0] == module), key=lambda k: -held[k]):
+            if gpus <= 0:
+                break
+            k = min(gpus, held[key])
+            held[key] -= k
+            gpus -= k
+            self._adjust(key, -k)
 
 
 def decided_pools(deployment: InferenceDeployment) -> dict[str, dict[str, int]]:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from aifactory import metrics
 from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+from aifactory.clusters import ClusterError
 
 from . import admission
 from .fleet import Invalid
@@ -85,6 +86,10 @@ def register(
                 bool(body.get("globalDefault", False)),
             )
         }
+
+    from .routers import register as register_routers
+
+    register_routers(registry)  # InferenceRouter index and event handler
 
     # ------------------------------------------------------------------ lifecycle
     @kopf.on.login(registry=registry, id="login")
@@ -165,6 +170,11 @@ def register(
             None,
         )
         meta = body.get("metadata", {})
+        free = {
+            str(p.get("model")): int(p.get("gpusAllocatable") or 0)
+            - int(p.get("gpusAllocated") or 0)
+            for p in (status.get("capacity") or {}).get("gpus") or []
+        }
         key = (
             type == "DELETED",
             meta.get("generation"),
@@ -172,14 +182,21 @@ def register(
             tuple(sorted((meta.get("labels") or {}).items())),
             ready,
             repr(status.get("effectiveEnergy")),
-            repr(status.get("capacity")),
+            tuple(sorted(free.items())),
         )
-        if rt.module_keys.get(name) == key:
+        old = rt.module_keys.get(name)
+        if old == key:
             return
         rt.module_keys[name] = key
+        # only fewer free GPUs: nothing waiting can fit now, only what runs there may care
+        grew = (
+            old is None
+            or old[:-1] != key[:-1]
+            or any(n > dict(old[-1]).get(model, 0) for model, n in free.items())
+        )
         from .loop import affected_by_modules
 
-        rt.mark(affected_by_modules(rt, rt.snapshot(), {name}))
+        rt.mark(affected_by_modules(rt, rt.snapshot(), {name}, grew=grew))
 
     @kopf.on.event(GROUP, VERSION, POLICIES, registry=registry, id="policy_event")
     async def policy_event(
@@ -233,8 +250,17 @@ def register(
 
 
 def _close(rt: Runtime) -> None:
+    if rt.settings.webhook_enabled and rt.settings.webhook_managed:
+        from .startup import remove_managed_webhook
+
+        try:
+            remove_managed_webhook(rt.hub)
+        except ClusterError as err:
+            log.info("could not remove the webhook configuration: %s", err.reason)
     if rt.elector is not None:
         rt.elector.stop()
+    if rt.accountability is not None:
+        rt.accountability.stop()
     rt.writer.stop()
     rt.recorder.stop()
     rt.executor.shutdown()

@@ -8,7 +8,9 @@
 * policy monitor: every statusInterval writes policy status;
 * rebalancer: every rebalanceInterval solves the whole fleet in its own thread; deployments
   pick up its targets in later cycles (never inside a cycle, never holding placements up);
-* demand poller: reads live demand per deployment, stabilised like the HPA.
+* demand poller: reads live demand per deployment, stabilised like the HPA;
+* router poller and publisher (routers.py): live router demand and tier shares; router status,
+  routing ConfigMap and endpoint, HTTPRoutes in members.
 
 Only the leader plans and writes; every replica keeps caches warm. Every task survives any
 error and any apiserver outage: it logs, backs off and goes on.
@@ -22,15 +24,28 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aifactory import metrics
-from aifactory.api import AIFactoryModule, InferenceDeployment
-from aifactory.clusters import ClusterError, observe_module
+from aifactory.api import AIFactoryModule, EmissionFactorType, InferenceDeployment, SignalType
+from aifactory.clusters import ClusterError, ModuleObservation, observe_modules
 from aifactory.placement import FleetState
 from aifactory.placement.from_api import module_view
+from aifactory.placement.rtt import RttTable
+from aifactory.signals.carbon import (
+    CarbonReading,
+    CarbonSignalError,
+    Credentials,
+    SignalMethod,
+    effective_energy,
+    fetch_reading,
+    read_csv_file,
+    record,
+    urllib_get,
+)
 from aifactory.signals.demand import DemandSignalError, apply_demand, fetch_demand
+from aifactory.signals.rtt import RttTableError, fetch_rtt, rtt_table_from_config_map
 from aifactory.signals.smoothing import stabilize_demand
 
 from .cycle import CycleResult, Event, fleet_plan, run_cycle
@@ -38,6 +53,7 @@ from .events import ObjectRef
 from .fleet import module_use
 from .modules import Probe, SignalSettings, module_status
 from .policies import policy_status
+from .routers import RouterTasks
 from .runtime import GROUP, VERSION, DemandState, Runtime
 
 log = logging.getLogger(__name__)
@@ -73,13 +89,22 @@ class Loops:
         rt = self.rt
         loop = asyncio.get_running_loop()
         rt.attach(loop)
+        routers = RouterTasks(rt, self.io_pool)
         self.tasks = [
             loop.create_task(self.placement(), name="placement loop"),
             loop.create_task(_forever("module monitor", rt, self.modules), name="module monitor"),
             loop.create_task(_forever("policy monitor", rt, self.policies), name="policy monitor"),
             loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
             loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
+            loop.create_task(_forever("router poller", rt, routers.poll), name="router poller"),
+            loop.create_task(
+                _forever("router publisher", rt, routers.publish), name="router publisher"
+            ),
+            loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
+            loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]
+        if rt.accountability is not None:  # SLO poller, compliance reports, record keeper
+            self.tasks += rt.accountability.start(loop)
 
     async def stop(self) -> None:
         self.rt.stopping.set()
@@ -140,8 +165,9 @@ class Loops:
         for ref, blocked in result.blocked.items():
             rt.blocked[ref] = blocked
         rt.adopted.update(result.adopted)
+        rt.blind_at.update(result.blind_at)
         for ref, ok in result.settled.items():
-            rt.schedule(ref, ok)
+            rt.schedule(ref, ok, result.recheck.get(ref))
         for ref in result.forgotten:
             rt.forget(ref)
             metrics.forget_deployment(ref)
@@ -151,8 +177,10 @@ class Loops:
             rt.writer.submit(w.key, w.kind, w.path, w.body)
         for e in result.events:
             self._event(e)
-        for ref, (placed, unplaced, carbon) in result.metrics.items():
-            metrics.set_deployment(ref, placed, unplaced, carbon)
+        if result.records and rt.accountability is not None:
+            rt.accountability.submit(result.records)
+        for ref, (placed, unplaced, carbon, emissions) in result.metrics.items():
+            metrics.set_deployment(ref, placed, unplaced, carbon, emissions)
         now = time.monotonic()
         for ref in result.placed:
             seen = rt.spec_seen.get(ref)
@@ -187,8 +215,12 @@ class Loops:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.io_pool, rt.members.refresh, snapshot.modules)
         observers = rt.members.observers()
+        acc = rt.accountability
         probes = await asyncio.gather(
-            *(loop.run_in_executor(self.io_pool, obs.probe) for obs in observers.values())
+            *(
+                loop.run_in_executor(self.io_pool, acc.timed(key, obs.probe) if acc else obs.probe)
+                for key, obs in observers.items()
+            )
         )
         reachable = dict(zip(observers, probes, strict=True))
         views = {key: obs.snapshot() for key, obs in observers.items()}
@@ -198,35 +230,75 @@ class Loops:
             tolerance_s=rt.settings.signal_tolerance_seconds,
             min_readings=rt.settings.signal_tolerance_readings,
         )
-        changed: set[str] = set()
+        wanted: dict[str, dict[str, Any]] = {}
         for m in snapshot.modules:
-            probe = self._probe(m, reachable, views)
+            try:
+                t = rt.members.target(m)
+            except ClusterError:
+                continue
+            wanted.setdefault(t.cluster_key, {})[m.name] = t.node_selector
+        observed: dict[str, ModuleObservation] = {}
+        for key, selectors in wanted.items():
+            if key in views:
+                observed.update(observe_modules(views[key], selectors))
+        changed: set[str] = set()
+        grew: set[str] = set()
+        basis = SignalMethod(
+            SignalType(rt.settings.carbon_signal_type),
+            EmissionFactorType(rt.settings.carbon_emission_factor_type),
+        )
+        max_age = timedelta(seconds=rt.settings.energy_signal_max_age)
+        for m in snapshot.modules:
+            probe = self._probe(m, reachable, views, observed)
+            live = (
+                effective_energy(
+                    m, rt.signal_states.get(m.name), now=now, max_age=max_age, basis=basis
+                )
+                if m.spec.energy.signal is not None
+                else None
+            )
             with metrics.observe("module"):
-                outcome = module_status(m, probe, rt.smoothing.get(m.name, {}), now, signal)
+                outcome = module_status(
+                    m, probe, rt.smoothing.get(m.name, {}), now, signal, signal_energy=live
+                )
             rt.smoothing[m.name] = dict(outcome.smoothing)
-            if outcome.patch:
+            patch = dict(outcome.patch)
+            if acc is not None:  # status.reliability when worth writing
+                reliability = acc.module_reliability(m, outcome.ready, patch, now)
+                if reliability:
+                    patch["reliability"] = reliability
+            if patch:
                 path = f"/apis/{GROUP}/{VERSION}/aifactorymodules/{m.name}/status"
-                rt.writer.submit(f"module/{m.name}", "status", path, {"status": outcome.patch})
+                rt.writer.submit(f"module/{m.name}", "status", path, {"status": patch})
             metrics.MODULE_READY.labels(m.name).set(1 if outcome.ready else 0)
             if probe.observation is not None:
                 for pool in probe.observation.pools.values():
                     metrics.FLEET_GPUS.labels(m.name, "allocatable").set(pool.allocatable)
                     metrics.FLEET_GPUS.labels(m.name, "allocated").set(pool.requested)
             use = module_use(m, now, rt.settings.toleration_seconds)
-            if rt.module_uses.get(m.name) != use:
+            old_use = rt.module_uses.get(m.name)
+            if old_use != use:
                 rt.module_uses[m.name] = use
                 changed.add(m.name)
+                if use.placeable and (old_use is None or not old_use.placeable):
+                    grew.add(m.name)
         gone = set(rt.module_uses) - {m.name for m in snapshot.modules}
         for name in gone:
             rt.module_uses.pop(name, None)
             rt.smoothing.pop(name, None)
+            if acc is not None:
+                acc.forget_module(name)
             changed.add(name)
         if changed:
-            rt.mark(affected_by_modules(rt, snapshot, changed))
+            rt.mark(affected_by_modules(rt, snapshot, changed, grew=bool(grew)))
         return interval
 
     def _probe(
-        self, m: AIFactoryModule, reachable: dict[str, bool], views: dict[str, Any]
+        self,
+        m: AIFactoryModule,
+        reachable: dict[str, bool],
+        views: dict[str, Any],
+        observed: dict[str, ModuleObservation],
     ) -> Probe:
         rt = self.rt
         err = rt.members.access_error(m)
@@ -238,9 +310,7 @@ class Loops:
             return Probe(False, exc.reason, exc.message)
         view = views.get(target.cluster_key)
         ok = reachable.get(target.cluster_key, False)
-        obs = (
-            observe_module(view, target.node_selector) if view is not None and view.synced else None
-        )
+        obs = observed.get(m.name) if view is not None and view.synced else None
         if not ok:
             why = view.error if view is not None and view.error else "cluster did not answer"
             return Probe(False, "ClusterUnreachable", why, None, view.last_seen if view else None)
@@ -321,6 +391,124 @@ class Loops:
         rt.mark(replaced)
         return interval
 
+    # --------------------------------------------------------------------------- rtt
+    async def rtt(self) -> float:
+        """Read the measured RTT sources (ConfigMap, Prometheus); the last good table of each
+        stays in force while its source fails. A change re-plans every deployment."""
+        rt = self.rt
+        s = rt.settings
+        if not (s.rtt_config_map or (s.rtt_prometheus_url and s.rtt_prometheus_query)):
+            return 3600.0
+        if not rt.active:
+            return 1.0
+        loop = asyncio.get_running_loop()
+        tables = await loop.run_in_executor(self.io_pool, self._read_rtt)
+        merged: RttTable | None = None
+        for table in tables:
+            if table is not None:
+                merged = table if merged is None else merged.merged(table)
+        if merged != rt.rtt_table:
+            rt.rtt_table = merged
+            log.info(
+                "measured RTTs: %d pairs from %s",
+                len(merged.pairs) if merged else 0,
+                merged.source if merged else "nowhere",
+            )
+            rt.mark(d.ref for d in rt.snapshot().deployments)
+        metrics.RTT_PAIRS.set(len(merged.pairs) if merged else 0)
+        return s.rtt_poll_interval
+
+    def _read_rtt(self) -> list[RttTable | None]:
+        rt, s = self.rt, self.rt.settings
+        out: list[RttTable | None] = []
+        if s.rtt_config_map:
+            ns, name = s.rtt_config_map.split("/", 1)
+            try:
+                cm = rt.hub.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+                rt.rtt_sources["configmap"] = rtt_table_from_config_map(
+                    cm.get("data") or {}, source=f"configmap {s.rtt_config_map}"
+                )
+            except (ClusterError, RttTableError) as err:
+                metrics.RTT_SOURCE_ERRORS.labels("configmap").inc()
+                log.warning("measured RTTs from ConfigMap %s not read: %s", s.rtt_config_map, err)
+            out.append(rt.rtt_sources.get("configmap"))
+        if s.rtt_prometheus_url and s.rtt_prometheus_query:
+            try:
+                rt.rtt_sources["prometheus"] = fetch_rtt(
+                    s.rtt_prometheus_url, s.rtt_prometheus_query
+                )
+            except RttTableError as err:
+                metrics.RTT_SOURCE_ERRORS.labels("prometheus").inc()
+                log.warning("measured RTTs from Prometheus not read: %s", err)
+            out.append(rt.rtt_sources.get("prometheus"))
+        return out
+
+    # --------------------------------------------------------------------------- energy
+    async def energy(self) -> float:
+        """Poll every module's spec.energy.signal (external APIs, in threads); keep-last-good.
+        The module monitor turns the state into status.energy on its next round."""
+        rt = self.rt
+        poll = rt.settings.energy_poll_interval
+        if not rt.active:
+            return min(1.0, poll)
+        snapshot = rt.snapshot()
+        feeds = [m for m in snapshot.modules if m.spec.energy.signal is not None]
+        for name in set(rt.signal_states) - {m.name for m in feeds}:
+            rt.signal_states.pop(name, None)
+        if not feeds:
+            return min(poll, 30.0)  # notice a newly configured feed without waiting long
+        loop = asyncio.get_running_loop()
+        now = datetime.now(UTC)
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(self.io_pool, self._read_signal, m, now) for m in feeds)
+        )
+        for m, outcome in zip(feeds, outcomes, strict=True):
+            rt.signal_states[m.name] = record(rt.signal_states.get(m.name), outcome)
+        return poll
+
+    def _read_signal(
+        self, module: AIFactoryModule, now: datetime
+    ) -> CarbonReading | CarbonSignalError:
+        """One feed read, every failure a CarbonSignalError (credentials are never logged)."""
+        rt = self.rt
+        signal = module.spec.energy.signal
+        assert signal is not None
+        try:
+            credentials = None
+            if signal.credentials_secret_ref is not None:
+                ref = signal.credentials_secret_ref
+                secret = rt.hub.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
+                credentials = Credentials.from_secret(secret.get("data") or {})
+            csv_text = None
+            if signal.csv is not None:
+                if signal.csv.config_map_key_ref is not None:
+                    cm = signal.csv.config_map_key_ref
+                    data = rt.hub.get(f"/api/v1/namespaces/{cm.namespace}/configmaps/{cm.name}")
+                    csv_text = (data.get("data") or {}).get(cm.key)
+                    if csv_text is None:
+                        return CarbonSignalError(
+                            "NoData", f"ConfigMap {cm.namespace}/{cm.name} has no key {cm.key}"
+                        )
+                else:
+                    assert signal.csv.path is not None
+                    csv_text = read_csv_file(signal.csv.path)
+            return fetch_reading(
+                signal,
+                now=now,
+                http_get=urllib_get,
+                credentials=credentials,
+                csv_text=csv_text,
+                max_age=timedelta(seconds=rt.settings.energy_signal_max_age),
+                default_emission_factor_type=rt.settings.carbon_emission_factor_type,
+                token_cache=rt.token_cache,
+            )
+        except CarbonSignalError as err:
+            return err
+        except ClusterError as err:
+            return CarbonSignalError("CredentialsUnreadable", err.message)
+        except OSError as exc:
+            return CarbonSignalError("NoData", f"cannot read the series: {type(exc).__name__}")
+
     # --------------------------------------------------------------------------- demand
     async def demand(self) -> float:
         rt = self.rt
@@ -391,16 +579,21 @@ def _same_ignoring_times(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def affected_by_modules(rt: Runtime, snapshot: Any, modules: set[str]) -> set[str]:
-    """Deployments a change of these modules may concern: those placed there, and those with
-    replicas that found no module (new room may fit them)."""
+def affected_by_modules(
+    rt: Runtime, snapshot: Any, modules: set[str], *, grew: bool = True
+) -> set[str]:
+    """Deployments a change of these modules may concern: those placed there, and, when the
+    change may have made room (`grew`), those with replicas that found no module.
+
+    A module filling up cannot help anyone waiting: not re-planning every unplaced deployment
+    on each pod bound is what keeps a full fleet from re-solving them all per event (#15)."""
     out: set[str] = set()
     for d in snapshot.deployments:
         st = rt.decided.get(d.ref) or d.status
         if st is None:
             out.add(d.ref)
             continue
-        if st.unsatisfied is not None and st.unsatisfied.replicas > 0:
+        if grew and st.unsatisfied is not None and st.unsatisfied.replicas > 0:
             out.add(d.ref)
             continue
         if any(p.module in modules for p in st.placements):

@@ -29,6 +29,7 @@ from aifactory.api import (
     set_condition,
 )
 from aifactory.clusters import ModuleObservation
+from aifactory.signals.carbon import EffectiveEnergy
 from aifactory.signals.energy import declared_energy, operator_owns_energy
 from aifactory.signals.smoothing import Smoothed, smooth
 
@@ -38,6 +39,17 @@ REASON_READY = "GpusAvailable"
 REASON_NO_GPUS = "NoGpuNodes"
 REASON_HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 REASON_NEVER_SEEN = "NoHeartbeatYet"
+#: Probe reasons only a change can fix (the kubeconfig Secret): kstatus Stalled.
+PERMANENT_REASONS = frozenset(
+    {
+        "InvalidKubeconfig",
+        "SecretNotFound",
+        "SecretForbidden",
+        "SecretUnreadable",
+        "KubeconfigKeyMissing",
+        "InvalidClusterRef",
+    }
+)
 
 
 def iso(t: datetime) -> str:
@@ -79,14 +91,82 @@ def _dump(model: Any) -> Any:
     return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+@dataclass(frozen=True, slots=True)
+class RawEnergy:
+    """This round's energy reading, before the signal tolerance, and what to write."""
+
+    carbon_intensity: float
+    renewable_share: float
+    #: status.energy to write (None: leave it as it is)
+    patch: dict[str, Any] | None = None
+    condition: Condition | None = None
+
+
+def _raw_energy(
+    module: AIFactoryModule,
+    energy: Any,
+    signal_energy: EffectiveEnergy | None,
+    now: datetime,
+) -> tuple[RawEnergy, bool]:
+    """The reading of this round and whether it is live (tolerated before it takes effect).
+
+    Three owners of status.energy: the module's own spec.energy.signal (the operator polls it;
+    live), the spec or schedule (declared; at once), or an external feed writing status.energy
+    with its own source (live; the operator never overwrites it).
+    """
+    if module.spec.energy.signal is not None and signal_energy is not None:
+        wanted = _dump(signal_energy.to_status(now))
+        same = energy is not None and _dump(energy) | {"updatedAt": None} == wanted | {
+            "updatedAt": None
+        }
+        return (
+            RawEnergy(
+                signal_energy.carbon_intensity,
+                signal_energy.renewable_share,
+                None if same else wanted,
+                signal_energy.condition(),
+            ),
+            signal_energy.signal is not None,
+        )
+    if operator_owns_energy(energy):
+        reading = declared_energy(module, now)
+        changed = energy is None or (
+            energy.carbon_intensity,
+            energy.renewable_share,
+            energy.source,
+        ) != (reading.carbon_intensity, reading.renewable_share, reading.source)
+        return (
+            RawEnergy(
+                reading.carbon_intensity,
+                reading.renewable_share,
+                _dump(reading.to_status(now)) if changed else None,
+            ),
+            False,
+        )
+    carbon = (
+        energy.carbon_intensity
+        if energy.carbon_intensity is not None
+        else module.spec.energy.carbon_intensity
+    )
+    renewable = (
+        energy.renewable_share if energy.renewable_share is not None else module.renewable_share()
+    )
+    return RawEnergy(float(carbon), float(renewable)), True
+
+
 def module_status(
     module: AIFactoryModule,
     probe: Probe,
     smoothing: Mapping[str, Smoothed],
     now: datetime,
     settings: SignalSettings,
+    signal_energy: EffectiveEnergy | None = None,
 ) -> ModuleOutcome:
-    """The module's status from one probe (pure); `patch` is empty when nothing changed."""
+    """The module's status from one probe (pure); `patch` is empty when nothing changed.
+
+    `signal_energy` is the module's own carbon signal as `signals.carbon.effective_energy`
+    judged it this round (None when it has no spec.energy.signal).
+    """
     status = module.status
     gen = module.metadata.generation
     conditions = list(status.conditions) if status else []
@@ -153,6 +233,32 @@ def module_status(
             )
         )
     conditions = set_condition(conditions, ready, now=now)
+    # kstatus: Stalled when only a change (to the kubeconfig Secret) can help; Reconciling
+    # while the module has never been seen
+    stalled = not probe.reachable and probe.reason in PERMANENT_REASONS
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Stalled",
+            status=ConditionStatus.TRUE if stalled else ConditionStatus.FALSE,
+            reason=probe.reason if stalled else "AsExpected",
+            message=probe.message if stalled else "the module's cluster can be used",
+            observed_generation=gen,
+        ),
+        now=now,
+    )
+    never_seen = ready.reason == REASON_NEVER_SEEN and not stalled
+    conditions = set_condition(
+        conditions,
+        Condition(
+            type="Reconciling",
+            status=ConditionStatus.TRUE if never_seen else ConditionStatus.FALSE,
+            reason="WaitingForHeartbeat" if never_seen else "AsExpected",
+            message="no successful heartbeat yet" if never_seen else "up to date",
+            observed_generation=gen,
+        ),
+        now=now,
+    )
     conditions = [c.model_copy(update={"observed_generation": gen}) for c in conditions]
     if [_dump(c) for c in conditions] != [_dump(c) for c in (status.conditions if status else [])]:
         out["conditions"] = [_dump(c) for c in conditions]
@@ -182,69 +288,65 @@ def module_status(
 
     # energy: raw (status.energy) and effective (status.effectiveEnergy)
     energy = status.energy if status else None
+    raw, live = _raw_energy(module, energy, signal_energy, now)
+    if raw.patch is not None:
+        out["energy"] = raw.patch
+    if raw.condition is not None:
+        conditions_after = set_condition(
+            [Condition.model_validate(c) for c in out.get("conditions", [])] or list(conditions),
+            raw.condition.model_copy(update={"observed_generation": gen}),
+            now=now,
+        )
+        dumped = [_dump(c) for c in conditions_after]
+        if dumped != [_dump(c) for c in (status.conditions if status else [])]:
+            out["conditions"] = dumped
     new_smoothing = dict(smoothing)
-    if operator_owns_energy(energy):
-        reading = declared_energy(module, now)
-        if energy is None or (energy.carbon_intensity, energy.renewable_share, energy.source) != (
-            reading.carbon_intensity,
-            reading.renewable_share,
-            reading.source,
-        ):
-            out["energy"] = _dump(reading.to_status(now))
-        carbon, renewable = reading.carbon_intensity, reading.renewable_share
+    prev_eff = status.effective_energy if status else None
+    if not live:
+        carbon, renewable = raw.carbon_intensity, raw.renewable_share
         new_smoothing = {
             "carbonIntensity": Smoothed(carbon, now),
             "renewableShare": Smoothed(renewable, now),
         }
+        unchanged = (
+            prev_eff is not None
+            and prev_eff.carbon_intensity == carbon
+            and prev_eff.renewable_share == renewable
+            and prev_eff.pending is None
+        )
         effective = EffectiveEnergyStatus(
             carbon_intensity=carbon,
             renewable_share=renewable,
-            since=(
-                status.effective_energy.since
-                if status
-                and status.effective_energy
-                and status.effective_energy.carbon_intensity == carbon
-                and status.effective_energy.renewable_share == renewable
-                else now
-            ),
+            since=prev_eff.since if unchanged and prev_eff is not None else now,
         )
     else:
-        assert energy is not None
-        prev_eff = status.effective_energy if status else None
         fields = {
             "carbonIntensity": (
-                energy.carbon_intensity,
+                raw.carbon_intensity,
                 prev_eff.carbon_intensity if prev_eff else None,
-                module.spec.energy.carbon_intensity,
             ),
-            "renewableShare": (
-                energy.renewable_share,
-                prev_eff.renewable_share if prev_eff else None,
-                module.renewable_share(),
-            ),
+            "renewableShare": (raw.renewable_share, prev_eff.renewable_share if prev_eff else None),
         }
         pending: list[str] = []
         values: dict[str, float] = {}
         since = prev_eff.since if prev_eff and prev_eff.since else now
-        for name, (raw, eff, declared) in fields.items():
+        for name, (reading, eff) in fields.items():
             state = new_smoothing.get(name)
             if state is None:
-                start = eff if eff is not None else (raw if raw is not None else declared)
-                state = Smoothed(float(start), since)
-            if raw is not None:
-                state = smooth(
-                    state,
-                    float(raw),
-                    now,
-                    tolerance_s=settings.tolerance_s,
-                    min_readings=settings.min_readings,
-                )
+                state = Smoothed(float(eff if eff is not None else reading), since)
+            state = smooth(
+                state,
+                float(reading),
+                now,
+                tolerance_s=settings.tolerance_s,
+                min_readings=settings.min_readings,
+            )
             new_smoothing[name] = state
             values[name] = state.effective
             note = state.describe_pending(name)
             if note:
                 pending.append(note)
-        latest = max(s.since for s in new_smoothing.values())
+        latest = max(st.since for st in new_smoothing.values())
         effective = EffectiveEnergyStatus(
             carbon_intensity=values["carbonIntensity"],
             renewable_share=values["renewableShare"],

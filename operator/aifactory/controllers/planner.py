@@ -9,7 +9,8 @@ and writes what it returns. The safety rules of the operator live in this module
    Ready, whatever the reason it leaves (drain, energy rule, rebalance, demand shift, policy
    change, module deletion, a cluster's return). Two exceptions remove at once: the module is
    unusable (gone, or NotReady past tolerationSeconds), or a bound Enforce sovereignty rule
-   forbids it (compliance wins; the Event says so).
+   forbids it (compliance wins; the Event says so). A replica that serves nothing yet (not
+   Ready on a cluster we see) has nothing to break: it moves at once, outside the budget.
 2. **The disruption budget bounds every voluntary move**: at most `budget` replicas of one
    deployment move per step, and a step starts only when the previous one is Ready.
 3. **A replica with nowhere to go stays** (and the status says why).
@@ -21,13 +22,15 @@ and writes what it returns. The safety rules of the operator live in this module
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aifactory.api import (
     Condition,
     ConditionStatus,
+    HeldReplicas,
     InferenceDeployment,
     InferenceDeploymentStatus,
     ModulePlacement,
@@ -54,6 +57,7 @@ REASON_PLACED = "Placed"
 REASON_NOTHING_WANTED = "NoReplicasWanted"
 REASON_UNSCHEDULABLE = "Unschedulable"
 REASON_POLICY_NOT_FOUND = "PolicyNotFound"
+REASON_PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
 REASON_MEMBER_REJECTED = "MemberRejected"
 REASON_PODS_PENDING = "PodsPending"
 REASON_MODULE_UNREACHABLE = "ModuleUnreachable"
@@ -63,6 +67,18 @@ REASON_PROGRESSING = "Progressing"
 REASON_AS_EXPECTED = "AsExpected"
 REASON_READY = "ReplicasReady"
 REASON_NOT_READY = "ReplicasNotReady"
+
+# Why replicas stay on a module they should leave (status.heldReplicas[].reason).
+HELD_NO_DESTINATION = "NoDestination"
+HELD_WAITING_FOR_STEP = "WaitingForStep"
+HELD_WAITING_FOR_BUDGET = "WaitingForBudget"
+HELD_HANDOVER = "Handover"
+HELD_WORDS = {
+    HELD_NO_DESTINATION: "no other module can take them",
+    HELD_WAITING_FOR_STEP: "waiting for the previous step to be Ready",
+    HELD_WAITING_FOR_BUDGET: "waiting for the disruption budget",
+    HELD_HANDOVER: "serving until their replacements are Ready",
+}
 
 #: Longest status/Event message: enough to name modules and reasons, bounded for etcd.
 MAX_MESSAGE = 1024
@@ -124,6 +140,34 @@ class ApplyError:
     at: datetime
 
 
+#: Shortest time a module takes no more replicas of a deployment whose pods stayed Pending
+#: there; each repeat doubles it, up to BLOCK_MAX_S (kube-scheduler's backoff, coarser).
+BLOCK_MIN_S = 300.0
+BLOCK_MAX_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlock:
+    """Replicas of a deployment that stayed Pending on a module past pendingTimeout: the module
+    takes none of its replicas (nor the rebalancer's) until `until`. `strikes` counts how often
+    it happened; each strike doubles the wait."""
+
+    since: datetime
+    replicas: int
+    reason: str
+    until: datetime | None = None
+    strikes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Preempted:
+    """Replicas of this deployment a higher-priority one displaces from a module, now."""
+
+    replicas: int
+    by: str
+    priority: int
+
+
 @dataclass(frozen=True, slots=True)
 class Inputs:
     """Everything the planner needs about one deployment, already read."""
@@ -143,11 +187,15 @@ class Inputs:
     #: The rebalancer's fleet-wide target, when this cycle may take a step towards it.
     rebalance_target: Decision | None = None
     apply_errors: Mapping[str, ApplyError] = field(default_factory=dict)
-    #: Modules the deployment may not grow on until the given time (pending backoff).
-    blocked_until: Mapping[str, datetime] = field(default_factory=dict)
+    #: Modules the deployment may not grow on (its pods stayed Pending there), and why.
+    pending_blocks: Mapping[str, PendingBlock] = field(default_factory=dict)
     #: Per module: the digest of what would be applied (template and Service, not replicas).
     rendered_hash: Mapping[str, str] = field(default_factory=dict)
     audit: tuple[str, ...] = ()
+    #: module -> replicas displaced there by a higher-priority deployment this cycle
+    preempted: Mapping[str, Preempted] = field(default_factory=dict)
+    #: spec.priorityClassName names no PriorityClass: placement pauses like a missing policy
+    missing_priority_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +249,8 @@ class Plan:
     actions: tuple[MemberAction, ...]
     events: tuple[EventSpec, ...]
     step: StepResult
-    #: Modules to keep the deployment off (pending backoff), until when.
-    block: Mapping[str, datetime] = field(default_factory=dict)
+    #: Modules the deployment may not grow on (pending backoff): the loop keeps them.
+    block: Mapping[str, PendingBlock] = field(default_factory=dict)
     #: The rebalance target was acted on (the loop records the plan as adopted).
     rebalanced: bool = False
     #: Settled: placement fully Ready, nothing held, nothing to do.
@@ -264,6 +312,62 @@ def as_current(
     )
 
 
+def block_seconds(timeout: float, strikes: int) -> float:
+    return float(min(BLOCK_MAX_S, max(BLOCK_MIN_S, 4 * timeout) * 2.0 ** max(0, strikes - 1)))
+
+
+def pending_blocks(
+    inputs: Inputs, stuck: Mapping[str, int], now: datetime, timeout: float
+) -> dict[str, PendingBlock]:
+    """Blocks in force, new ones for modules stuck now, and a longer one for a repeat.
+
+    An expired block is remembered (it holds the strike count) for as long again, so a module
+    that keeps refusing a deployment's pods is avoided for longer each time.
+    """
+    out: dict[str, PendingBlock] = {}
+    for m, b in inputs.pending_blocks.items():
+        until = b.until or now
+        if (now - until).total_seconds() < block_seconds(timeout, b.strikes):
+            out[m] = b
+    for module, n in stuck.items():
+        member = inputs.members.get(module)
+        why = (member.unschedulable if member else "") or ""
+        old = out.get(module)
+        if old is not None and old.until is not None and now < old.until:
+            out[module] = PendingBlock(old.since, n, why or old.reason, old.until, old.strikes)
+            continue
+        strikes = (old.strikes + 1) if old is not None else 1
+        until = now + timedelta(seconds=block_seconds(timeout, strikes))
+        out[module] = PendingBlock(now, n, why or (old.reason if old else ""), until, strikes)
+    return out
+
+
+def blocked_now(blocks: Mapping[str, PendingBlock], now: datetime) -> set[str]:
+    """Modules whose block is in force (not merely remembered for its strikes)."""
+    return {m for m, b in blocks.items() if b.until is not None and now < b.until}
+
+
+def without_preempted(
+    current: Mapping[tuple[str, str], int], preempted: Mapping[str, Preempted]
+) -> tuple[Cells, list[tuple[str, str, int, str]]]:
+    """The current cells minus replicas displaced by preemption, and the removals (region,
+    module, n, why). Preemption removes at once, as kube-scheduler evicts lower priorities."""
+    out = dict(current)
+    removed: list[tuple[str, str, int, str]] = []
+    for module, p in sorted(preempted.items()):
+        left = p.replicas
+        for key in sorted((k for k in out if k[1] == module), key=lambda k: (-out[k], k)):
+            if left <= 0:
+                break
+            d = min(left, out[key])
+            out[key] -= d
+            left -= d
+            removed.append((key[0], module, d, f"preempted by {p.by} (priority {p.priority})"))
+            if out[key] == 0:
+                del out[key]
+    return out, removed
+
+
 def without_stuck(
     current: Cells, members: Mapping[str, MemberState], now: datetime, timeout: float
 ) -> tuple[Cells, dict[str, int]]:
@@ -304,15 +408,19 @@ def step(
     *,
     budget: int,
     moves_allowed: bool,
+    idle: Mapping[str, int] | None = None,
 ) -> StepResult:
     """The next placement on the way from `current` to `target`.
 
     Per region: cells in `involuntary` go at once; replicas above what is wanted go at once
     (from the cells the target no longer wants, largest surplus first); replicas the target
-    adds beyond what runs are added at once; the rest of the difference is moves, at most
-    `budget` in all and only when `moves_allowed` (the previous step is Ready). A surplus the
-    target has no destination for stays where it is. Deterministic: ties go by module name.
+    adds beyond what runs are added at once; replicas that serve nothing yet (`idle`: module
+    -> replicas there not Ready) move at once, since moving them disrupts nothing; the rest
+    of the difference is moves, at most `budget` in all and only when `moves_allowed` (the
+    previous step is Ready). A surplus the target has no destination for stays where it is.
+    Deterministic: ties go by module name.
     """
+    idle_left = {m: n for m, n in (idle or {}).items() if n > 0}
     cells: Cells = {k: v for k, v in current.items() if v > 0}
     added: list[tuple[str, str, int]] = []
     removed: list[tuple[str, str, int, str]] = []
@@ -359,7 +467,25 @@ def step(
             added.append((r, item.module, k))
             item.n -= k
             up -= k
-        # 3. the rest is moves: budgeted, one step at a time
+        # 3. replicas not serving yet move at once (a replacement for nothing needs no wait)
+        sur = [x for x in sur if x.n > 0]
+        dfc = [x for x in dfc if x.n > 0]
+        di = 0
+        for src in sur:
+            free = min(src.n, idle_left.get(src.module, 0))
+            while free > 0 and di < len(dfc):
+                dst = dfc[di]
+                k = min(free, dst.n)
+                cells[(r, src.module)] -= k
+                cells[(r, dst.module)] = cells.get((r, dst.module), 0) + k
+                moves.append((r, src.module, dst.module, k))
+                idle_left[src.module] -= k
+                free -= k
+                src.n -= k
+                dst.n -= k
+                if dst.n == 0:
+                    di += 1
+        # 4. the rest is moves of serving replicas: budgeted, one step at a time
         si = di = 0
         sur = [x for x in sur if x.n > 0]
         dfc = [x for x in dfc if x.n > 0]
@@ -381,11 +507,11 @@ def step(
             if item.n <= 0:
                 continue
             if pending_dest <= 0:
-                why = "no other module can take them"
+                why = HELD_NO_DESTINATION
             elif not moves_allowed:
-                why = "waiting for the previous step to be Ready"
+                why = HELD_WAITING_FOR_STEP
             else:
-                why = "waiting for the disruption budget"
+                why = HELD_WAITING_FOR_BUDGET
             held.append((r, item.module, item.n, why))
             pending_dest -= item.n
     return StepResult(
@@ -395,6 +521,42 @@ def step(
         moves=tuple(moves),
         held=tuple(held),
     )
+
+
+def next_deadline(
+    members: Mapping[str, MemberState],
+    blocks: Mapping[str, PendingBlock],
+    now: datetime,
+    timeout: float,
+) -> float | None:
+    """Seconds until a time-based rule may change this deployment's plan without any event:
+    a waiting pod reaching `timeout` (pendingTimeout), or a pending block running out. None
+    when no such clock runs (then only events and the periodic resync replan it)."""
+    out: float | None = None
+    for m in members.values():
+        for since in m.waiting_since:
+            left = timeout - (now - since).total_seconds()
+            if left > 0:
+                out = left if out is None else min(out, left)
+    for b in blocks.values():
+        if b.until is not None and b.until > now:
+            left = (b.until - now).total_seconds()
+            out = left if out is None else min(out, left)
+    return out
+
+
+def idle_replicas(current: Cells, members: Mapping[str, MemberState]) -> dict[str, int]:
+    """Module -> replicas of the current placement there that serve nothing (not Ready), on
+    clusters we see; an unknown cluster's replicas count as serving."""
+    out: dict[str, int] = {}
+    for module, n in per_module(current).items():
+        m = members.get(module)
+        if m is None or not m.known:
+            continue
+        idle = n - min(n, m.ready)
+        if idle > 0:
+            out[module] = idle
+    return out
 
 
 # ------------------------------------------------------------------------------------ plan
@@ -432,10 +594,10 @@ def member_actions(
     inputs: Inputs,
     now: datetime,
     dropped_forbidden: set[str],
-) -> tuple[list[MemberAction], bool, list[str]]:
+) -> tuple[list[MemberAction], bool, dict[str, int]]:
     """Member changes for the next placement, with make-before-break holds.
 
-    Returns (actions, handover_complete, modules held for the handover).
+    Returns (actions, handover_complete, {module: replicas held there for the handover}).
     """
     wanted = per_module(next_cells)
     members = inputs.members
@@ -444,7 +606,7 @@ def member_actions(
         for module, n in wanted.items()
     )
     actions: list[MemberAction] = []
-    held: list[str] = []
+    held: dict[str, int] = {}
     for module in sorted(set(wanted) | {m for m, s in members.items() if s.exists}):
         member = members.get(module) or MemberState(module=module, known=False)
         use = inputs.modules.get(module)
@@ -467,7 +629,7 @@ def member_actions(
             if may_hold and member.exists and member.replicas > n:
                 target = max(n, min(member.replicas, member.ready))
                 if target > n:
-                    held.append(module)
+                    held[module] = target - n
             digest = inputs.rendered_hash.get(module, "")
             if not member.exists or (digest and member.spec_hash != digest):
                 if not retry_later:
@@ -476,8 +638,8 @@ def member_actions(
                 actions.append(MemberAction("scale", module, target, "placement"))
         else:
             if may_hold and member.ready > 0:
-                held.append(module)
                 keep = min(member.replicas, member.ready)
+                held[module] = keep
                 if member.replicas != keep:
                     actions.append(MemberAction("scale", module, keep, "handover"))
                 continue
@@ -504,6 +666,10 @@ def _cond(type_: str, ok: bool, reason: str, message: str, generation: int | Non
         message=_clip(message),
         observed_generation=generation,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _summary(cells: Mapping[tuple[str, str], int]) -> str:
@@ -555,12 +721,13 @@ def plan(
     decision = inputs.decision
     wanted_total = sum(inputs.wanted.values())
     events: list[EventSpec] = []
-    current, stuck = without_stuck(inputs.current, inputs.members, now, settings.pending_timeout)
-    block = {m: now for m in stuck}
+    after_preemption, preempted_removals = without_preempted(inputs.current, inputs.preempted)
+    current, stuck = without_stuck(after_preemption, inputs.members, now, settings.pending_timeout)
+    block = pending_blocks(inputs, stuck, now, settings.pending_timeout)
 
-    if inputs.missing_policies:
+    if inputs.missing_policies or inputs.missing_priority_class:
         # placement is paused: keep what runs, place nothing new, never remove
-        step_result = StepResult(cells=dict(current))
+        step_result = StepResult(cells=dict(current), removed=tuple(preempted_removals))
     else:
         involuntary = _involuntary(current, inputs.modules, inputs.forbidden)
         is_settled = settled(inputs.current, inputs.members)
@@ -571,7 +738,11 @@ def plan(
             and not involuntary
             and target == {k: v for k, v in current.items() if v > 0}
         ):
-            target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            fleet_target = decision_cells(inputs.rebalance_target, has_demand=has_demand)
+            # the fleet plan says where, never how many: a plan made when the fleet had more
+            # room must not add replicas the engine cannot place now
+            if _region_totals(fleet_target) == _region_totals(target):
+                target = fleet_target
         step_result = step(
             current,
             target,
@@ -579,11 +750,18 @@ def plan(
             involuntary,
             budget=settings.budget,
             moves_allowed=is_settled,
+            idle=idle_replicas(current, inputs.members),
         )
+        if preempted_removals:
+            step_result = dataclasses.replace(
+                step_result, removed=tuple(preempted_removals) + step_result.removed
+            )
 
     next_cells = step_result.cells
     dropped_forbidden = {
-        m for _, m, _, why in step_result.removed if why.startswith("an Enforce policy")
+        m
+        for _, m, _, why in step_result.removed
+        if why.startswith(("an Enforce policy", "preempted by"))
     }
     actions, complete, held_modules = member_actions(next_cells, inputs, now, dropped_forbidden)
 
@@ -623,17 +801,10 @@ def plan(
             )
 
     conditions = list(infd.status.conditions) if infd.status else []
+    paused = _paused(inputs)
     # Placed
-    if inputs.missing_policies:
-        names = ", ".join(inputs.missing_policies)
-        placed_cond = _cond(
-            PLACED,
-            False,
-            REASON_POLICY_NOT_FOUND,
-            f"SovereigntyPolicy {names} named in spec.sovereigntyPolicies does not exist: "
-            "placement is paused (running replicas stay, nothing new is placed)",
-            gen,
-        )
+    if paused is not None:
+        placed_cond = _cond(PLACED, False, paused[0], paused[1], gen)
     elif wanted_total == 0:
         placed_cond = _cond(PLACED, True, REASON_NOTHING_WANTED, "0 replicas wanted", gen)
     elif unplaced == 0:
@@ -641,7 +812,8 @@ def plan(
             PLACED,
             True,
             REASON_PLACED,
-            f"{placed_total} replicas on {len(placements)} modules: {_summary(next_cells)}",
+            f"{placed_total} replicas on {_count(len(placements), 'module')}: "
+            f"{_summary(next_cells)}",
             gen,
         )
     else:
@@ -684,13 +856,16 @@ def plan(
     for module, err in sorted(inputs.apply_errors.items()):
         if err.generation == gen or not err.permanent:
             problems.append((err.reason, f"{module}: {err.message}"))
-    for module, n in sorted(stuck.items()):
-        why = members[module].unschedulable or "not scheduled"
+    recovering = serving < wanted_total
+    for module, b in sorted(block.items()):
+        if module not in stuck and (not recovering or module not in blocked_now(block, now)):
+            continue  # replaced and serving again: history only (the Event says it)
         problems.append(
             (
                 REASON_PODS_PENDING,
-                f"{n} replicas on {module} Pending longer than "
-                f"{settings.pending_timeout:.0f}s ({why}); re-placing them",
+                f"{b.replicas} replicas on {module} stayed Pending longer than "
+                f"{settings.pending_timeout:.0f}s ({b.reason or 'not scheduled'}); "
+                "placing them elsewhere",
             )
         )
     down = sorted(m for m in placed_by_module if m in members and not members[m].known) + sorted(
@@ -702,9 +877,9 @@ def plan(
         problems.append(
             (REASON_MODULE_UNREACHABLE, f"{module} not observed{': ' + why if why else ''}")
         )
-    if unplaced and not inputs.missing_policies:
-        problems.append((REASON_UNSCHEDULABLE, f"{unplaced} replicas unplaced"))
-    stuck_moves = [h for h in step_result.held if h[3] == "no other module can take them"]
+    if unplaced and paused is None:
+        problems.append((REASON_UNSCHEDULABLE, decision.message or f"{unplaced} replicas unplaced"))
+    stuck_moves = [h for h in step_result.held if h[3] == HELD_NO_DESTINATION]
     if stuck_moves:
         desc = ", ".join(f"{n} serving {r or 'all'} on {m}" for r, m, n, _ in stuck_moves)
         problems.append(
@@ -713,8 +888,8 @@ def plan(
                 f"replicas should leave but no other module can take them: {desc}",
             )
         )
-    if inputs.missing_policies:
-        problems.append((REASON_POLICY_NOT_FOUND, placed_cond.message))
+    if paused is not None:
+        problems.append(paused)
     degraded_reason = problems[0][0] if problems else REASON_AS_EXPECTED
     conditions = set_condition(
         conditions,
@@ -732,7 +907,13 @@ def plan(
     stalled_reasons = [
         (r, m)
         for r, m in problems
-        if r in (REASON_MEMBER_REJECTED, REASON_POLICY_NOT_FOUND, REASON_UNSCHEDULABLE)
+        if r
+        in (
+            REASON_MEMBER_REJECTED,
+            REASON_POLICY_NOT_FOUND,
+            REASON_PRIORITY_CLASS_NOT_FOUND,
+            REASON_UNSCHEDULABLE,
+        )
         or (r == "MemberForbidden")
     ]
     conditions = set_condition(
@@ -753,7 +934,9 @@ def plan(
     message_parts = []
     if held_modules:
         message_parts.append(
-            "keeping replicas on " + ", ".join(held_modules) + " until their replacements are Ready"
+            "keeping replicas on "
+            + ", ".join(sorted(held_modules))
+            + " until their replacements are Ready"
         )
     waiting = [h for h in step_result.held if h[3] != "no other module can take them"]
     if waiting:
@@ -826,10 +1009,28 @@ def plan(
     for kind, detail in problems:
         if kind in (REASON_MEMBER_REJECTED, REASON_PODS_PENDING, REASON_MOVE_BLOCKED):
             events.append(EventSpec("Warning", kind, detail))
-    if unplaced and not inputs.missing_policies:
+    if unplaced and paused is None:
         events.append(EventSpec("Warning", "PlacementFailed", _clip(placed_cond.message)))
-    if inputs.missing_policies:
-        events.append(EventSpec("Warning", REASON_POLICY_NOT_FOUND, placed_cond.message))
+    if paused is not None:
+        events.append(EventSpec("Warning", paused[0], paused[1]))
+    for r, m, n, why in step_result.removed:
+        if why.startswith("preempted by"):
+            events.append(
+                EventSpec(
+                    "Warning",
+                    "Preempted",
+                    f"{n} replicas serving {r or 'all'} removed from {m}: {why}",
+                )
+            )
+    for pre in decision.preemptions:
+        events.append(
+            EventSpec(
+                "Normal",
+                "Preempting",
+                f"displaced {pre.replicas} replicas of {pre.deployment} (priority "
+                f"{pre.priority}) on {pre.module}",
+            )
+        )
     for a in actions:
         if a.kind == "delete":
             events.append(
@@ -840,6 +1041,13 @@ def plan(
                 )
             )
 
+    held_status = [
+        HeldReplicas(module=m, replicas=n, region=r or None, reason=why)
+        for r, m, n, why in step_result.held
+    ] + [
+        HeldReplicas(module=m, replicas=n, reason=HELD_HANDOVER)
+        for m, n in sorted(held_modules.items())
+    ]
     previous = infd.status
     status = InferenceDeploymentStatus(
         observed_generation=gen,
@@ -849,7 +1057,7 @@ def plan(
         placements=placements,
         routing=routing,
         unsatisfied=Unsatisfied(replicas=unplaced, reason=_clip(decision.message))
-        if unplaced and not inputs.missing_policies
+        if unplaced and paused is None
         else None,
         last_rebalance_time=now
         if step_result.moves
@@ -857,6 +1065,7 @@ def plan(
         last_moves=[f"{n} serving {r or 'all'}: {a} -> {b}" for r, a, b, n in step_result.moves]
         if step_result.moves
         else (previous.last_moves if previous else None),
+        held_replicas=held_status or None,
         cost=round(decision.cost, 4),
         explanation=_explanation(decision),
         observed_demand=previous.observed_demand if previous else None,
@@ -871,6 +1080,32 @@ def plan(
         rebalanced=rebalanced_flag(inputs, step_result),
         settled=not in_flight and not problems,
     )
+
+
+def _paused(inputs: Inputs) -> tuple[str, str] | None:
+    """Why placement is paused (running replicas stay, nothing new is placed), if it is."""
+    if inputs.missing_policies:
+        names = ", ".join(inputs.missing_policies)
+        return (
+            REASON_POLICY_NOT_FOUND,
+            f"SovereigntyPolicy {names} named in spec.sovereigntyPolicies does not exist: "
+            "placement is paused (running replicas stay, nothing new is placed)",
+        )
+    if inputs.missing_priority_class:
+        return (
+            REASON_PRIORITY_CLASS_NOT_FOUND,
+            f"PriorityClass {inputs.missing_priority_class} named in spec.priorityClassName "
+            "does not exist: placement is paused (running replicas stay, nothing new is placed)",
+        )
+    return None
+
+
+def _region_totals(cells: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (r, _), k in cells.items():
+        if k > 0:
+            out[r] = out.get(r, 0) + k
+    return out
 
 
 def rebalanced_flag(inputs: Inputs, result: StepResult) -> bool:

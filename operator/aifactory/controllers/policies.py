@@ -75,6 +75,18 @@ def policy_status(
         ),
         now=now,
     )
+    for type_ in ("Reconciling", "Stalled"):  # kstatus: nothing in progress, nothing stuck
+        conditions = set_condition(
+            conditions,
+            Condition(
+                type=type_,
+                status=ConditionStatus.FALSE,
+                reason="AsExpected",
+                message="evaluated",
+                observed_generation=policy.metadata.generation,
+            ),
+            now=now,
+        )
     return {
         "observedGeneration": policy.metadata.generation,
         "boundDeployments": sorted(bound),

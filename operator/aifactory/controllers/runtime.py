@@ -20,14 +20,18 @@ from typing import Any
 from aifactory.api import InferenceDeploymentStatus
 from aifactory.clusters import ClusterClient, MemberClients
 from aifactory.placement import Decision
+from aifactory.placement.rtt import RttTable
+from aifactory.placement.state import WorkloadState
+from aifactory.routers.status import RouterLive
 from aifactory.settings import OperatorSettings
+from aifactory.signals.carbon import SignalState
 from aifactory.signals.smoothing import Smoothed
 
 from .events import EventRecorder
 from .executor import MemberExecutor
 from .fleet import HubSnapshot, Invalid
 from .leader import LeaderElector
-from .planner import ModuleUse
+from .planner import ModuleUse, PendingBlock
 from .writer import HubWriter
 
 GROUP = "aifactory.dev"
@@ -63,6 +67,23 @@ class FleetPlan:
     lower_bound: float | None = None
 
 
+@dataclass(frozen=True)
+class EngineMemo:
+    """The engine's last decision for one deployment that kept its running placement whole,
+    with what it was solved from: the fleet but its free GPUs, the workload as the engine saw
+    it (demand, placement, pools), the pending-block clamps, and the RTT table in force."""
+
+    key: tuple[str, str, str, str]
+    rtt: Any
+    decision: Decision
+    #: slimmed: regions, eligible pools and binding only (cycle._slim)
+    ws: WorkloadState
+    #: the cells a bound Enforce policy forbids, as computed with the decision
+    forbidden: Mapping[tuple[str, str], str]
+    #: when it was solved (epoch seconds): reused for at most rebalanceInterval
+    at: float = 0.0
+
+
 @dataclass
 class Runtime:
     settings: OperatorSettings
@@ -87,20 +108,45 @@ class Runtime:
     # --- planning state (placement loop only) ---------------------------------------------
     decided: dict[str, InferenceDeploymentStatus] = field(default_factory=dict)
     decided_uid: dict[str, str | None] = field(default_factory=dict)
-    blocked: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    blocked: dict[str, dict[str, PendingBlock]] = field(default_factory=dict)
     adopted: dict[str, datetime] = field(default_factory=dict)
     next_plan: dict[str, float] = field(default_factory=dict)
     unsettled: set[str] = field(default_factory=set)
+    #: ref -> the next unsettled re-plan delay (seconds), doubling while nothing happens
+    backoff: dict[str, float] = field(default_factory=dict)
     fleet_plan: FleetPlan | None = None
+    #: when each deployment's latency-only counterfactual was last solved (epoch seconds)
+    blind_at: dict[str, float] = field(default_factory=dict)
+    engine_memo: dict[str, EngineMemo] = field(default_factory=dict)
+    #: ref -> member template key -> its digest (rendering is JSON work per plan otherwise)
+    rendered_memo: dict[str, dict[tuple[Any, ...], str]] = field(default_factory=dict)
+    #: ref -> the routing table last rendered into the routing ConfigMap
+    routing_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: routing ConfigMap content last written per deployment
+    routing_written: dict[str, str] = field(default_factory=dict)
     deleting_since: dict[str, float] = field(default_factory=dict)
     # --- signals -----------------------------------------------------------------------------
     demand: dict[str, DemandState] = field(default_factory=dict)
     smoothing: dict[str, dict[str, Smoothed]] = field(default_factory=dict)
+    #: module -> its carbon feed's last good reading and last error (keep-last-good)
+    signal_states: dict[str, SignalState] = field(default_factory=dict)
+    #: measured RTTs in force (ConfigMap merged with Prometheus), and each source's last good
+    rtt_table: RttTable | None = None
+    rtt_sources: dict[str, RttTable] = field(default_factory=dict)
+    #: WattTime login tokens between polls
+    token_cache: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     module_uses: dict[str, ModuleUse] = field(default_factory=dict)
     module_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     invalid: dict[str, Invalid] = field(default_factory=dict)
     #: key -> last status/metadata body written successfully (skip no-op writes)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: decision records, compliance reports, reliability, measured SLOs (accountability.py)
+    accountability: Any = None
+    # --- InferenceRouters (routers.py) -----------------------------------------------------
+    #: router ref -> live demand and shares (replaced whole by the poller)
+    router_signals: dict[str, RouterLive] = field(default_factory=dict)
+    #: router ref -> routing JSON the HTTP endpoint serves (replaced whole by the publisher)
+    routing_views: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------- leadership
     @property
@@ -118,12 +164,14 @@ class Runtime:
         self._wake = asyncio.Event()
 
     def mark(self, refs: Iterable[str]) -> None:
-        """Queue deployments for the next cycle (thread-safe; wakes the loop)."""
+        """Queue deployments for the next cycle (thread-safe; wakes the loop). Something
+        happened to them: their unsettled re-plans go back to the statusInterval cadence."""
         added = False
         with self.lock:
             for ref in refs:
                 if ref and ref not in self._dirty:
                     self._dirty.add(ref)
+                    self.backoff.pop(ref, None)
                     added = True
         if added and self.loop is not None and self._wake is not None:
             with contextlib.suppress(RuntimeError):  # loop closed while shutting down
@@ -148,14 +196,29 @@ class Runtime:
         """Deployments whose periodic re-plan is due (unsettled ones sooner)."""
         return {r for r in refs if self.next_plan.get(r, 0.0) <= now}
 
-    def schedule(self, ref: str, settled: bool) -> None:
+    def schedule(self, ref: str, settled: bool, recheck: float | None = None) -> None:
+        """When to re-plan `ref` if no event does first.
+
+        Settled: after resyncInterval. Unsettled (replicas starting, a step under way): after
+        statusInterval, doubling while nothing but this timer replans it, up to
+        resyncInterval, since pod, member and module events replan it anyway (re-planning
+        every waiting deployment every few seconds is what made a slow member cost the whole
+        fleet's placement speed, issue #15). `recheck` (seconds) brings it forward to when a
+        pendingTimeout or block clock runs out.
+        """
         s = self.settings
-        delay = s.resync_interval if settled else s.status_interval
+        with self.lock:  # mark() resets the backoff from other threads
+            if settled:
+                delay = s.resync_interval
+                self.unsettled.discard(ref)
+                self.backoff.pop(ref, None)
+            else:
+                delay = self.backoff.get(ref, s.status_interval)
+                self.backoff[ref] = min(s.resync_interval, delay * 2)
+                self.unsettled.add(ref)
+        if recheck is not None:
+            delay = min(delay, max(0.5, recheck + 0.1))
         self.next_plan[ref] = time.monotonic() + delay
-        if settled:
-            self.unsettled.discard(ref)
-        else:
-            self.unsettled.add(ref)
 
     def forget(self, ref: str) -> None:
         for d in (
@@ -164,10 +227,16 @@ class Runtime:
             self.blocked,
             self.adopted,
             self.next_plan,
+            self.backoff,
             self.demand,
             self.spec_seen,
             self.seen_keys,
             self.deleting_since,
+            self.blind_at,
+            self.routing_written,
+            self.engine_memo,
+            self.rendered_memo,
+            self.routing_keys,
         ):
             d.pop(ref, None)  # type: ignore[attr-defined]
         self.unsettled.discard(ref)
@@ -195,7 +264,12 @@ class Runtime:
                     break
             return out
 
-        from aifactory.api import AIFactoryModule, InferenceDeployment, SovereigntyPolicy
+        from aifactory.api import (
+            AIFactoryModule,
+            InferenceDeployment,
+            InferenceRouter,
+            SovereigntyPolicy,
+        )
 
         modules: list[AIFactoryModule] = []
         policies: list[SovereigntyPolicy] = []
@@ -207,6 +281,7 @@ class Runtime:
             (policies if isinstance(v, SovereigntyPolicy) else invalid).append(v)
         for v in values("deployment_index"):
             (deployments if isinstance(v, InferenceDeployment) else invalid).append(v)
+        routers = [v for v in values("router_index") if isinstance(v, InferenceRouter)]
         labels = {}
         index = self.indexes.get("namespace_index")
         if index is not None:
@@ -228,6 +303,7 @@ class Runtime:
             namespace_labels=labels,
             invalid=tuple(i for i in invalid if isinstance(i, Invalid)),
             priority_classes=classes,
+            routers=tuple(sorted(routers, key=lambda r: r.ref)),
         )
 
 

@@ -26,10 +26,12 @@ from aifactory.clusters import HUB_CLUSTER, ClusterClient, Limits, MemberClients
 from aifactory.serving import Endpoints
 from aifactory.settings import OperatorSettings
 
+from .accountability import Accountability
 from .admission import webhook_configuration
 from .events import EventRecorder
 from .executor import MemberExecutor
 from .leader import LeaderElector
+from .routers import routing_endpoint
 from .runtime import GROUP, Runtime
 from .writer import HubWriter
 
@@ -87,6 +89,8 @@ def hub_api_client() -> ApiClient:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     cfg = Configuration.get_default_copy()
     cfg.retries = 0
+    # watches, writers, the executor and monitors share it: more than urllib3's default 10
+    cfg.connection_pool_maxsize = 32
     return ApiClient(cfg)
 
 
@@ -141,10 +145,21 @@ def runtime_factory(
             on_change=changed,
             on_request=_count_request,
         )
-        executor = MemberExecutor(on_done=lambda ref: rt.mark([ref]), advisory=s.advisory)
+        executor = MemberExecutor(
+            threads_per_cluster=s.executor_threads,
+            on_done=lambda ref: rt.mark([ref]),
+            advisory=s.advisory,
+        )
         recorder = EventRecorder(hub, host=s.pod_name or "")
 
         def written(key: str, ok: bool, body: dict[str, Any]) -> None:
+            if key.endswith("#routing"):
+                ref = key.split("#", 1)[0]
+                if ok:
+                    rt.routing_written[ref] = (body.get("data") or {}).get("routing.json", "")
+                else:
+                    rt.routing_written.pop(ref, None)
+                return
             if ok and "#" not in key:
                 rt.written[key] = {"status": body.get("status")}
             elif not ok and "#" not in key:
@@ -152,7 +167,7 @@ def runtime_factory(
             if "#finalizer" in key:
                 rt.mark([key.split("#", 1)[0]])
 
-        writer = HubWriter(hub, on_done=written)
+        writer = HubWriter(hub, threads=8, on_done=written)
         elector = None
         if s.leader_election:
             identity = s.pod_name or f"{socket.gethostname()}-{os.getpid()}"
@@ -176,6 +191,7 @@ def runtime_factory(
             elector=elector,
             indexes={k: v for k, v in kwargs.items() if k.endswith("_index")},
         )
+        rt.accountability = Accountability(rt)
         members.start()
         recorder.start()
         writer.start()
@@ -187,6 +203,7 @@ def runtime_factory(
             _manage_webhook(hub, s)
         if endpoints is not None:
             endpoints.ready = rt.warm.is_set
+            endpoints.views["/routing"] = routing_endpoint(rt)
         return rt
 
     return make

@@ -508,7 +508,9 @@ def solve_one(
     the hysteresis fraction, so a cordon or a small demand change moves nothing that runs.
     """
     wl = ws.workload
-    fresh = assign_one(fleet, ws, bonus=stickiness_bonus(fleet, ws))
+    # the unbiased optimum: stickiness must not hide a saving the hysteresis would accept
+    # (the hysteresis comparison below is what keeps the running placement)
+    fresh = assign_one(fleet, ws)
     prefer = running_pools(fleet, ws)
     if not wl.current:
         chosen, parts = take_pools(fleet, ws, fresh, pool_free, power_free_w, prefer)
@@ -675,15 +677,25 @@ def place_against(
     power_free_w: FloatArray,
     *,
     explain_all: bool | None = None,
+    running: Sequence[WorkloadView] = (),
 ) -> tuple[Decision, WorkloadState]:
     """`place_one` against explicit free arrays (not modified), with the workload state.
 
     The operator's placement cycle keeps one FleetState and its own free arrays (what every
     other deployment holds); the state lets it ask which running cells a policy forbids.
+    `running` enables preemption of lower-priority deployments, as in `place_one`.
     """
-    ws = prepare(fleet, workload, tuple(policies), pool_free=pool_free, power_free_w=power_free_w)
+    from aifactory.placement.priority import preempt  # priority builds on this module
+
+    pols = tuple(policies)
+    ws = prepare(fleet, workload, pols, pool_free=pool_free, power_free_w=power_free_w)
     outcome = solve_one(fleet, ws, pool_free.copy(), power_free_w.copy())
-    return build_decision(fleet, ws, outcome, full=explain_all), ws
+    preemptions: tuple[Preemption, ...] = ()
+    if running:
+        ws, outcome, preemptions = preempt(
+            fleet, ws, outcome, running, pols, pool_free=pool_free, power_free_w=power_free_w
+        )
+    return build_decision(fleet, ws, outcome, full=explain_all, preemptions=preemptions), ws
 
 
 def module_usage(fleet: FleetState, pool_free: IntArray) -> tuple[ModuleUsage, ...]:

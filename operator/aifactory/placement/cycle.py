@@ -17,7 +17,7 @@ from aifactory.placement.filters import CAPACITY_PLUGINS, MODULE_FILTERS, REGION
 from aifactory.placement.filters import readiness as readiness_filter
 from aifactory.placement.framework import BoolArray, FloatArray, IntArray, Verdicts
 from aifactory.placement.model import PolicyView, WorkloadView
-from aifactory.placement.scores import carbon, latency
+from aifactory.placement.scores import carbon, latency, reliability
 from aifactory.placement.state import FleetState, WorkloadState
 
 
@@ -56,7 +56,12 @@ def prepare(
     shape = (workload.gpu_models, workload.min_gpu_memory_gib, workload.gpus_per_replica)
     hit = fleet.cache.get(("shape", shape)) if initial else None
     if hit is None:
-        eligible = gpu.eligible_pools(fleet, workload)
+        # eligibility depends on the shape alone, whatever is free
+        cached = fleet.cache.get(("eligible", shape))
+        if isinstance(cached, np.ndarray):
+            eligible: BoolArray = cached
+        else:
+            eligible = fleet.cache[("eligible", shape)] = gpu.eligible_pools(fleet, workload)
         cap, gpu_cap = fleet.capacity(
             eligible,
             workload.gpus_per_replica,
@@ -131,3 +136,9 @@ def run_scores(fleet: FleetState, ws: WorkloadState) -> None:
     lat = latency.cost(fleet, ws)
     ws.latency_cost = lat if lat is not None else np.zeros((1, fleet.n))
     ws.cost = ws.latency_cost + ws.carbon_cost[None, :]
+    rel = reliability.cost(fleet, ws)
+    if rel is not None:  # only with a weight: costs stay exactly as they were without one
+        ws.reliability_cost = rel
+        ws.cost = ws.cost + rel[None, :]
+    else:
+        ws.reliability_cost = np.zeros(fleet.n)

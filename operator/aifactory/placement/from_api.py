@@ -106,6 +106,7 @@ def module_view(
         ready=_ready(module, assume_ready),
         schedulable=spec.schedulable,
         labels=dict(module.metadata.labels),
+        ready_fraction=module.ready_fraction(),
     )
 
 
@@ -176,6 +177,8 @@ def workload_view(
         min_replicas=spec.guaranteed_replicas(),
         priority=value,
         preemption_policy=policy,
+        min_reliability=spec.min_reliability,
+        reliability_weight=spec.objective.reliability_weight,
     )
 
 

@@ -78,13 +78,15 @@ def rtt_ms_row(
 ) -> FloatArray:
     """RTT from one point to many given as unit vectors (see `unit_vectors`).
 
-    The same great-circle distance as `haversine_km`, written as hav(theta) = (1 - cos theta)/2
-    with cos theta the dot product of unit vectors: one matrix-vector product instead of four
-    trigonometric passes, three times faster on 10,000 modules and equal to 1e-9 km.
+    The same great-circle distance as `haversine_km`, from the chord between unit vectors:
+    hav(theta) = sin^2(theta/2) = (|u - v| / 2)^2. Unlike (1 - cos theta)/2 from a dot product,
+    this keeps full precision for points close together, and it still needs no trigonometry
+    per module.
     """
     p1, l1 = math.radians(latitude), math.radians(longitude)
     u = np.array([math.cos(p1) * math.cos(l1), math.cos(p1) * math.sin(l1), math.sin(p1)])
-    a = (1.0 - units @ u) * 0.5
+    d = units - u
+    a = np.einsum("ij,ij->i", d, d) * 0.25
     np.clip(a, 0.0, 1.0, out=a)
     km = (2.0 * settings.earth_radius_km) * np.arcsin(np.sqrt(a))
     out: FloatArray = km * (2.0 * settings.route_factor / settings.fibre_km_per_ms)

@@ -58,6 +58,8 @@ class PlacementSettings:
     rtt_overhead_ms: float = 1.0
     carbon_normaliser: float = 500.0
     latency_normaliser_ms: float = 100.0
+    #: Unreliability (1 - readyFraction) that costs 1.0 per replica at reliabilityWeight 1.
+    reliability_normaliser: float = 0.01
     #: Cost of an unplaced replica above the deployment's guaranteed count (replicas.min).
     unplaced_cost: float = 1000.0
     #: Cost of an unplaced replica that leaves its deployment short of its guaranteed count
@@ -204,6 +206,9 @@ class ModuleView:
     #: are re-placed, like NotReady, but the module stays usable while they move.
     draining: bool = False
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    #: Fraction of the reliability window the module was Ready (status.reliability); 1.0
+    #: when nothing was measured.
+    ready_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))
@@ -274,6 +279,13 @@ class WorkloadView:
     priority: int = 0
     #: "Never": this deployment never displaces running lower-priority replicas.
     preemption_policy: PreemptionPolicy = "PreemptLowerPriority"
+    #: spec.minReliability: modules Ready less of their window than this are filtered out.
+    min_reliability: float | None = None
+    #: objective.reliabilityWeight: weight of the reliability score term (0: no term).
+    reliability_weight: float = 0.0
+    #: (region, module) pairs whose measured latency broke the SLO (spec.slo.measured): out of
+    #: the SLO for that region, like a pair beyond maxLatencyMs.
+    slo_excluded: frozenset[tuple[str, str]] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))

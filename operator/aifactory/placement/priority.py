@@ -146,6 +146,9 @@ def preempt(
     outcome: Outcome,
     running: Sequence[WorkloadView],
     policies: Iterable[PolicyView],
+    *,
+    pool_free: IntArray | None = None,
+    power_free_w: FloatArray | None = None,
 ) -> tuple[WorkloadState, Outcome, tuple[Preemption, ...]]:
     """Displace lower-priority replicas when `outcome` leaves replicas of `ws` unplaced.
 
@@ -154,7 +157,8 @@ def preempt(
     every displaced replica that still fits next to the new placement is given back. Nothing
     changes when the deployment's policy is Never, when nothing is unplaced, or when displacing
     would not place more replicas. Returns the deployment's state on the capacity it was
-    placed against, the outcome and the displaced replicas.
+    placed against, the outcome and the displaced replicas. `pool_free`/`power_free_w` are the
+    free arrays `outcome` was solved against (default: the fleet's own).
     """
     wl = ws.workload
     placed = sum(outcome.alloc.values())
@@ -169,8 +173,8 @@ def preempt(
     prio = {v.key: v.priority for v in victims}
     order = sorted(held, key=lambda k: (prio[k], -held[k], k))
     pols = tuple(policies)
-    pool_free = fleet.pool_free.copy()
-    power_free = fleet.power_free_w.copy()
+    pool_free = (fleet.pool_free if pool_free is None else pool_free).copy()
+    power_free = (fleet.power_free_w if power_free_w is None else power_free_w).copy()
     released: list[tuple[_Victim, int]] = []
     best: tuple[WorkloadState, Outcome, IntArray, FloatArray] | None = None
     for key in order:

@@ -74,6 +74,7 @@ class FleetState:
         self.pue = np.array([m.pue for m in mods], f64)
         self.carbon = np.array([m.carbon_intensity for m in mods], f64)
         self.renewable = np.array([m.renewable_share for m in mods], f64)
+        self.reliability = np.array([m.ready_fraction for m in mods], f64)
         self.source_bits = np.array([source_bits(m.sources) for m in mods], i64)
         self.air_gapped = np.array([m.air_gapped for m in mods], np.bool_)
         self.countries: dict[str, int] = {}
@@ -360,6 +361,8 @@ class WorkloadState:
     cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     latency_cost: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+    #: Per module; all zero unless objective.reliabilityWeight is set.
+    reliability_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def key(self) -> str:

@@ -19,9 +19,10 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aifactory.api.deployment import InferenceDeployment, PrometheusDemandSource
+from aifactory.api.limits import MAX_REQUESTS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ REASON_UNREACHABLE = "PrometheusUnreachable"
 REASON_QUERY_FAILED = "QueryFailed"
 REASON_BAD_RESULT = "BadResult"
 REASON_EMPTY_SAMPLE = "EmptySample"
+REASON_OUT_OF_RANGE = "ReadingOutOfRange"
 
 #: A vector of a few thousand series is a few hundred KiB; anything far bigger is a wrong query.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -106,7 +108,24 @@ def fetch_demand(
     )
 
 
-def _query(src: PrometheusDemandSource, now: datetime | None) -> dict[str, Any]:
+class PrometheusSource(Protocol):
+    """What an instant query needs: a demand source, or a measured-latency source."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+
+
+def query_prometheus(src: PrometheusSource, now: datetime | None = None) -> dict[str, Any]:
+    """One instant query; the JSON answer. Raises DemandSignalError (PrometheusUnreachable,
+    QueryFailed, BadResult), the same reasons whatever the query is for."""
+    return _query(src, now)
+
+
+def _query(src: PrometheusSource, now: datetime | None) -> dict[str, Any]:
     params = {"query": src.query, "timeout": f"{src.timeout_seconds:g}s"}
     if now is not None:
         params["time"] = f"{now.timestamp():.3f}"
@@ -134,7 +153,7 @@ def _query(src: PrometheusDemandSource, now: datetime | None) -> dict[str, Any]:
     return payload
 
 
-def _http_error(src: PrometheusDemandSource, err: urllib.error.HTTPError) -> DemandSignalError:
+def _http_error(src: PrometheusSource, err: urllib.error.HTTPError) -> DemandSignalError:
     """Prometheus answers a bad query with 400/422 and a JSON error; a proxy in front of a
     Prometheus that is down answers 502-504 with HTML, which is unreachability, not the query.
     """
@@ -224,6 +243,20 @@ def apply_demand(
         raise DemandSignalError(
             REASON_BAD_RESULT, f"requests per second must be finite and >= 0, got {bad}"
         )
+    huge = {
+        name: v
+        for name, v in sample.items()
+        if v > MAX_REQUESTS_PER_SECOND and name in {r.name for r in deployment.spec.demand.regions}
+    }
+    if huge:
+        # the same bound the CRD puts on spec.demand.regions[].requestsPerSecond: a reading
+        # beyond it is a broken query, and replica counts derived from it would overflow
+        raise DemandSignalError(
+            REASON_OUT_OF_RANGE,
+            "requests per second above the API's limit of "
+            f"{MAX_REQUESTS_PER_SECOND:g}: "
+            + ", ".join(f"{k}={v:g}" for k, v in sorted(huge.items())),
+        )
     extra = unmatched_regions(deployment, sample)
     if extra:
         log.warning(
@@ -245,11 +278,14 @@ def apply_demand(
 __all__ = [
     "REASON_BAD_RESULT",
     "REASON_EMPTY_SAMPLE",
+    "REASON_OUT_OF_RANGE",
     "REASON_QUERY_FAILED",
     "REASON_UNREACHABLE",
     "DemandSample",
     "DemandSignalError",
+    "PrometheusSource",
     "apply_demand",
     "fetch_demand",
+    "query_prometheus",
     "unmatched_regions",
 ]

@@ -27,6 +27,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from aifactory.placement.rtt import RttTable
 
@@ -247,3 +248,51 @@ __all__ = [
     "rtt_table_from_rows",
     "unmatched_names",
 ]
+
+
+def fetch_rtt(
+    url: str,
+    query: str,
+    *,
+    region_label: str = "region",
+    module_label: str = "module",
+    timeout_s: float = 5.0,
+    now: datetime | None = None,
+) -> RttTable:
+    """Measured RTTs from a Prometheus instant query (e.g. blackbox-exporter probe durations
+    turned into ms), one series per (region, module) with those two labels.
+
+    Same client and error rules as live demand (`signals.demand`); raises RttTableError with
+    the Prometheus problem or every bad series (values must be finite ms >= 0).
+    """
+    from aifactory.api.deployment import PrometheusDemandSource
+    from aifactory.signals.demand import DemandSignalError, _query
+
+    source = f"prometheus {url}"
+    try:
+        payload = _query(
+            PrometheusDemandSource(
+                url=url, query=query, region_label=region_label, timeout_seconds=timeout_s
+            ),
+            now,
+        )
+    except DemandSignalError as err:
+        raise RttTableError(source, [f"{err.reason}: {err.message}"]) from None
+    data = payload.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        raise RttTableError(source, ["the query must return an instant vector"])
+    rows: list[tuple[str, str, float]] = []
+    problems: list[str] = []
+    for item in data.get("result") or []:
+        metric = item.get("metric") or {} if isinstance(item, dict) else {}
+        region, module = metric.get(region_label), metric.get(module_label)
+        if not region or not module:
+            problems.append(f"a series without {region_label!r} and {module_label!r} labels")
+            continue
+        try:
+            rows.append((str(region), str(module), float(item["value"][1])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            problems.append(f"{region} -> {module}: no numeric value")
+    if problems:
+        raise RttTableError(source, problems)
+    return rtt_table_from_rows(rows, source=source)

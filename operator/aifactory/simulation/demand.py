@@ -266,8 +266,12 @@ def generate(
     radius_km: float = 300.0,
     window_s: float = 300.0,
     populations: Mapping[str, float] | None = None,
+    burst_of: Mapping[str, str] | None = None,
 ) -> DemandSeries:
-    """Generated demand for every deployment with demand regions (module docstring)."""
+    """Generated demand for every deployment with demand regions (module docstring).
+
+    `burst_of`: deployment ref -> the ref whose burstiness it follows (an InferenceRouter's
+    tiers follow the router's: they serve shares of the same requests)."""
     if weights not in ("population", "spec"):
         raise DemandError(f"weights must be population or spec, got {weights!r}")
     curve = diurnal or Diurnal()
@@ -287,6 +291,7 @@ def generate(
     sized: dict[str, FloatArray] = {}
     profiles: dict[str, tuple[RegionProfile, ...]] = {}
     given = dict(populations or {})
+    burst_of = burst_of or {}
     for d in deployments:
         spec_regions = d.spec.demand.regions
         if not spec_regions:
@@ -315,7 +320,7 @@ def generate(
         z_arr = np.zeros((len(step_times), len(profs)))
         for k, (r, p) in enumerate(zip(spec_regions, profs, strict=True)):
             base = total * share[k] * curve.factor(local_hours(step_times, p.timezone))
-            pick = _rng(seed, ref, r.name).integers(0, n, size=len(step_times))
+            pick = _rng(seed, burst_of.get(ref, ref), r.name).integers(0, n, size=len(step_times))
             s_arr[:, k] = base * served_of[pick]
             z_arr[:, k] = base * sized_of[pick]
         regions[ref] = tuple(r.name for r in spec_regions)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aifactory.cli.manifests import load
+from aifactory.cli.manifests import Snapshot, load
 from aifactory.placement.from_api import priority_class_view
+from aifactory.routers.tiers import derive, with_tiers
 from aifactory.simulation.demand import (
     Burst,
     DemandSeries,
@@ -36,13 +37,20 @@ def load_scenario(paths: Sequence[str | Path], *, recursive: bool = False) -> Sc
 
     Raises cli.manifests.ManifestError listing every problem.
     """
-    snap = load(paths, recursive=recursive)
+    return scenario_of(load(paths, recursive=recursive))
+
+
+def scenario_of(snap: Snapshot) -> Scenario:
+    """The scenario of loaded manifests. InferenceRouters' tier deployments carry their
+    router's demand x share per region (spec values), as `aifactoryctl place` places them."""
+    tiers = derive(snap.routers, snap.deployments)
     return Scenario(
         modules=tuple(snap.modules),
-        deployments=tuple(snap.deployments),
+        deployments=tuple(with_tiers(snap.deployments, tiers)),
         policies=tuple(snap.policies),
         namespaces=dict(snap.namespaces),
         priority_classes=tuple(priority_class_view(c) for c in snap.priority_classes),
+        tier_of={ref: t.router for ref, t in tiers.tiers.items()},
     )
 
 
@@ -126,6 +134,7 @@ def build_timeline(
             radius_km=opts.radius_km,
             window_s=config.demand_window_s,
             populations=opts.populations,
+            burst_of=scenario.tier_of,
         )
     warnings += series.warnings
     served: dict[str, np.ndarray] = {}
@@ -162,4 +171,4 @@ def build_timeline(
     return Built(timeline, series, tuple(warnings))
 
 
-__all__ = ["Built", "DemandOptions", "build_timeline", "load_scenario"]
+__all__ = ["Built", "DemandOptions", "build_timeline", "load_scenario", "scenario_of"]

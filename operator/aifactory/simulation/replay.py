@@ -222,6 +222,8 @@ class Scenario:
     policies: tuple[SovereigntyPolicy, ...] = ()
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     priority_classes: tuple[PriorityClassView, ...] = ()
+    #: tier deployment ref -> the InferenceRouter ref that feeds it (`inputs.scenario_of`)
+    tier_of: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modules", tuple(sorted(self.modules, key=lambda m: m.name)))

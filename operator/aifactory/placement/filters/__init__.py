@@ -12,9 +12,11 @@ from aifactory.placement.filters import (
     free_gpus,
     gpu,
     latency,
+    measured_latency,
     placement,
     power,
     readiness,
+    reliability,
     residency,
     sovereignty,
 )
@@ -25,6 +27,7 @@ MODULE_FILTERS: tuple[ModuleFilter, ...] = (
     ModuleFilter(gpu.NAME, gpu.filter, gpu.cache_key),
     ModuleFilter(sovereignty.NAME, sovereignty.filter, sovereignty.cache_key),
     ModuleFilter(energy.NAME, energy.filter, energy.cache_key),
+    ModuleFilter(reliability.NAME, reliability.filter, reliability.cache_key),
     ModuleFilter(readiness.NAME, readiness.filter, readiness.cache_key),
     ModuleFilter(free_gpus.NAME, free_gpus.filter, free_gpus.cache_key),
     ModuleFilter(power.NAME, power.filter, power.cache_key),
@@ -33,6 +36,7 @@ MODULE_FILTERS: tuple[ModuleFilter, ...] = (
 REGION_FILTERS: tuple[RegionFilter, ...] = (
     RegionFilter(latency.NAME, latency.filter),
     RegionFilter(residency.NAME, residency.filter),
+    RegionFilter(measured_latency.NAME, measured_latency.filter),
 )
 
 #: Plugins whose "no" is about free capacity now, not about the module being allowed at all.

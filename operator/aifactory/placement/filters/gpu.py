@@ -25,8 +25,12 @@ def accepted_models(fleet: FleetState, wl: WorkloadView) -> BoolArray:
     """Pools whose model the deployment accepts (an empty list accepts any model)."""
     if not wl.gpu_models:
         return np.ones(fleet.n_pools, np.bool_)
-    ids = [fleet.models[m] for m in wl.gpu_models if m in fleet.models]
-    return np.isin(fleet.pool_model, ids)
+    wanted = np.zeros(len(fleet.models) + 1, np.bool_)
+    for m in wl.gpu_models:
+        if m in fleet.models:
+            wanted[fleet.models[m]] = True
+    out: BoolArray = wanted[fleet.pool_model]
+    return out
 
 
 def eligible_pools(fleet: FleetState, wl: WorkloadView) -> BoolArray:

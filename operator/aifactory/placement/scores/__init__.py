@@ -2,14 +2,15 @@
 contribution to the brief's cost, so explanations can show the breakdown.
 
 Cost of one replica serving region r on module m is the sum of the weighted terms:
-latencyWeight * RTT(r,m) / L + carbonWeight * carbonIntensity(m) * pue(m) / 500.
+latencyWeight * RTT(r,m) / L + carbonWeight * carbonIntensity(m) * pue(m) / 500, plus
+reliabilityWeight * (1 - readyFraction(m)) / 0.01 when a deployment sets that weight.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aifactory.placement.scores import carbon, latency
+from aifactory.placement.scores import carbon, latency, reliability
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,4 +35,4 @@ def normalize(raw: float, normaliser: float) -> float:
     return max(0.0, min(100.0, 100.0 * (1.0 - raw / normaliser)))
 
 
-__all__ = ["ScoreTerm", "carbon", "latency", "normalize"]
+__all__ = ["ScoreTerm", "carbon", "latency", "normalize", "reliability"]
