@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv system-deps tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down readme bench clean
+.PHONY: help venv system-deps tools fleet-up fleet-down fleet-status crds lint test test-unit demo demo-down readme bench simulate bench-simulate clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -64,6 +64,18 @@ readme: tools  ## run README.md and docs/getting-started.md on a fresh fleet (.f
 
 bench: venv  ## placement benchmarks; results go to docs/benchmarks.md
 	$(PY) bench/placement.py
+
+SIMULATION_OUT ?= build/simulation
+
+simulate: venv  ## replay 2022 on the sample fleet (samples/simulation/); report in build/simulation/report.html
+	$(VENV)/bin/aifactoryctl simulate -f samples/simulation/ \
+		--carbon samples/simulation/carbon-2022.csv.gz \
+		--start 2022-01-01T00:00Z --end 2023-01-01T00:00Z \
+		--out $(SIMULATION_OUT) --report $(SIMULATION_OUT)/report.html
+	@echo "report: $(SIMULATION_OUT)/report.html"
+
+bench-simulate: venv  ## time a year of the sample fleet; results go to docs/benchmarks.md
+	$(PY) bench/simulate.py
 
 clean: fleet-down
 	rm -rf $(VENV) .fleet .fleet-docs

@@ -7,12 +7,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aifactory import __version__
-from aifactory.cli import audit, crds, day2, place, validate
+from aifactory.cli import audit, crds, day2, place, simulate, validate, whatif
 
 #: Subcommand groups, in the order `--help` lists them.
 GROUPS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     place.register,
     validate.register,
+    simulate.register,
+    whatif.register,
     crds.register,
     day2.register,
     audit.register,

@@ -84,15 +84,18 @@ class Report:
         return not self.problems
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, directories walked recursively in sorted order for a stable result."""
+def expand_paths(paths: Iterable[str | Path], *, recursive: bool = False) -> list[Path]:
+    """Files as given; for a directory its manifest files in sorted order, as kubectl reads
+    `-f DIR`: only the directory itself unless `recursive` (kubectl's `-R`), so a
+    subdirectory such as samples/simulation/ is a fleet of its own."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if str(raw) == "-":
             out.append(STDIN)
         elif path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES))
+            found = path.rglob("*") if recursive else path.glob("*")
+            out.extend(sorted(p for p in found if p.is_file() and p.suffix in SUFFIXES))
         else:
             out.append(path)
     return out
@@ -124,11 +127,11 @@ def _label(where: str, checked: Checked) -> str:
     return f"{where} ({checked.kind})" if checked.kind else where
 
 
-def check_paths(paths: Iterable[str | Path]) -> Report:
+def check_paths(paths: Iterable[str | Path], *, recursive: bool = False) -> Report:
     """Read and check every document under `paths`, collecting every problem."""
     report = Report()
     seen: dict[tuple[str, str], str] = {}
-    files = expand_paths(paths)
+    files = expand_paths(paths, recursive=recursive)
     if not files:
         report.problems.append("no manifest files found")
         return report
@@ -176,12 +179,13 @@ def _identity(checked: Checked) -> tuple[str, str]:
     return (str(checked.kind), str(checked.name))
 
 
-def load(paths: Iterable[str | Path]) -> Snapshot:
+def load(paths: Iterable[str | Path], *, recursive: bool = False) -> Snapshot:
     """Read and validate every manifest under `paths`; raise ManifestError listing all problems.
 
-    Kinds other than ours, Namespace and PriorityClass are ignored.
+    Kinds other than ours, Namespace and PriorityClass are ignored; directories are read as
+    `expand_paths` says.
     """
-    report = check_paths(paths)
+    report = check_paths(paths, recursive=recursive)
     if not report.ok:
         raise ManifestError(report.problems)
     snap = Snapshot()

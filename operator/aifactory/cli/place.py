@@ -1,6 +1,6 @@
 """`aifactoryctl place`: decide placements offline from manifests, without any cluster.
 
-    aifactoryctl place -f samples/ [-f more.yaml ...] [-o json|table]
+    aifactoryctl place -f samples/ [-f more.yaml ...] [-R] [-o json|table]
                        [--mode fleet|incremental|operator] [--hysteresis F] [--disruption-budget N]
                        [--rtt FILE.csv] [--rtt-profile brief|calibrated-mean|calibrated-p95]
 
@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         required=True,
         metavar="PATH",
         help="manifest file or directory, or - for standard input (repeatable)",
+    )
+    p.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="read directories given with -f recursively, as kubectl -R does",
     )
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.add_argument(
@@ -158,9 +164,10 @@ def decide(
     rtt_profile: str = "brief",
     hysteresis: float | None = None,
     disruption_budget: int = 2,
+    recursive: bool = False,
 ) -> Placed:
     """Load manifests and place them; raises ManifestError on invalid input."""
-    snap = load(paths)
+    snap = load(paths, recursive=recursive)
     tiers = derive(snap.routers, snap.deployments)  # routers' tiers carry derived demand
     classes = [priority_class_view(c) for c in snap.priority_classes]
     try:
@@ -252,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             rtt_profile=args.rtt_profile,
             hysteresis=args.hysteresis,
             disruption_budget=args.disruption_budget,
+            recursive=args.recursive,
         )
     except (ManifestError, RttTableError) as exc:
         print("error: invalid input:", file=sys.stderr)

@@ -36,13 +36,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="manifest file or directory, or - for standard input (repeatable)",
     )
+    p.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="read directories given with -f recursively, as kubectl -R does",
+    )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print every problem (and every skipped document); exit 0 only when there is none."""
-    report = check_paths(args.paths)
+    report = check_paths(args.paths, recursive=args.recursive)
     if args.output == "json":
         doc = {
             "valid": report.ok,

@@ -20,6 +20,7 @@ import bisect
 import csv
 import io
 import math
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from aifactory.api.carbon_signal import (
@@ -98,6 +99,19 @@ def parse(
 
 def _column(text: str, zone: str) -> list[tuple[datetime, float]]:
     """(time, value) of one column, sorted by time, without empty cells."""
+    return columns(text, [zone])[zone]
+
+
+def columns(
+    text: str, zones: Iterable[str] | None = None
+) -> dict[str, list[tuple[datetime, float]]]:
+    """(time, value) per zone column, sorted by time, without empty cells; every zone when
+    `zones` is None. One pass over the text, the same checks as `parse`: raises
+    CarbonSignalError Malformed (bad header, time or number, with its line) or ZoneNotFound.
+
+    Values are gCO2e/kWh as in the file; used by the simulator to read a year of hourly rows
+    for many zones at once.
+    """
     lines = [
         (n, line)
         for n, line in enumerate(text.splitlines(), start=1)
@@ -107,31 +121,37 @@ def _column(text: str, zone: str) -> list[tuple[datetime, float]]:
         raise malformed(PROVIDER, "the series is empty: no header row")
     rows = csv.reader(io.StringIO("\n".join(line for _, line in lines)))
     header = [c.strip() for c in next(rows)]
-    if zone not in header[1:]:
-        raise CarbonSignalError(
-            REASON_ZONE_NOT_FOUND,
-            f"no column {zone} among the series' {len(header) - 1} zones",
-            provider=PROVIDER.value,
-        )
-    col = header.index(zone, 1)
-    out: list[tuple[datetime, float]] = []
+    wanted = list(header[1:]) if zones is None else list(dict.fromkeys(zones))
+    for zone in wanted:
+        if zone not in header[1:]:
+            raise CarbonSignalError(
+                REASON_ZONE_NOT_FOUND,
+                f"no column {zone} among the series' {len(header) - 1} zones",
+                provider=PROVIDER.value,
+            )
+    cols = {zone: header.index(zone, 1) for zone in wanted}
+    out: dict[str, list[tuple[datetime, float]]] = {zone: [] for zone in wanted}
     for (line, _), row in zip(lines[1:], rows, strict=False):
         if len(row) != len(header):
             raise malformed(PROVIDER, f"line {line}: expected {len(header)} cells, got {len(row)}")
-        cell = row[col].strip()
-        if not cell:
-            continue
-        t = timestamp(row[0].strip(), f"line {line}: time", PROVIDER)
-        try:
-            value = float(cell)
-        except ValueError:
-            raise malformed(
-                PROVIDER, f"line {line}: {zone} {cell[:20]!r} is not a number"
-            ) from None
-        if not math.isfinite(value) or value < 0:
-            raise malformed(PROVIDER, f"line {line}: {zone} must be a finite number >= 0")
-        out.append((t, value))
-    out.sort(key=lambda tv: tv[0])
+        t: datetime | None = None
+        for zone, col in cols.items():
+            cell = row[col].strip()
+            if not cell:
+                continue
+            if t is None:
+                t = timestamp(row[0].strip(), f"line {line}: time", PROVIDER)
+            try:
+                value = float(cell)
+            except ValueError:
+                raise malformed(
+                    PROVIDER, f"line {line}: {zone} {cell[:20]!r} is not a number"
+                ) from None
+            if not math.isfinite(value) or value < 0:
+                raise malformed(PROVIDER, f"line {line}: {zone} must be a finite number >= 0")
+            out[zone].append((t, value))
+    for series in out.values():
+        series.sort(key=lambda tv: tv[0])
     return out
 
 
@@ -143,4 +163,4 @@ def _in_year(t: datetime, year: int) -> datetime:
         return t.replace(year=year, day=28)
 
 
-__all__ = ["PROVIDER", "parse"]
+__all__ = ["PROVIDER", "columns", "parse"]
