@@ -366,6 +366,44 @@ def test_returning_cluster_keeps_serving_until_the_replacement_is_ready() -> Non
     assert ("delete", "reykjavik", 0) in actions(p)
 
 
+@pytest.mark.parametrize("gone", [False, True])
+def test_replicas_seen_ready_on_an_unusable_module_stay_until_their_replacements_are(
+    gone: bool,
+) -> None:
+    # reykjavik's cluster answers again (its replicas Ready) before its heartbeat turned the
+    # module Ready (soak: chat-small 10 -> 8 for 23 s); or its module object is gone
+    def inp(current: dict[tuple[str, str], int], members: list[MemberState]) -> Inputs:
+        i = inputs(current, target, members, [use("reykjavik", usable=False, placeable=False)])
+        if gone:
+            i = dataclasses.replace(
+                i, modules={k: v for k, v in i.modules.items() if k != "reykjavik"}
+            )
+        return i
+
+    target = decision({"paris": 2})
+    members = [member("reykjavik", 2, ready=2), member("paris", 0)]
+    p = plan(inp(cells(reykjavik=2), members), NOW, Settings())
+    assert ("apply", "paris", 2) in actions(p)
+    assert all(a.module != "reykjavik" for a in p.actions)
+    held = {(h.module, h.replicas, h.reason) for h in p.status.held_replicas or []}
+    assert held == {("reykjavik", 2, "Handover")}
+    members = [member("reykjavik", 2, ready=2), member("paris", 2, ready=2)]
+    p = plan(inp(cells(paris=2), members), NOW, Settings())
+    assert ("delete", "reykjavik", 0) in actions(p)
+
+
+def test_an_unusable_module_with_nothing_ready_is_emptied_at_once() -> None:
+    current = cells(reykjavik=2)
+    target = decision({"paris": 2})
+    members = [member("reykjavik", 2, ready=0), member("paris", 0)]
+    p = plan(
+        inputs(current, target, members, [use("reykjavik", usable=False, placeable=False)]),
+        NOW,
+        Settings(),
+    )
+    assert ("delete", "reykjavik", 0) in actions(p)
+
+
 def test_pending_replicas_past_the_timeout_are_reported_and_replaced() -> None:
     current = cells(frankfurt=8)
     target = decision({"frankfurt": 4, "paris": 4})

@@ -8,9 +8,10 @@ and writes what it returns. The safety rules of the operator live in this module
 1. **Make-before-break is the rule.** A replica leaves a module only once its replacement is
    Ready, whatever the reason it leaves (drain, energy rule, rebalance, demand shift, policy
    change, module deletion, a cluster's return). Two exceptions remove at once: the module is
-   unusable (gone, or NotReady past tolerationSeconds), or a bound Enforce sovereignty rule
-   forbids it (compliance wins; the Event says so). A replica that serves nothing yet (not
-   Ready on a cluster we see) has nothing to break: it moves at once, outside the budget.
+   unusable (gone, or NotReady past tolerationSeconds) and none of its replicas is seen Ready,
+   or a bound Enforce sovereignty rule forbids it (compliance wins; the Event says so). A
+   replica that serves nothing yet (not Ready on a cluster we see) has nothing to break: it
+   moves at once, outside the budget.
 2. **The disruption budget bounds every voluntary move**: at most `budget` replicas of one
    deployment move per step, and a step starts only when the previous one is Ready.
 3. **A replica with nowhere to go stays** (and the status says why).
@@ -610,9 +611,11 @@ def member_actions(
     for module in sorted(set(wanted) | {m for m, s in members.items() if s.exists}):
         member = members.get(module) or MemberState(module=module, known=False)
         use = inputs.modules.get(module)
+        # A module the fleet calls unusable (NotReady past tolerationSeconds, or gone) whose
+        # member we see again with Ready replicas is a cluster that came back before its
+        # heartbeat did: those replicas serve, so they stay until their replacements are Ready.
         may_hold = (
-            use is not None
-            and use.usable
+            ((use is not None and use.usable) or member.ready > 0)
             and module not in dropped_forbidden
             and not complete
             and member.known
