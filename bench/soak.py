@@ -130,6 +130,8 @@ class Stats:
     tracebacks: int = 0
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     dip_log: list[str] = field(default_factory=list)
+    #: every chaos action and undo, timed (printed next to the dips it may explain)
+    timeline: list[tuple[float, str]] = field(default_factory=list)
 
 
 class Soak:
@@ -144,6 +146,7 @@ class Soak:
         self.client = client
         self.stopped: dict[str, float] = {}  # cluster -> stopped at
         self.last_ready: dict[tuple[str, str], int] = {}  # (cluster, ref) -> ready
+        self.prev_by_cluster: dict[tuple[str, str], int] = {}
         self.below_since: dict[str, float] = {}
         self.prev_ready: dict[str, int] = {}
         self.prev_want: dict[str, int] = {}
@@ -229,6 +232,7 @@ class Soak:
         if not deployments:
             return
         ready, pods, _ = self.member_state()
+        by_cluster, self.prev_by_cluster = self.prev_by_cluster, dict(self.last_ready)
         self.stats.samples += 1
         for d in deployments:
             meta = d["metadata"]
@@ -251,8 +255,16 @@ class Soak:
             if have < prev and have < min(want, prev_want):
                 self.stats.dips += 1
                 self.below_since[ref] = now
+                fell = ", ".join(
+                    f"{c} {n} -> {self.last_ready.get((c, r), 0)}"
+                    for (c, r), n in sorted(by_cluster.items())
+                    if r == ref and self.last_ready.get((c, r), 0) < n
+                )
+                recent = [t for at, t in self.stats.timeline if now - at <= 60]
                 self.stats.dip_log.append(
                     f"{time.strftime('%H:%M:%S')} {ref}: ready {prev} -> {have}, want {want}"
+                    + (f" (fell on {fell})" if fell else "")
+                    + (f"; chaos in the minute before: {'; '.join(recent)}" if recent else "")
                 )
         eu = {
             f"{d['metadata']['namespace']}/{d['metadata']['name']}"
@@ -280,8 +292,14 @@ class Soak:
         choice = self.rng.choice(
             ["kill", "member", "member", "cordon", "drain", "carbon", "carbon", "demand", "bad"]
         )
+        before = len(self.undo)
         getattr(self, f"_{choice}")()
         self.stats.actions[choice] += 1
+        target = self.undo[-1][2] if len(self.undo) > before else None
+        self._log(f"{choice} {target}" if target else choice)
+
+    def _log(self, what: str) -> None:
+        self.stats.timeline.append((time.monotonic(), f"{time.strftime('%H:%M:%S')} {what}"))
 
     def _kill(self) -> None:
         self.op.kill()
@@ -354,6 +372,7 @@ class Soak:
         self.undo.append((time.monotonic() + 30.0, "delete", base["metadata"]["name"]))
 
     def _undo(self, what: str, arg: Any) -> None:
+        self._log(f"undo: {what} {arg or ''}".rstrip())
         if what == "start":
             self.fleet.start(arg)
             self.stopped.pop(arg, None)
