@@ -347,7 +347,12 @@ def member_replicas(view: ClusterView) -> dict[str, dict[str, MemberReplicas]]:
         out.setdefault(owner, {})[module] = MemberReplicas(
             module=module,
             workload=w,
-            ready=w.ready_replicas if w is not None else sum(1 for p in pods if p.ready),
+            # status.readyReplicas lags a scale-down until the member's controller catches
+            # up: never count more Ready replicas than the Deployment now asks for, or a
+            # handover looks complete while the replicas it counted are being deleted
+            ready=min(w.ready_replicas, w.replicas)
+            if w is not None
+            else sum(1 for p in pods if p.ready),
             waiting_since=tuple(sorted(p.created for p in waiting if p.created)),
             unschedulable=next((p.unschedulable for p in waiting if p.unschedulable), ""),
         )
