@@ -131,6 +131,9 @@ class Executor:
     def in_flight(self, ref: str) -> set[str]:
         return set()
 
+    def asked(self, ref: str) -> dict[str, int]:
+        return {}
+
     def forget(self, ref: str) -> None:
         pass
 
@@ -345,3 +348,19 @@ def test_a_missing_priority_class_pauses_placement_and_says_so() -> None:
     assert "later" in placed.message
     stalled = next(c for c in st.conditions if c.type == "Stalled")
     assert "could not plan" not in stalled.message
+
+
+def test_ready_replicas_count_only_up_to_what_our_newest_write_asked_for() -> None:
+    # oslo's Deployment still shows 5 Ready: our scale to 3 has not reached the informer yet.
+    # Counting 5 let a handover elsewhere look complete while 2 of them were being deleted
+    # (soak: 2 replicas short for a few seconds after a member came back).
+    from aifactory.clusters.observe import ClusterView, MemberReplicas, WorkloadInfo
+    from aifactory.controllers.cycle import _member_states
+
+    w = WorkloadInfo("ns", "app-oslo", "ns/app", "oslo", 5, 5, 1, 1)
+    views = {"hub": ClusterView("hub", synced=True, reachable=True)}
+    replicas = {"hub": {"ns/app": {"oslo": MemberReplicas("oslo", w, 5, (), "")}}}
+    before = _member_states("ns/app", {"oslo"}, {}, {}, views, replicas)
+    after = _member_states("ns/app", {"oslo"}, {}, {}, views, replicas, {"oslo": 3})
+    assert before["oslo"].ready == 5
+    assert after["oslo"].ready == 3

@@ -193,7 +193,11 @@ def _member_states(
     target_errors: Mapping[str, str],
     views: Mapping[str, ClusterView],
     replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
+    asked: Mapping[str, int] | None = None,
 ) -> dict[str, planner.MemberState]:
+    """`asked`: module -> replicas our newest member write asked for; Ready replicas are
+    counted up to it (the member converges to it, whatever its cached object still says)."""
+    asked = asked or {}
     out: dict[str, planner.MemberState] = {}
     seen: set[str] = set()
     for key, view in views.items():
@@ -208,7 +212,7 @@ def _member_states(
                 known=view.synced and view.reachable,
                 exists=w is not None,
                 replicas=w.replicas if w else 0,
-                ready=r.ready,
+                ready=min(r.ready, asked.get(module, r.ready)),
                 waiting_since=r.waiting_since,
                 unschedulable=r.unschedulable,
                 spec_hash=w.spec_hash if w else "",
@@ -543,7 +547,9 @@ def _plan_one(
     current = planner.cells_of(status.placements if status else [], has_demand=has_demand)
     bound = ctx.owned.get(ref, {})
     member_modules = set(planner.per_module(current))
-    members = _member_states(ref, member_modules, targets, target_errors, views, replicas)
+    members = _member_states(
+        ref, member_modules, targets, target_errors, views, replicas, rt.executor.asked(ref)
+    )
     preempted = extra.preempted.get(ref, {})
     after_preemption, _ = planner.without_preempted(current, preempted)
     trimmed, stuck = planner.without_stuck(
@@ -666,7 +672,9 @@ def _plan_one(
         | {a.module for a in decision.assignments}
         | {a.module for a in (rebalance.assignments if rebalance else ())}
     )
-    members = _member_states(ref, modules_of_interest, targets, target_errors, views, replicas)
+    members = _member_states(
+        ref, modules_of_interest, targets, target_errors, views, replicas, rt.executor.asked(ref)
+    )
     rendered: dict[str, str] = {}
     for module in modules_of_interest:
         t = targets.get(module)

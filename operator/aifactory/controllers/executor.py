@@ -76,6 +76,8 @@ class MemberExecutor:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._lock = threading.Lock()
         self._in_flight: set[tuple[str, str]] = set()
+        #: (deployment, module) -> replicas the newest job asked the member for (0: delete)
+        self._asked: dict[tuple[str, str], int] = {}
         self._errors: dict[tuple[str, str], ApplyError] = {}
         #: (cluster, PriorityClass name) -> what was applied there
         self._classes: dict[tuple[str, str], str] = {}
@@ -97,6 +99,14 @@ class MemberExecutor:
         with self._lock:
             return {m for r, m in self._in_flight if r == ref}
 
+    def asked(self, ref: str) -> dict[str, int]:
+        """Module -> replicas this process last asked that member for. Our own write reaches
+        our informers some time after it is sent: until then the member's Deployment still
+        shows what it had, and counting those replicas as Ready would let a handover elsewhere
+        look complete while they are being deleted."""
+        with self._lock:
+            return {m: n for (r, m), n in self._asked.items() if r == ref}
+
     def busy(self) -> int:
         with self._lock:
             return len(self._in_flight)
@@ -109,6 +119,8 @@ class MemberExecutor:
         with self._lock:
             for key in [k for k in self._errors if k[0] == ref]:
                 del self._errors[key]
+            for key in [k for k in self._asked if k[0] == ref]:
+                del self._asked[key]
 
     def submit(self, job: Job) -> bool:
         """Queue a job unless one for the same (deployment, module) is in flight."""
@@ -121,6 +133,8 @@ class MemberExecutor:
             with self._lock:
                 self._in_flight.discard(key)
             return True
+        with self._lock:
+            self._asked[key] = 0 if job.action.kind == "delete" else job.action.replicas
         self._pool(job.target.cluster_key).submit(self._run, job)
         return True
 
