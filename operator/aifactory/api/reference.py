@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +152,18 @@ def render() -> str:
     return "\n".join(head + [_section(m) for m in RESOURCES]).rstrip() + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m aifactory.api.reference", description="Generate docs/reference.md."
-    )
+def generate(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    render: Callable[[], str],
+    regenerate_command: str,
+) -> int:
+    """The command line of a generated document: print it, `--out FILE` write it (only when
+    it changed), `--check` exit 1 when FILE is stale. Shared by the API and settings
+    references."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", type=Path, help="write here instead of standard output")
     parser.add_argument("--check", action="store_true", help="only report whether --out is current")
     args = parser.parse_args(argv)
@@ -167,12 +175,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if current == text:
         return 0
     if args.check:
-        print(f"stale {args.out}; regenerate with: {REGENERATE_COMMAND}", file=sys.stderr)
+        print(f"stale {args.out}; regenerate with: {regenerate_command}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return generate(
+        argv,
+        prog="python -m aifactory.api.reference",
+        description="Generate docs/reference.md.",
+        render=render,
+        regenerate_command=REGENERATE_COMMAND,
+    )
 
 
 if __name__ == "__main__":

@@ -10,14 +10,11 @@ the model, or `CHART_VALUES` from the chart's templates and values schema.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from aifactory.api.reference import _cell
+from aifactory.api.reference import _cell, generate
 from aifactory.settings import ENV_PREFIX, OperatorSettings
 
 REGENERATE_COMMAND = "python -m aifactory.api.settings_reference --out docs/settings.md"
@@ -179,26 +176,13 @@ def render() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m aifactory.api.settings_reference", description="Generate docs/settings.md."
+    return generate(
+        argv,
+        prog="python -m aifactory.api.settings_reference",
+        description="Generate docs/settings.md.",
+        render=render,
+        regenerate_command=REGENERATE_COMMAND,
     )
-    parser.add_argument("--out", type=Path, help="write here instead of standard output")
-    parser.add_argument("--check", action="store_true", help="only report whether --out is current")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.out is None:
-        sys.stdout.write(text)
-        return 0
-    current = args.out.read_text() if args.out.exists() else None
-    if current == text:
-        return 0
-    if args.check:
-        print(f"stale {args.out}; regenerate with: {REGENERATE_COMMAND}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

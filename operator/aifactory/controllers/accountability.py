@@ -52,6 +52,7 @@ from aifactory.signals.demand import DemandSignalError
 
 from . import planner
 from .events import ObjectRef
+from .runtime import forever
 
 if TYPE_CHECKING:
     from .fleet import FleetContext, HubSnapshot
@@ -123,12 +124,12 @@ class Accountability:
             self.keeper.start()
         s = self.rt.settings
         self.tasks = [
-            loop.create_task(self._forever("slo poller", self._slo_round), name="slo poller"),
+            loop.create_task(forever("slo poller", self.rt, self._slo_round), name="slo poller"),
         ]
         if s.reports_enabled:
             self.tasks.append(
                 loop.create_task(
-                    self._forever("compliance reports", self._evidence_round),
+                    forever("compliance reports", self.rt, self._evidence_round),
                     name="compliance reports",
                 )
             )
@@ -137,20 +138,6 @@ class Accountability:
     def stop(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
-
-    async def _forever(self, name: str, body: Callable[[], Any]) -> None:
-        backoff = 1.0
-        while not self.rt.stopping.is_set():
-            try:
-                delay = await body()
-                backoff = 1.0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s failed; retrying in %.0fs", name, backoff)
-                delay = backoff
-                backoff = min(30.0, backoff * 2)
-            await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------------ cycle hooks
     def restrict(self, ref: str, workload: WorkloadView) -> WorkloadView:

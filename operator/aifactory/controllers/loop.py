@@ -22,7 +22,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,25 +53,9 @@ from .fleet import module_use
 from .modules import Probe, SignalSettings, module_status
 from .policies import policy_status
 from .routers import RouterTasks
-from .runtime import GROUP, VERSION, DemandState, Runtime
+from .runtime import GROUP, VERSION, DemandState, Runtime, forever
 
 log = logging.getLogger(__name__)
-
-
-async def _forever(name: str, rt: Runtime, body: Callable[[], Awaitable[float]]) -> None:
-    """Run `body` until the operator stops; it returns the seconds to sleep. Never dies."""
-    backoff = 1.0
-    while not rt.stopping.is_set():
-        try:
-            delay = await body()
-            backoff = 1.0
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; retrying in %.0fs", name, backoff)
-            delay = backoff
-            backoff = min(30.0, backoff * 2)
-        await asyncio.sleep(delay)
 
 
 class Loops:
@@ -92,16 +75,16 @@ class Loops:
         routers = RouterTasks(rt, self.io_pool)
         self.tasks = [
             loop.create_task(self.placement(), name="placement loop"),
-            loop.create_task(_forever("module monitor", rt, self.modules), name="module monitor"),
-            loop.create_task(_forever("policy monitor", rt, self.policies), name="policy monitor"),
-            loop.create_task(_forever("rebalancer", rt, self.rebalance), name="rebalancer"),
-            loop.create_task(_forever("demand poller", rt, self.demand), name="demand poller"),
-            loop.create_task(_forever("router poller", rt, routers.poll), name="router poller"),
+            loop.create_task(forever("module monitor", rt, self.modules), name="module monitor"),
+            loop.create_task(forever("policy monitor", rt, self.policies), name="policy monitor"),
+            loop.create_task(forever("rebalancer", rt, self.rebalance), name="rebalancer"),
+            loop.create_task(forever("demand poller", rt, self.demand), name="demand poller"),
+            loop.create_task(forever("router poller", rt, routers.poll), name="router poller"),
             loop.create_task(
-                _forever("router publisher", rt, routers.publish), name="router publisher"
+                forever("router publisher", rt, routers.publish), name="router publisher"
             ),
-            loop.create_task(_forever("energy poller", rt, self.energy), name="energy poller"),
-            loop.create_task(_forever("rtt poller", rt, self.rtt), name="rtt poller"),
+            loop.create_task(forever("energy poller", rt, self.energy), name="energy poller"),
+            loop.create_task(forever("rtt poller", rt, self.rtt), name="rtt poller"),
         ]
         if rt.accountability is not None:  # SLO poller, compliance reports, record keeper
             self.tasks += rt.accountability.start(loop)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -318,3 +319,20 @@ __all__ = [
     "FleetPlan",
     "Runtime",
 ]
+
+
+async def forever(name: str, rt: Runtime, body: Callable[[], Awaitable[float]]) -> None:
+    """Run `body` until the operator stops; it returns the seconds to sleep. Never dies: a
+    failure is logged and retried with backoff (1 s doubling to 30 s)."""
+    backoff = 1.0
+    while not rt.stopping.is_set():
+        try:
+            delay = await body()
+            backoff = 1.0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logging.getLogger(__name__).exception("%s failed; retrying in %.0fs", name, backoff)
+            delay = backoff
+            backoff = min(30.0, backoff * 2)
+        await asyncio.sleep(delay)
