@@ -73,20 +73,12 @@ class OperatorProcess:
         self.starts += 1
 
     def serving(self) -> bool:
-        """Liveness answers (startup handlers done), /readyz says the hub caches are warm (as
-        the chart's readiness probe waits for before the webhook Service routes here), and the
-        webhook port accepts connections."""
+        """Liveness answers (startup handlers done) and the webhook port accepts connections."""
         try:
             port = self.env["AIFACTORY_LIVENESS_PORT"]
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
                 if resp.status != 200:
                     return False
-            metrics = self.env.get("AIFACTORY_METRICS_PORT", "0")
-            if metrics != "0":
-                url = f"http://127.0.0.1:{metrics}/readyz"
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status != 200:
-                        return False
             with socket.create_connection(
                 ("127.0.0.1", int(self.env["AIFACTORY_WEBHOOK_PORT"])), timeout=2
             ):
@@ -94,8 +86,25 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def warm(self) -> bool:
+        """/readyz says the hub caches are warm, as the chart's readiness probe waits for
+        before the webhook Service routes here (True when the metrics port is off)."""
+        metrics = self.env.get("AIFACTORY_METRICS_PORT", "0")
+        if metrics == "0":
+            return True
+        try:
+            url = f"http://127.0.0.1:{metrics}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
     def wait_serving(self, timeout: float = 60) -> None:
-        wait_for("the operator to serve liveness and its webhook", self.serving, timeout=timeout)
+        wait_for(
+            "the operator to serve liveness and its webhook, with warm caches",
+            lambda: self.serving() and self.warm(),
+            timeout=timeout,
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -601,14 +601,34 @@ def test_a_members_rejection_is_reported_as_what_it_is(
         },
     )
     manifest["spec"]["model"]["image"] = "registry.example/blocked:1"
-    try:
-        wait_for(
-            "the member's policy in force",
-            lambda: get_json(
-                kubectl, "validatingadmissionpolicy", "no-blocked-images", cluster="dallas"
-            ),
-            timeout=30,
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "vap-probe", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "vap-probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "vap-probe"}},
+                "spec": {"containers": [{"name": "c", "image": "registry.example/blocked:1"}]},
+            },
+        },
+    }
+
+    def enforced() -> bool:
+        # the apiserver enforces a new policy a moment after it is stored: ask it
+        proc = kubectl(
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            cluster="dallas",
+            input=json.dumps(probe),
+            check=False,
         )
+        return proc.returncode != 0 and "registry.example/blocked" in proc.stderr
+
+    try:
+        wait_for("the member's policy in force", enforced, timeout=30)
         apply_json(kubectl, manifest)
         wait_for(
             "Degraded MemberRejected",
