@@ -243,7 +243,13 @@ def test_share_change_moves_replicas_make_before_break(
     # before or needs now, whichever is less
     assert small.minimum >= min(before["chat-small"], after["chat-small"]), small.samples
     assert large.minimum >= min(before["chat-large"], after["chat-large"]), large.samples
-    assert max(n for _, n in large.samples) >= after["chat-large"]
+    # what the users see catches up with the status: sampled once a second, the sampler may
+    # have stopped just before the last replicas turned Ready
+    wait_for(
+        f"{after['chat-large']} chat-large replicas Ready in the members",
+        lambda: large.ready_now() >= after["chat-large"],
+        timeout=30,
+    )
     for t, n in after.items():
         infd = get_json(kubectl, "infd", "-n", NS, t)
         assert infd["status"]["replicas"] == n

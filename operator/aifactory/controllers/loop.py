@@ -171,9 +171,9 @@ class Loops:
             if seen is None or placed_status is None:
                 continue
             gen, at = seen
-            placed_cond = next((c for c in status.conditions if c.type == "Placed"), None)
+            placed_cond = next((c for c in placed_status.conditions if c.type == "Placed"), None)
             if (
-                status.observed_generation == gen
+                placed_status.observed_generation == gen
                 and placed_cond is not None
                 and placed_cond.is_true
             ):
