@@ -18,6 +18,8 @@ CHART = REPO / "charts" / "aifactory-operator"
 NAMESPACE = "aifactory-system"
 THIRD_PARTY_CRDS = Path(__file__).parent / "data" / "third_party_crds.yaml"
 
+#: Namespaces ALL_FEATURES gives the operator Secret access in (they must exist to apply it).
+SECRET_NAMESPACES = ("aifactory-system", "batch")
 #: Every optional feature on (the monitoring API must be served for the ServiceMonitor).
 ALL_FEATURES = [
     "--set",
@@ -29,7 +31,7 @@ ALL_FEATURES = [
     "--set",
     "webhook.certificate.source=certManager",
     "--set",
-    "rbac.secretNamespaces={aifactory-system,batch}",
+    "rbac.secretNamespaces={" + ",".join(SECRET_NAMESPACES) + "}",
     "--set",
     "config.heartbeat_interval=5",
 ]

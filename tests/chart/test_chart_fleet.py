@@ -12,6 +12,7 @@ from tests.chart.helpers import (
     CHART,
     MONITORING_API,
     NAMESPACE,
+    SECRET_NAMESPACES,
     helm,
     release_objects,
 )
@@ -47,6 +48,10 @@ def test_rendered_manifests_apply_with_server_dry_run(
     restricted_namespace: str, kubectl: Any, extra: list[str]
 ) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    # the Roles for rbac.secretNamespaces go into namespaces that must exist (another test
+    # may not have made them: this one runs alone too)
+    for ns in SECRET_NAMESPACES:
+        kubectl("create", "namespace", ns, check=False)
     out = helm(
         "template", "dryrun", str(CHART), "-n", restricted_namespace, *extra, *MONITORING_API
     ).stdout

@@ -306,7 +306,7 @@ def test_least_privilege_rbac() -> None:
     records = {v for g, r, v, _ in granted if r == "placementrecords"}
     assert records == {"list", "create", "delete"}
     reports = {v for g, r, v, _ in granted if (g, r) == ("openreports.io", "reports")}
-    assert reports == {"create", "patch", "delete"}
+    assert reports == {"list", "create", "patch", "delete"}
     assert not {r for _, r, *_ in granted} & {
         "validatingwebhookconfigurations",
         "mutatingwebhookconfigurations",

@@ -420,6 +420,47 @@ def test_a_report_for_the_eu_restricted_sample_passes_then_fails_under_an_audit_
     )
 
 
+def test_a_deployment_no_policy_binds_any_more_loses_its_report_and_keeps_serving(
+    operator: OperatorProcess, kubectl: Any, namespace: str
+) -> None:
+    name = "confidential-then-public"
+    spec = {
+        "replicas": {"fixed": 1},
+        "demand": {"regions": [region("de-central", 50)]},
+        "throughputPerReplica": 100,
+        # bound by the sample confidential-no-five-eyes (every namespace, Audit)
+        "dataClassification": "confidential",
+    }
+    apply_json(kubectl, infd_manifest(name, namespace, spec))
+    try:
+        report = wait_for(
+            "a Report for the confidential deployment",
+            lambda: _report(kubectl, namespace, name),
+            timeout=60,
+        )
+        assert {x["policy"] for x in report["results"]} == {"confidential-no-five-eyes"}
+        kubectl(
+            "patch",
+            "infd",
+            "-n",
+            namespace,
+            name,
+            "--type=merge",
+            "-p",
+            '{"spec":{"dataClassification":"public"}}',
+        )
+        wait_for(
+            "its Report removed once nothing binds it",
+            lambda: _report(kubectl, namespace, name) is None,
+            timeout=60,
+        )
+        obj = get_json(kubectl, "infd", "-n", namespace, name)
+        assert obj["metadata"].get("deletionTimestamp") is None
+        assert sum(placed(kubectl, namespace, name).values()) == 1
+    finally:
+        delete(kubectl, name)
+
+
 # ------------------------------------------------------------------------ reliability
 def test_two_outages_are_counted_and_min_reliability_keeps_new_replicas_away(
     namespace: str, operator: OperatorProcess, kubectl: Any, fleet: Fleet

@@ -28,6 +28,7 @@ API_VERSION = "openreports.io/v1alpha1"
 KIND = "Report"
 PLURAL = "reports"
 SOURCE = "aifactory-operator"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 CATEGORY = "Data sovereignty"
 PASS, FAIL, WARN, ERROR, SKIP = "pass", "fail", "warn", "error", "skip"
 RESULTS = (PASS, FAIL, WARN, ERROR, SKIP)
@@ -358,7 +359,7 @@ def report(
             "name": report_name(meta.name),
             "namespace": deployment.namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": "aifactory-operator",
+                MANAGED_BY: SOURCE,
                 **(
                     {"aifactory.dev/inference-deployment": meta.name}
                     if len(meta.name) <= 63

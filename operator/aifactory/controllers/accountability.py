@@ -518,16 +518,32 @@ class Accountability:
             self._reports.pop(ref, None)  # try again next round
 
     def _delete_reports(self, refs: Sequence[str], snapshot: HubSnapshot) -> None:
+        # one list of our Reports, then a delete only for those that exist: a DELETE per
+        # unbound deployment was a wasted hub write each for fleets without policies
+        try:
+            items, _ = self.rt.hub.list_pages(
+                f"/apis/{evidence.API_VERSION}/{evidence.PLURAL}",
+                [("labelSelector", f"{evidence.MANAGED_BY}={evidence.SOURCE}")],
+            )
+        except ClusterError as err:
+            log.info("compliance reports: could not list them: %s", err.reason)
+            return
+        present = {
+            (i["metadata"].get("namespace", ""), i["metadata"].get("name", "")) for i in items
+        }
         for ref in refs:
             d = snapshot.deployment(ref)
             if d is None:
                 continue
-            path = evidence.report_path(d.namespace, evidence.report_name(d.name))
-            try:
-                self.rt.hub.delete(path, what=f"delete Report {ref}")
-            except ClusterError as err:
-                log.info("compliance reports: could not delete %s: %s", ref, err.reason)
-                continue
+            name = evidence.report_name(d.name)
+            if (d.namespace, name) in present:
+                try:
+                    self.rt.hub.delete(
+                        evidence.report_path(d.namespace, name), what=f"delete Report {ref}"
+                    )
+                except ClusterError as err:
+                    log.info("compliance reports: could not delete %s: %s", ref, err.reason)
+                    continue
             self._reports.pop(ref, None)
             self._unbound_checked.add(ref)
             for result in ("pass", "fail", "warn"):
