@@ -610,7 +610,9 @@ class AIFactoryModuleStatus(StatusModel):
         "the signal tolerance (spec and schedule values apply at once).",
     )
     last_heartbeat_time: datetime | None = Field(
-        default=None, description="Last time the module's cluster answered."
+        default=None,
+        description="Last time the module's cluster answered, written with any other status "
+        "change and at least every heartbeatTimeout (seconds) while it keeps answering.",
     )
     gpus_total: int | None = Field(
         default=None, ge=0, description="Sum of gpusAllocatable over pools (printer column)."

@@ -167,7 +167,7 @@ def runtime_factory(
             if "#finalizer" in key:
                 rt.mark([key.split("#", 1)[0]])
 
-        writer = HubWriter(hub, threads=8, on_done=written)
+        writer = HubWriter(hub, threads=s.executor_threads, on_done=written)
         elector = None
         if s.leader_election:
             identity = s.pod_name or f"{socket.gethostname()}-{os.getpid()}"

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 30.0
 
+#: Order among writes ready at once (lower first): a finalizer guards the member objects being
+#: created alongside it; a status carries the decision users wait for; routing ConfigMaps and
+#: other applies follow (routing lists only Ready replicas, so it matters later anyway).
+_PRIORITY = {"jsonpatch": 0, "status": 1, "patch": 1}
+_LAST = 2
+
 
 @dataclass
 class _Job:
@@ -87,7 +93,8 @@ class HubWriter:
                     j for k, j in self._jobs.items() if k not in self._busy and j.not_before <= now
                 ]
                 if ready:
-                    job = min(ready, key=lambda j: j.not_before)
+                    # retried jobs keep their backoff order; fresh ones go by priority, FIFO
+                    job = min(ready, key=lambda j: (_PRIORITY.get(j.kind, _LAST), j.not_before))
                     del self._jobs[job.key]
                     self._busy.add(job.key)
                     return job
