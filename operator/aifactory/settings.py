@@ -248,7 +248,7 @@ class OperatorSettings(BaseModel):
         ge=1,
         le=64,
         description="Threads applying changes to one cluster (each cluster has its own, so a "
-        "slow one holds up only its own changes).",
+        "slow one holds up only its own changes); also the hub writer's threads.",
     )
     advisory: bool = Field(
         False,

@@ -77,6 +77,29 @@ def frankfurt_signal(kubectl: Any, on: bool) -> None:
     )
 
 
+def _wait_ready(kubectl: Any, operator: OperatorProcess, name: str) -> None:
+    """Wait for Ready; on a timeout say why: conditions, member pods, the operator's words."""
+    try:
+        wait_for("Ready", lambda: is_ready(get_json(kubectl, "infd", "-n", NS, name)), timeout=90)
+    except AssertionError as err:
+        obj = get_json(kubectl, "infd", "-n", NS, name)
+        conds = [
+            (c["type"], c["status"], c.get("reason"), c.get("message"))
+            for c in obj.get("status", {}).get("conditions", [])
+        ]
+        pods = kubectl("get", "pods", "-n", NS, "-o", "wide", check=False).stdout
+        said = [
+            line
+            for line in operator.log.read_text(errors="replace").splitlines()
+            if name in line or "Traceback" in line or "informer" in line
+        ][-40:]
+        raise AssertionError(
+            f"{err}; generation {obj['metadata'].get('generation')}, observed "
+            f"{obj.get('status', {}).get('observedGeneration')}; conditions {conds}; "
+            f"pods:\n{pods}\noperator log:\n" + "\n".join(said)
+        ) from err
+
+
 @pytest.fixture()
 def energy_polled_fast(operator: OperatorProcess) -> Iterator[None]:
     operator.env["AIFACTORY_ENERGY_POLL_INTERVAL"] = "2"
@@ -87,7 +110,7 @@ def energy_polled_fast(operator: OperatorProcess) -> Iterator[None]:
 
 
 def test_a_csv_carbon_series_drives_module_energy_and_deployment_carbon(
-    energy_polled_fast: None, kubectl: Any, fleet: Fleet
+    energy_polled_fast: None, kubectl: Any, fleet: Fleet, operator: OperatorProcess
 ) -> None:
     kubectl("create", "namespace", NS, check=False)
     apply_json(kubectl, config_map(DE_NOON))
@@ -143,7 +166,7 @@ def test_a_csv_carbon_series_drives_module_energy_and_deployment_carbon(
             timeout=90,
         )
         # a new carbon reading moves nothing and takes nothing down
-        wait_for("Ready", lambda: is_ready(get_json(kubectl, "infd", "-n", NS, name)), timeout=60)
+        _wait_ready(kubectl, operator, name)
         assert placed(kubectl, NS, name) == {"frankfurt": 2}
         # a broken series keeps the last good value and says so
         broken = config_map(DE_WINTER_EVENING)
