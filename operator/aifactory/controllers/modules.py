@@ -356,7 +356,8 @@ def module_status(
         out["effectiveEnergy"] = _dump(effective)
     # the heartbeat rides along with any other change and is refreshed on its own only every
     # heartbeatTimeout: a write per module every heartbeat was most of the hub's write load
-    # on large fleets (1,000 modules at 10 s = 100 writes/s) for a field only a restart reads
+    # on large fleets (1,000 modules at 10 s = 100 writes/s) for a field the operator reads
+    # back only after a restart (`aifactoryctl fleet` shows its age)
     if probe.reachable and (heartbeat_due or out):
         out["lastHeartbeatTime"] = iso(now)
     return ModuleOutcome(

@@ -93,7 +93,7 @@ class HubWriter:
                     j for k, j in self._jobs.items() if k not in self._busy and j.not_before <= now
                 ]
                 if ready:
-                    # retried jobs keep their backoff order; fresh ones go by priority, FIFO
+                    # by kind first, then the oldest (or earliest retry) within a kind
                     job = min(ready, key=lambda j: (_PRIORITY.get(j.kind, _LAST), j.not_before))
                     del self._jobs[job.key]
                     self._busy.add(job.key)
