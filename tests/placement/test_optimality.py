@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from scipy.optimize import linprog
 from tests.placement.factories import DE, IE, US, module, pool, region, workload
 from tests.placement.reference import optimum
 from tests.placement.strategies import instances
@@ -25,9 +27,11 @@ from aifactory.placement import (
     place_fleet,
     place_sequential,
 )
-from aifactory.placement.optimize import exact_cost
+from aifactory.placement.optimize import _build_problem, _states, exact_cost
+from aifactory.placement.relaxation import Relaxation
 from aifactory.placement.synthetic import (
     WorkloadMix,
+    congest,
     random_fleet,
     random_workloads,
     standard_policies,
@@ -97,3 +101,59 @@ def test_lower_bound_never_above_the_exact_optimum(
     assert result.lower_bound <= best + 1e-6
     assert best <= result.total_cost + 1e-6
     assert result.gap is not None and result.gap >= -1e-9
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_modules=5, max_workloads=4))
+def test_bound_and_answer_hold_when_the_lp_leaves_spread_out(
+    inst: tuple[list[ModuleView], list[WorkloadView], list[PolicyView]],
+) -> None:
+    """Large fleets drop minModules >= 2 from the LP (`lp_exact_spread_max_rows`); the bound
+    must stay valid and the answer feasible, here forced on small instances."""
+    modules, wls, pols = inst
+    wls = [dataclasses.replace(w, current=(), min_replicas=w.replicas // 2) for w in wls]
+    relaxed = PlacementSettings(lp_exact_spread_max_rows=0)
+    result = place_fleet(wls, modules, pols, settings=relaxed)
+    best = optimum(modules, wls, pols)
+    assert result.lower_bound is not None
+    assert result.lower_bound <= best + 1e-6
+    assert best <= result.total_cost + 1e-6
+
+
+@pytest.mark.parametrize("exact_rows", [0, 100_000])
+def test_warm_started_lp_matches_a_fresh_solve_every_round(exact_rows: int) -> None:
+    """Column generation keeps one HiGHS model and adds columns to it; each round's optimum
+    must equal a from-scratch solve of the same program (scipy's linprog)."""
+    modules = random_fleet(40, 7)
+    wls = congest(modules, random_workloads(120, 8, MIX), 2.0)
+    fleet, states = _states(
+        wls, modules, standard_policies(), PlacementSettings(lp_exact_spread_max_rows=exact_rows)
+    )
+    prob = _build_problem(fleet, states)
+    rel = Relaxation(
+        fleet, states, list(range(len(states))), fleet.pool_free, fleet.power_free_w, prob.cost
+    )
+    assert rel.exact_spread is (exact_rows > 0)
+    rel.add(*rel.cheapest(2))
+    rounds = 0
+    for rounds in range(1, 30):  # noqa: B007
+        lp = rel.solve_lp()
+        assert lp is not None
+        prog = rel._program(integral=False)
+        fresh = linprog(
+            prog.c,
+            A_ub=prog.a_ub,
+            b_ub=prog.b_ub,
+            A_eq=prog.a_eq,
+            b_eq=prog.b_eq,
+            bounds=np.column_stack([np.zeros(len(prog.c)), prog.upper]),
+            method="highs-ds",
+        )
+        assert fresh.status == 0
+        assert lp.objective == pytest.approx(fresh.fun, rel=1e-7, abs=1e-6)
+        assert lp.x.shape == rel.col_q.shape
+        q, m = rel.price(lp)
+        if len(q) == 0:
+            break
+        rel.add(q, m)
+    assert rounds > 1  # the test exercised added columns

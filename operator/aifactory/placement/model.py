@@ -78,10 +78,15 @@ class PlacementSettings:
     fleet_solver: Literal["lp", "greedy"] = "lp"
     #: Column generation: at most this many LP solves per priority value, and at most this many
     #: new modules per (deployment, region) and round.
-    lp_rounds: int = 4
+    lp_rounds: int = 12
     lp_columns_per_round: int = 8
-    #: Stop column generation once the LP is within this fraction of the Lagrangian bound.
+    #: Stop column generation once the LP is within this fraction of the Lagrangian bound
+    #: (without exact spread: once a round lowers the LP by less than this fraction).
     lp_gap_target: float = 0.002
+    #: Up to this many demand rows ((deployment, region) pairs) the LP models minModules >= 2
+    #: exactly; above, it leaves spread to the bounds and the repair (see
+    #: `Relaxation.exact_spread`).
+    lp_exact_spread_max_rows: int = 4_000
     #: Safety net for one LP solve (seconds); the round cap is what bounds the work normally.
     lp_time_limit_s: float = 120.0
     #: Up to this many columns the rounded LP answer is polished by a MILP over the generated

@@ -8,8 +8,11 @@ Approach (see relaxation.py for the program and the bound):
    pair is solved by column generation: it starts from the `candidates_per_region` cheapest
    modules of each (deployment, region) and the modules it runs on now, and each round prices
    every feasible pair with the LP's duals and adds the ones that could lower the cost, so no
-   capacity the optimum needs is pruned away. It stops when the LP is within `lp_gap_target`
-   of the Lagrangian bound, when nothing prices in, or after `lp_rounds` solves.
+   capacity the optimum needs is pruned away. HiGHS keeps the model between rounds and restarts
+   from the last optimal basis. It stops when the LP is within `lp_gap_target` of the
+   Lagrangian bound, when nothing prices in, or after `lp_rounds` solves. Above
+   `lp_exact_spread_max_rows` demand rows the LP leaves minModules >= 2 to the bounds and the
+   repair (`Relaxation.exact_spread`).
 3. Integer answer. The LP's replica counts are rounded down (capacity still holds) and
    repaired: freed room goes to replicas below their guaranteed count first, then to modules a
    deployment lacks for its spread, then to the rest; then the greedy's moves and swaps over
@@ -35,6 +38,7 @@ gives the same output.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +76,8 @@ from aifactory.placement.state import FleetState, WorkloadState
 Solution = tuple[Alloc, PoolParts]
 
 _EPS = 1e-9
+#: Modules `_Greedy._spread_swap` tries per replica (the cheapest d could use).
+_SPREAD_SWAP_MODULES = 64
 
 
 @dataclass(slots=True)
@@ -179,6 +185,8 @@ class _Greedy:
         #: module -> (deployment, region) pairs with replicas there
         self.holders: dict[int, set[tuple[int, int]]] = {}
         self.spread = {d: prob.states[d].spread for d in self.active}
+        self.guaranteed = {d: prob.states[d].guaranteed for d in self.active}
+        self.total = {d: prob.states[d].total for d in self.active}
         self.gpus = {d: prob.states[d].workload.gpus_per_replica for d in self.active}
         #: module -> (deployment, region) pairs that have it as a candidate
         self.wanted_by: dict[int, set[tuple[int, int]]] = {}
@@ -389,13 +397,139 @@ class _Greedy:
                         best = (delta, r, a, b)
                     break  # candidates are sorted: the first open one is the cheapest
             if best is None:
-                return changed
+                best = self._spread_elsewhere(d)
+            if best is None:
+                if not self._spread_swap(d):
+                    return changed
+                changed = True
+                continue
             _, r, a, b = best
             if self._take1(d, r, b) is None:
                 return changed
             self._drop1(d, r, a)
             changed = True
         return changed
+
+    def _spread_elsewhere(self, d: int) -> tuple[float, int, int, int] | None:
+        """The cheapest move of one replica off a module holding several onto any feasible
+        module the deployment does not use and that has room, candidates or not: column
+        generation without exact spread (large fleets) keeps few modules per deployment."""
+        ws = self.prob.states[d]
+        best: tuple[float, int, int, int] | None = None
+        cap: IntArray | None = None
+        for (r, a), k in sorted(self.alloc[d].items()):
+            if k <= 0 or self.count[d].get(a, 0) < 2:
+                continue
+            cost = self.prob.cost[d][r]
+            if cap is None:
+                usable = np.flatnonzero(ws.feasible_any)
+                cap, _ = self.fleet.capacity(
+                    ws.eligible_pool, self.gpus[d], self.pool_free, self.power_free, usable
+                )
+                for m in self.count[d]:
+                    cap[m] = 0
+            open_ = np.flatnonzero((cap > 0) & np.isfinite(cost) & ws.feasible[r])
+            if len(open_) == 0:
+                continue
+            b = int(open_[np.argmin(cost[open_])])
+            delta = float(cost[b]) - self._cost(d, r, a)
+            if best is None or (delta, r, a, b) < best:
+                best = (delta, r, a, b)
+        return best
+
+    def _spread_swap(self, d: int) -> bool:
+        """Exchange one replica of d on a module holding several with one of another
+        deployment on a module d does not use, both feasible where they land and the other
+        keeping its spread; whether one was made.
+
+        Under congestion no module has room, so `_spread_elsewhere` finds nothing; a module
+        short costs `spread_cost` (1000), far more than the placement costs an exchange changes.
+        The `_SPREAD_SWAP_MODULES` cheapest modules d could use are tried, cheapest first.
+        """
+        states, cost_of = self.prob.states, self.prob.cost
+        spread_cost = self.fleet.settings.spread_cost
+        used = self.count[d]
+        g = self.gpus[d]
+        for (r, a), k in sorted(self.alloc[d].items()):
+            if k <= 0 or used.get(a, 0) < 2:
+                continue
+            cost = cost_of[d][r]
+            ok = np.isfinite(cost) & states[d].feasible[r]
+            ok[list(used)] = False
+            mods = np.flatnonzero(ok)
+            mods = mods[np.argsort(cost[mods], kind="stable")][:_SPREAD_SWAP_MODULES]
+            c1a = self._cost(d, r, a)
+            for b in mods.tolist():
+                gain = spread_cost + c1a - float(cost[b])
+                for d2, r2 in sorted(self.holders.get(b, ())):
+                    if d2 == d or self.gpus[d2] != g or not states[d2].feasible[r2, a]:
+                        continue
+                    c2a = float(cost_of[d2][r2, a])
+                    if not math.isfinite(c2a) or c2a - self._cost(d2, r2, b) >= gain - _EPS:
+                        continue
+                    if self._swap(d, r, a, d2, r2, b):
+                        return True
+        return False
+
+    def _premium(self, d: int, placed: int, modules: int, new_module: bool) -> float:
+        """What one more replica of d saves besides its placement cost, d having `placed`
+        replicas on `modules` modules: the unplaced cost, the guaranteed premium below the
+        guaranteed count, the spread cost when it lands on a module d lacks for its spread."""
+        s = self.fleet.settings
+        worth = s.unplaced_cost
+        if placed < self.guaranteed[d]:
+            worth += s.guaranteed_unplaced_cost - s.unplaced_cost
+        if new_module and modules < self.spread[d]:
+            worth += s.spread_cost
+        return worth
+
+    def _evict_for(self, d: int) -> bool:
+        """Place one more replica of d in place of one of another deployment with the same
+        GPUs per replica, when that lowers the objective; whether one was placed.
+
+        Under congestion every GPU is taken, and what a replica is worth differs: one that
+        brings a deployment up to its guaranteed count (10,000) or to a module it lacks for its
+        spread (+1000) outweighs one above another's guaranteed count (1000). Rounding the LP
+        and filling in name order does not see that trade; this does, one replica at a time.
+        Only replicas worth more than the plain unplaced cost are tried: trades of placement
+        cost alone are the moves' and swaps' job.
+        """
+        ws, cost_of = self.prob.states[d], self.prob.cost
+        count = self.count[d]
+        placed = sum(count.values())
+        if placed >= self.total[d]:
+            return False
+        unplaced_cost = self.fleet.settings.unplaced_cost
+        if placed >= self.guaranteed[d] and len(count) >= self.spread[d]:
+            return False
+        g = self.gpus[d]
+        for r in range(len(ws.region_names)):
+            placed_r = sum(k for (rr, _), k in self.alloc[d].items() if rr == r)
+            if placed_r >= int(ws.demand[r]):
+                continue
+            cost = cost_of[d][r]
+            mods = np.flatnonzero(np.isfinite(cost) & ws.feasible[r])
+            mods = mods[np.argsort(cost[mods], kind="stable")][:_SPREAD_SWAP_MODULES]
+            for b in mods.tolist():
+                worth = self._premium(d, placed, len(count), b not in count)
+                if worth <= unplaced_cost:
+                    continue
+                gain = worth - float(cost[b])
+                for d2, r2 in sorted(self.holders.get(b, ())):
+                    if d2 == d or self.gpus[d2] != g or self.alloc[d2].get((r2, b), 0) <= 0:
+                        continue
+                    count2 = self.count[d2]
+                    left = count2[b] > 1
+                    loss = self._premium(
+                        d2, sum(count2.values()) - 1, len(count2) - (not left), not left
+                    ) - self._cost(d2, r2, b)
+                    if loss >= gain - _EPS:
+                        continue
+                    p = self._drop1(d2, r2, b)
+                    if self._take1(d, r, b) is not None:
+                        return True
+                    self._add(d2, r2, b, p)
+        return False
 
     def _fill_unplaced(self, d: int, upto: int | None = None) -> bool:
         """Place replicas left over earlier on room that improvement freed (cheapest first),
@@ -415,8 +549,34 @@ class _Greedy:
                     changed = True
                 if missing == 0:
                     break
+            if missing > 0:
+                # Beyond the candidates: column generation keeps the modules the LP wanted,
+                # which rounding may have filled; any feasible module with room beats none.
+                got = self._fill_elsewhere(d, r, missing)
+                missing -= got
+                changed |= got > 0
             budget += missing
         return changed
+
+    def _fill_elsewhere(self, d: int, r: int, missing: int) -> int:
+        """Place up to `missing` replicas of (d, r) on its cheapest feasible modules with room,
+        candidates or not; the number placed."""
+        ws = self.prob.states[d]
+        cost = self.prob.cost[d][r]
+        usable = np.flatnonzero(np.isfinite(cost) & ws.feasible[r])
+        if len(usable) == 0:
+            return 0
+        cap, _ = self.fleet.capacity(
+            ws.eligible_pool, self.gpus[d], self.pool_free, self.power_free, usable
+        )
+        open_ = usable[cap[usable] > 0]
+        placed = 0
+        for m in open_[np.argsort(cost[open_], kind="stable")].tolist():
+            while placed < missing and self._take1(d, r, m) is not None:
+                placed += 1
+            if placed == missing:
+                break
+        return placed
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +619,9 @@ def _repair(greedy: _Greedy) -> dict[int, Solution]:
         greedy._fill_unplaced(d)
     for d in order:
         greedy._repair_spread(d)
+    for d in order:
+        while greedy._evict_for(d):
+            pass
     return greedy.run(place=False)
 
 
@@ -528,6 +691,8 @@ def _solve_level(
     rel = Relaxation(fleet, prob.states, list(active), pool_free, power_free_w, prob.cost)
     q, m = rel.cheapest(s.candidates_per_region)
     rel.add(q, m)
+    qs: list[IntArray] = []
+    ms: list[IntArray] = []
     for i, d in enumerate(rel.deps):  # running modules stay candidates, for stickiness
         bonus = prob.bonus[d]
         if bonus is None:
@@ -536,11 +701,15 @@ def _solve_level(
         for row in range(lo, hi):
             mods = np.flatnonzero(bonus[int(rel.rows.region[row])] > 0)
             mods = mods[np.isfinite(rel.rows.cost[row, mods])]
-            rel.add(np.full(len(mods), row, np.int64), mods)
+            qs.append(np.full(len(mods), row, np.int64))
+            ms.append(mods)
+    if qs:
+        rel.add(np.concatenate(qs), np.concatenate(ms))
     prices: list[tuple[FloatArray, FloatArray]] = []
     bounds: list[float] = []
     lp = None
     rounds = 0
+    previous = math.inf
     for rounds in range(1, max(1, s.lp_rounds) + 1):
         lp = rel.solve_lp()
         if lp is None:
@@ -548,8 +717,15 @@ def _solve_level(
         prices.append((lp.mu, lp.nu))
         bounds.append(max(rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp)))
         scale = max(abs(lp.objective), 1e-9)
-        if lp.objective - max(bounds) <= s.lp_gap_target * scale:
+        if rel.exact_spread:
+            if lp.objective - max(bounds) <= s.lp_gap_target * scale:
+                break
+        elif previous - lp.objective <= s.lp_gap_target * scale:
+            # Without exact spread the LP's objective may sit below the bounds (it counts
+            # spread less), so compare it with itself: a round that gained less than the
+            # target says the remaining columns are the tail.
             break
+        previous = lp.objective
         q, m = rel.price(lp)
         if len(q) == 0 or rounds == s.lp_rounds:
             break
@@ -569,10 +745,13 @@ def _solve_level(
     repair = _Greedy(cand_prob, active, pool_free.copy(), power_free_w.copy())
     _seed(repair, rounded)
     best, solver = _repair(repair), "lp+round"
-    polished = _polish(prob, rel, lp.x, cand_prob.cands, best, active, pool_free, power_free_w)
-    if polished is not None:
-        best, solver = polished, "lp+round+milp"
-    if 0 < len(rel.col_q) <= s.milp_max_variables:
+    # The LP over the generated columns is a relaxation of the integer program over them
+    # (with exact spread; the caps of `_x_cap` make it a restriction otherwise): an answer
+    # that costs no more than it is optimal over those columns, and no MILP can do better
+    # (it may break a tie differently from the MILP, never at a higher cost).
+    found = sum(_objective(prob, d, best[d][0]) for d in active)
+    settled = rel.exact_spread and found <= lp.objective + 1e-9 * abs(lp.objective) + 1e-6
+    if not settled and 0 < len(rel.col_q) <= s.milp_max_variables:
         res = rel.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)
         if res is not None:
             exact = _rounded(prob, rel, res.x)
@@ -581,8 +760,15 @@ def _solve_level(
                 m_obj = sum(_objective(prob, d, exact[d][0]) for d in active)
                 if m_obj <= g_obj + _EPS:
                     best, solver = exact, "lp+milp"
-                if not res.optimal:
-                    notes.append("MILP stopped at its node/time limit")
+                    # Optimal over every generated column (to `milp_rel_gap`): re-solving a
+                    # subset of deployments over the same columns cannot do better.
+                    settled = res.optimal
+            if not res.optimal:
+                notes.append("MILP stopped at its node/time limit")
+    if not settled:
+        polished = _polish(prob, rel, lp.x, cand_prob.cands, best, active, pool_free, power_free_w)
+        if polished is not None:
+            best, solver = polished, "lp+round+milp"
     return _Level(best, solver, prices, bounds, rel, notes)
 
 
@@ -620,12 +806,17 @@ def _polish(
         for pp in sol[d][1].values():
             fleet.consume(pp, g, pf, pw)
     sub = Relaxation(fleet, prob.states, unsettled, pf, pw, prob.cost)
+    qs: list[IntArray] = []
+    ms: list[IntArray] = []
     for row in range(sub.n_rows):
         d = sub.deps[int(sub.rows.dep[row])]
         mods = np.array(cands[d][int(sub.rows.region[row])], np.int64)
         if len(mods):
             mods = mods[np.isfinite(sub.rows.cost[row, mods])]
-            sub.add(np.full(len(mods), row, np.int64), mods)
+            qs.append(np.full(len(mods), row, np.int64))
+            ms.append(mods)
+    if qs:
+        sub.add(np.concatenate(qs), np.concatenate(ms))
     if not 0 < len(sub.col_q) <= s.milp_max_variables:
         return None
     res = sub.solve_milp(time_limit=s.milp_time_limit_s, node_limit=s.milp_node_limit)

@@ -31,10 +31,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+# The HiGHS binding scipy ships (the `highspy` API): unlike `linprog`, a model kept between
+# solves, so column generation adds columns to it and HiGHS restarts from the last optimal
+# basis instead of solving from scratch every round. The `highspy` package prints a banner
+# on stdout at its first model, which would corrupt `aifactoryctl place -o json`.
+from scipy.optimize._highspy import _core as _highs  # type: ignore[attr-defined]
 
 from aifactory.placement.framework import FloatArray, IntArray
 from aifactory.placement.state import FleetState, WorkloadState
@@ -106,6 +113,9 @@ class Relaxation:
     col_p: IntArray = field(init=False)
     #: Module-level pairs present, as q * n + m (sorted unique).
     pairs: IntArray = field(init=False)
+    #: The LP kept in HiGHS between column-generation rounds (built at the first solve).
+    _lp: _LiveLp | None = field(init=False, default=None)
+    _spread_exact: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         fleet = self.fleet
@@ -143,6 +153,31 @@ class Relaxation:
         self.col_q = np.zeros(0, i64)
         self.col_p = np.zeros(0, i64)
         self.pairs = np.zeros(0, i64)
+
+    @property
+    def exact_spread(self) -> bool:
+        """Whether the LP models minModules >= 2 (a y and a link row per deployment and
+        module). Above `lp_exact_spread_max_rows` demand rows it does not: those rows make
+        HiGHS several times slower, and both bounds count spread without the LP (for any
+        prices, see the module docstring), so only the LP's own objective gets weaker; the
+        greedy repair restores spread after rounding."""
+        return self._spread_exact or self.n_rows <= self.fleet.settings.lp_exact_spread_max_rows
+
+    def _x_cap(self) -> FloatArray:
+        """Per deployment position: the most replicas one column may hold. Without exact
+        spread, a deployment asking for k >= 2 modules gets ceil(replicas / k) per column, so
+        the LP still spreads it (a heuristic for the rounding; the bounds do not use it)."""
+        cap = np.full(len(self.deps), np.inf)
+        if self.exact_spread:
+            return cap
+        rows = self.rows
+        for i, d in enumerate(self.deps):
+            lo, hi = int(rows.start[i]), int(rows.start[i + 1])
+            total = int(rows.n[lo:hi].sum())
+            k = min(self.states[d].workload.min_modules, total)
+            if k >= 2:
+                cap[i] = float(math.ceil(total / k))
+        return cap
 
     def _shape(self, ws: WorkloadState) -> Shape:
         fleet = self.fleet
@@ -200,8 +235,11 @@ class Relaxation:
                 new_q.append(qq[ok])
                 new_p.append(p[ok])
         if new_q:
-            self.col_q = np.concatenate([self.col_q, *new_q])
-            self.col_p = np.concatenate([self.col_p, *new_p])
+            add_q, add_p = np.concatenate(new_q), np.concatenate(new_p)
+            self.col_q = np.concatenate([self.col_q, add_q])
+            self.col_p = np.concatenate([self.col_p, add_p])
+            if self._lp is not None:
+                self._extend_lp(self._lp, add_q, add_p)
         return len(key)
 
     # the program -----------------------------------------------------------------------------
@@ -216,7 +254,8 @@ class Relaxation:
         g = np.array([self.shapes[sid].g for sid in rows.shape[cq]], np.float64) if nx else None
         gx = g if g is not None else np.zeros(0)
         cost: list[FloatArray] = [rows.cost[cq, cm], np.full(nq, s.unplaced_cost)]
-        upper: list[FloatArray] = [np.full(nx, np.inf), np.full(nq, np.inf)]
+        x_cap = self._x_cap()
+        upper: list[FloatArray] = [x_cap[rows.dep[cq]], np.full(nq, np.inf)]
         integ: list[FloatArray] = [np.full(nx, 1.0 if integral else 0.0), np.zeros(nq)]
         ncol = nx + nq
         # Inequality rows as (row, col, value) triplets, rows numbered as they are created.
@@ -236,8 +275,9 @@ class Relaxation:
             n_ub += len(rhs)
             return first
 
-        # Capacity: every pool / module that has a column.
-        pools = np.unique(cp)
+        # Capacity: every pool and module (rows without a column yet cost HiGHS nothing, and
+        # columns added later find their rows).
+        pools = np.arange(fleet.n_pools)
         pool_row = np.full(fleet.n_pools, -1, np.int64)
         pool_row[pools] = np.arange(len(pools))
         first_pool = add_rows(
@@ -246,7 +286,7 @@ class Relaxation:
             gx,
             np.maximum(self.pool_free[pools], 0).astype(np.float64).tolist(),
         )
-        mods = np.unique(cm)
+        mods = np.arange(fleet.n)
         mod_row = np.full(fleet.n, -1, np.int64)
         mod_row[mods] = np.arange(len(mods))
         watts = gx * fleet.pool_power_w[cp] * fleet.pue[cm] if nx else np.zeros(0)
@@ -262,6 +302,7 @@ class Relaxation:
         bounds_dep = np.searchsorted(col_dep[order], np.arange(len(self.deps) + 1))
         spread_rows: dict[int, int] = {}
         link_rows: dict[tuple[int, int], int] = {}
+        spread_k = np.zeros(len(self.deps), np.int64)
         extra_cost, extra_upper, extra_int = [], [], []
         for i, d in enumerate(self.deps):
             ws = self.states[d]
@@ -284,8 +325,11 @@ class Relaxation:
                     [float(total - guaranteed)],
                 )
             k = min(ws.workload.min_modules, total)
+            if k >= 2 and not self.exact_spread:
+                k = 0
             if k <= 0:
                 continue
+            spread_k[i] = k
             mine = order[bounds_dep[i] : bounds_dep[i + 1]]
             short = ncol
             ncol += 1
@@ -352,40 +396,151 @@ class Relaxation:
             first_power=first_power,
             spread_rows=spread_rows,
             link_rows=link_rows,
+            spread_k=spread_k,
         )
 
     def solve_lp(self) -> LpResult | None:
-        """The LP over the current columns, with its duals; None when HiGHS fails."""
-        prog = self._program(integral=False)
-        if len(prog.c) == 0:
-            return self._nothing()
-        res = linprog(
-            prog.c,
-            A_ub=prog.a_ub if prog.a_ub.shape[0] else None,
-            b_ub=prog.b_ub if prog.a_ub.shape[0] else None,
-            A_eq=prog.a_eq if prog.a_eq.shape[0] else None,
-            b_eq=prog.b_eq if prog.a_eq.shape[0] else None,
-            bounds=np.column_stack([np.zeros(len(prog.c)), prog.upper]),
-            method="highs-ds",
-            options={"time_limit": self.fleet.settings.lp_time_limit_s, "presolve": True},
-        )
-        if res.status != 0 or res.x is None:
+        """The LP over the current columns, with its duals; None when HiGHS fails.
+
+        The first call hands the program to HiGHS; later calls re-solve the same model with
+        the columns `add` appended since, from the previous optimal basis (the new columns
+        enter at zero, so that basis stays primal feasible and a few primal simplex
+        iterations usually restore optimality).
+        """
+        if self._lp is None:
+            prog = self._program(integral=False)
+            if len(prog.c) == 0:
+                return self._nothing()
+            self._lp = self._build_lp(prog)
+        live = self._lp
+        prog = live.prog
+        h = live.highs
+        h.setOptionValue("time_limit", float(self.fleet.settings.lp_time_limit_s))
+        h.run()
+        if h.getModelStatus() != _highs.HighsModelStatus.kOptimal:
             return None
-        marg = np.asarray(res.ineqlin.marginals, np.float64) if prog.a_ub.shape[0] else np.zeros(0)
-        pi = (
-            np.asarray(res.eqlin.marginals, np.float64)
-            if prog.a_eq.shape[0]
-            else np.zeros(0, np.float64)
-        )
+        sol = h.getSolution()
+        value = np.asarray(sol.col_value, np.float64)
+        dual = np.asarray(sol.row_dual, np.float64)
         mu = np.zeros(self.fleet.n_pools)
-        mu[prog.pools] = np.maximum(0.0, -marg[prog.first_pool : prog.first_pool + len(prog.pools)])
+        mu[prog.pools] = np.maximum(0.0, -dual[prog.first_pool : prog.first_pool + len(prog.pools)])
         nu = np.zeros(self.fleet.n)
-        nu[prog.mods] = np.maximum(0.0, -marg[prog.first_power : prog.first_power + len(prog.mods)])
+        nu[prog.mods] = np.maximum(0.0, -dual[prog.first_power : prog.first_power + len(prog.mods)])
+        pi = dual[live.first_eq : live.first_eq + self.n_rows].copy()
         spread = np.zeros(len(self.deps))
         for i, r in prog.spread_rows.items():
-            spread[i] = min(0.0, float(marg[r]))
-        link = {key: min(0.0, float(marg[r])) for key, r in prog.link_rows.items()}
-        return LpResult(float(res.fun), np.asarray(res.x[: prog.nx]), mu, nu, pi, spread, link)
+            spread[i] = min(0.0, float(dual[r]))
+        link = {key: min(0.0, float(dual[r])) for key, r in prog.link_rows.items()}
+        objective = float(h.getInfo().objective_function_value)
+        return LpResult(objective, value[live.x_col], mu, nu, pi, spread, link)
+
+    def _build_lp(self, prog: _Program) -> _LiveLp:
+        """A HiGHS model of `prog`: inequality rows first, then the demand rows."""
+        h = _highs._Highs()
+        h.setOptionValue("output_flag", False)
+        # Primal-feasible warm starts after adding columns are what column generation needs;
+        # dual simplex from scratch on the first solve is HiGHS's default choice either way.
+        n_ub, nq = prog.a_ub.shape[0], prog.a_eq.shape[0]
+        lower = np.concatenate([np.full(n_ub, -_highs.kHighsInf), prog.b_eq])
+        upper = np.concatenate([prog.b_ub, prog.b_eq])
+        empty_i = np.zeros(0, np.int32)
+        h.addRows(n_ub + nq, lower, upper, 0, np.zeros(n_ub + nq, np.int32), empty_i, np.zeros(0))
+        a = sp.vstack([prog.a_ub, prog.a_eq]).tocsc()
+        a.sort_indices()
+        col_upper = np.where(np.isinf(prog.upper), _highs.kHighsInf, prog.upper)
+        h.addCols(
+            a.shape[1],
+            prog.c.astype(np.float64),
+            np.zeros(a.shape[1]),
+            col_upper.astype(np.float64),
+            a.nnz,
+            a.indptr[:-1].astype(np.int32),
+            a.indices.astype(np.int32),
+            a.data.astype(np.float64),
+        )
+        return _LiveLp(h, prog, np.arange(prog.nx, dtype=np.int64), n_ub)
+
+    def _extend_lp(self, live: _LiveLp, cq: IntArray, cp: IntArray) -> None:
+        """Append x columns for (row, pool) pairs to the HiGHS model: each enters its demand,
+        pool and power rows and its deployment's spread (a new y and link row when it is the
+        deployment's first column on that module and it asks for two modules or more)."""
+        h, prog, fleet, rows = live.highs, live.prog, self.fleet, self.rows
+        cm = fleet.pool_module[cp]
+        dep = rows.dep[cq]
+        g = np.array([self.shapes[sid].g for sid in rows.shape[cq]], np.float64)
+        k = prog.spread_k[dep]
+        # New (deployment, module) links for spread >= 2.
+        fresh = sorted(
+            {
+                (int(i), int(m))
+                for i, m in zip(dep[k >= 2].tolist(), cm[k >= 2].tolist(), strict=True)
+                if (int(i), int(m)) not in prog.link_rows
+            }
+        )
+        if fresh:
+            n_col = int(h.getNumCol())
+            n_row = int(h.getNumRow())
+            n = len(fresh)
+            spread_row = np.array([prog.spread_rows[i] for i, _ in fresh], np.int32)
+            h.addCols(
+                n,
+                np.zeros(n),
+                np.zeros(n),
+                np.ones(n),
+                n,
+                np.arange(n, dtype=np.int32),
+                spread_row,
+                np.full(n, -1.0),
+            )
+            h.addRows(
+                n,
+                np.full(n, -_highs.kHighsInf),
+                np.zeros(n),
+                n,
+                np.arange(n, dtype=np.int32),
+                np.arange(n_col, n_col + n, dtype=np.int32),
+                np.ones(n),
+            )
+            for j, key in enumerate(fresh):
+                prog.link_rows[key] = n_row + j
+        nx = len(cq)
+        cols = np.arange(nx)
+        watts = g * fleet.pool_power_w[cp] * fleet.pue[cm]
+        ent_c = [cols, cols, cols]
+        ent_r = [live.first_eq + cq, prog.first_pool + cp, prog.first_power + cm]
+        ent_v = [np.ones(nx), g, watts]
+        one = np.flatnonzero(k == 1)
+        if len(one):
+            ent_c.append(one)
+            ent_r.append(np.array([prog.spread_rows[int(i)] for i in dep[one]], np.int64))
+            ent_v.append(np.full(len(one), -1.0))
+        two = np.flatnonzero(k >= 2)
+        if len(two):
+            ent_c.append(two)
+            ent_r.append(
+                np.array(
+                    [prog.link_rows[(int(dep[j]), int(cm[j]))] for j in two.tolist()], np.int64
+                )
+            )
+            ent_v.append(np.full(len(two), -1.0))
+        n_rows_now = int(h.getNumRow())
+        a = sp.csc_array(
+            (np.concatenate(ent_v), (np.concatenate(ent_r), np.concatenate(ent_c))),
+            shape=(n_rows_now, nx),
+        )
+        a.sort_indices()
+        first = int(h.getNumCol())
+        h.addCols(
+            nx,
+            rows.cost[cq, cm].astype(np.float64),
+            np.zeros(nx),
+            np.where(np.isinf(x_cap := self._x_cap()[dep]), _highs.kHighsInf, x_cap),
+            a.nnz,
+            a.indptr[:-1].astype(np.int32),
+            a.indices.astype(np.int32),
+            a.data.astype(np.float64),
+        )
+        live.x_col = np.concatenate([live.x_col, np.arange(first, first + nx, dtype=np.int64)])
 
     def solve_milp(self, *, time_limit: float | None, node_limit: int | None) -> LpResult | None:
         """The integer program over the current columns (no duals); None when nothing found."""
@@ -694,3 +849,17 @@ class _Program:
     first_power: int
     spread_rows: dict[int, int]
     link_rows: dict[tuple[int, int], int]
+    #: Per deployment position: the distinct modules its spread row asks for (0: none).
+    spread_k: IntArray
+
+
+@dataclass(slots=True)
+class _LiveLp:
+    """The LP relaxation held in HiGHS between column-generation rounds."""
+
+    highs: Any
+    prog: _Program
+    #: HiGHS column of each of the relaxation's columns (`col_q` order).
+    x_col: IntArray
+    #: Index of the first demand (equality) row.
+    first_eq: int
