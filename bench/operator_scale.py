@@ -39,6 +39,7 @@ import pycountry
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from hack.benchdoc import write_section  # noqa: E402
 from hack.demo import install  # noqa: E402
 from hack.fleet import HUB, Fleet, FleetConfig, NodePool  # noqa: E402
 from tests.e2e.helpers import OperatorProcess, operator_env, wait_for  # noqa: E402
@@ -531,14 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(args, results, up_s)
     print(text)
     if args.write:
-        doc = args.write.read_text() if args.write.exists() else ""
-        if SECTION in doc:
-            head, _, rest = doc.partition(SECTION)
-            tail = re.split(r"\n(?=## )", rest, maxsplit=1)
-            doc = head + text + ("\n" + tail[1] if len(tail) > 1 else "\n")
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        args.write.write_text(doc)
+        write_section(args.write, text, SECTION)
     return 0
 
 

@@ -6,8 +6,8 @@
 
 Times the simulation itself (inputs loaded first, plots and report not included) and per policy
 the CPU time its process spent on it, with the number of fleet-wide solves (each a LP/MILP solve
-of every deployment) that dominate it. Writes the section between the markers in
-docs/benchmarks.md (appended the first time). Target (issue #12): under 60 s on 2 cores.
+of every deployment) that dominate it. Writes its section of docs/benchmarks.md (appended the
+first time). Target (issue #12): under 60 s on 2 cores.
 Timing assertions belong here, never in tests.
 """
 
@@ -34,9 +34,12 @@ from aifactory.simulation import (
 from aifactory.simulation.series import load_carbon
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hack.benchdoc import write_section  # noqa: E402
+
 SAMPLE = REPO / "samples" / "simulation"
-BEGIN = "<!-- bench/simulate.py: begin -->"
-END = "<!-- bench/simulate.py: end -->"
+SECTION = "## Simulation: a year of the sample fleet (issue #12)"
 TARGET_S = 60.0
 
 
@@ -78,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "met" if elapsed < TARGET_S else "not met"
     text = "\n".join(
         [
-            BEGIN,
-            "## Simulation: a year of the sample fleet (issue #12)",
+            SECTION,
             "",
             "Reproduce with `python bench/simulate.py` (`make bench-simulate`): "
             f"`samples/simulation/` ({len(scenario.modules)} modules, "
@@ -106,19 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             "answer); the others are the rebalances the operator really makes, and a policy that "
             "chases hourly carbon (carbon-only) makes thousands a year. Policies run in "
             "parallel processes, so the wall clock is that of the slowest group.",
-            END,
         ]
     )
     print(text)
     if not args.no_write:
-        current = args.out.read_text() if args.out.exists() else ""
-        if BEGIN in current and END in current:
-            head, rest = current.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-            new = head + text + tail
-        else:
-            new = current.rstrip("\n") + "\n\n" + text + "\n"
-        args.out.write_text(new)
+        write_section(args.out, text, SECTION)
     return 0
 
 

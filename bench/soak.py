@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from hack.benchdoc import write_section  # noqa: E402
 from hack.demo import SAMPLE_FILES, apply_samples, install  # noqa: E402
 from hack.fleet import HUB, Fleet  # noqa: E402
 from hack.fleet.topology import config_from_modules  # noqa: E402
@@ -528,14 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.write:
-        doc = args.write.read_text() if args.write.exists() else ""
-        if SECTION in doc:
-            head, _, rest = doc.partition(SECTION)
-            tail = re.split(r"\n(?=## )", rest, maxsplit=1)
-            doc = head + text + ("\n" + tail[1] if len(tail) > 1 else "\n")
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        args.write.write_text(doc)
+        write_section(args.write, text, SECTION)
     bad = s.dips or s.violations or s.pending_too_long or s.orphans or s.tracebacks
     return 1 if bad else 0
 

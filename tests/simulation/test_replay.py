@@ -19,7 +19,7 @@ from aifactory.simulation import (
     simulate,
 )
 from aifactory.simulation.events import read_events
-from aifactory.simulation.replay import PolicyResult, groups, run_policies
+from aifactory.simulation.replay import WEIGHT, PolicyResult, groups, run_policies
 from aifactory.simulation.series import load_carbon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,10 +122,15 @@ def test_policies_differ_as_designed(inputs: tuple[object, object, SimulationCon
 
 
 def test_workers_share_the_load() -> None:
-    assert groups(POLICY_NAMES, 2) == [
-        ["carbon-only"],
-        ["engine", "latency-only", "serve-in-country", "static"],
+    split = groups(POLICY_NAMES, 2)
+    assert split == [
+        ["latency-only", "carbon-only"],
+        ["engine", "serve-in-country", "static"],
     ]
+    # The measured year costs of the two groups are within 10% of each other (carbon-only
+    # alone was 72 s against 135 s for the four others).
+    load = [sum(WEIGHT[name] for name in group) for group in split]
+    assert max(load) <= 1.1 * min(load)
     assert groups(POLICY_NAMES, 1) == [list(POLICY_NAMES)]
     assert groups(["static"], 4) == [["static"]]
 

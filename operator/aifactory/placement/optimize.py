@@ -679,10 +679,12 @@ def _solve_level(
     active: Sequence[int],
     pool_free: IntArray,
     power_free_w: FloatArray,
+    prove: bool = True,
 ) -> _Level:
     """Column generation on the LP, then an integer answer: the MILP over the generated columns
     when small, else the LP rounded down and repaired by the greedy's moves; the greedy alone
-    when HiGHS fails."""
+    when HiGHS fails. Without `prove`, no bounds: column generation stops when nothing prices
+    in, on the round cap, or (relaxed spread) when a round gains less than the target."""
     fleet, s = prob.fleet, prob.fleet.settings
     notes: list[str] = []
     if s.fleet_solver == "greedy":
@@ -715,10 +717,11 @@ def _solve_level(
         if lp is None:
             break
         prices.append((lp.mu, lp.nu))
-        bounds.append(max(rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp)))
+        if prove:
+            bounds.append(max(rel.lagrangian_bound(lp.mu, lp.nu), rel.knapsack_bound(lp)))
         scale = max(abs(lp.objective), 1e-9)
         if rel.exact_spread:
-            if lp.objective - max(bounds) <= s.lp_gap_target * scale:
+            if bounds and lp.objective - max(bounds) <= s.lp_gap_target * scale:
                 break
         elif previous - lp.objective <= s.lp_gap_target * scale:
             # Without exact spread the LP's objective may sit below the bounds (it counts
@@ -984,13 +987,18 @@ def place_fleet(
     *,
     settings: PlacementSettings | None = None,
     explain_all: bool | None = None,
+    prove: bool = True,
 ) -> FleetDecision:
     """Re-solve every deployment together against shared capacity (fleet-wide mode).
 
     Lexicographic by priority: the deployments of the highest priority value are solved first
     on the free capacity, then the next value on what they left, and so on. Within one value,
     see the module docstring. The result carries a proven lower bound and the gap to it
-    (`FleetDecision.lower_bound`, `.gap`) and the path taken (`.solver`).
+    (`FleetDecision.lower_bound`, `.gap`) and the path taken (`.solver`). With `prove`
+    False (the simulator, which replays thousands of solves and reads only the placements) no
+    bound is computed and `lower_bound` is None; column generation then stops on pricing and
+    the round cap alone, so the placements may differ from a proving solve's only where the
+    bound would have stopped it early.
     """
     fleet, states = _states(workloads, modules, policies, settings)
     prob = _build_problem(fleet, states)
@@ -1006,7 +1014,7 @@ def place_fleet(
     for value in values:
         level = [d for d, ws in enumerate(states) if ws.workload.priority == value]
         label = f"priority {value}: " if len(values) > 1 else ""
-        res = _solve_level(prob, level, pool_free, power_free)
+        res = _solve_level(prob, level, pool_free, power_free, prove)
         first = first or res
         prices += res.prices
         solvers.append(res.solver)
@@ -1015,7 +1023,7 @@ def place_fleet(
         rest = [d for d in level if d not in outcomes]
         sol = res.sol
         if len(rest) < len(level) and rest:
-            again = _solve_level(prob, rest, pool_free, power_free)
+            again = _solve_level(prob, rest, pool_free, power_free, prove)
             sol = again.sol
             solvers.append(again.solver)
             notes += [
@@ -1035,7 +1043,7 @@ def place_fleet(
         build_decision(fleet, ws, outcomes[d], full=explain_all) for d, ws in enumerate(states)
     )
     total = sum(deployment_cost(fleet, states[d], outcomes[d].alloc) for d in everyone)
-    bound = _fleet_bound(prob, first, len(values), prices, outcomes, notes)
+    bound = _fleet_bound(prob, first, len(values), prices, outcomes, notes) if prove else None
     return FleetDecision(
         placements=decisions,
         modules=module_usage(fleet, pool_free),

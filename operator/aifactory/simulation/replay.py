@@ -1101,7 +1101,7 @@ class _Run:
             self.plan = {}
             return
         self.counters["fleetSolves"] += 1
-        result = place_fleet(workloads, slot.fleet, self.pols, explain_all=False)
+        result = place_fleet(workloads, slot.fleet, self.pols, explain_all=False, prove=False)
         plan: dict[str, _Plan] = {}
         for d in result.placements:
             if initial or d.stability.startswith("replaced"):
@@ -1400,9 +1400,16 @@ def _worker(
     queue.put(("done", index, out))
 
 
-#: Rough relative cost of a policy-year (fleet-wide solves dominate: carbon-only re-solves
-#: most hours, static never), to balance worker processes; measured on the sample fleet.
-WEIGHT = {"carbon-only": 13.0, "serve-in-country": 6.0, "engine": 3.0, "latency-only": 2.0}
+#: Relative cost of a policy-year, to balance worker processes: CPU seconds of each policy's
+#: year of the sample fleet (bench/simulate.py, 2026-12-02). Fleet-wide solves dominate
+#: (carbon-only re-solves most hours), but every policy replays every cycle (static: 15 s).
+WEIGHT = {
+    "carbon-only": 72.0,
+    "serve-in-country": 61.0,
+    "engine": 30.0,
+    "latency-only": 28.5,
+    "static": 15.0,
+}
 
 
 def groups(names: Sequence[str], workers: int) -> list[list[str]]:
