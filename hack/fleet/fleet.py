@@ -393,6 +393,47 @@ class Fleet:
         if docs:
             self.kubectl(cluster, "apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
+    def _schedules(self, cluster: str) -> bool:
+        """Create a probe Pod (no resources asked) and report whether kube-scheduler bound it
+        and kwok runs it within a few seconds; the probe is deleted either way."""
+        name = f"fleet-probe-{os.getpid()}-{time.monotonic_ns()}"
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.10"}],
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 0,
+            },
+        }
+        try:
+            self.kubectl(cluster, "create", "-f", "-", input=json.dumps(pod))
+            self.kubectl(
+                cluster,
+                "wait",
+                f"pod/{name}",
+                "-n",
+                "default",
+                "--for=jsonpath={.status.phase}=Running",
+                "--timeout=5s",
+            )
+            return True
+        except (FleetError, subprocess.TimeoutExpired):
+            return False
+        finally:
+            with contextlib.suppress(FleetError, subprocess.TimeoutExpired):
+                self.kubectl(
+                    cluster,
+                    "delete",
+                    "pod",
+                    name,
+                    "-n",
+                    "default",
+                    "--wait=false",
+                    "--ignore-not-found",
+                )
+
     def _cluster_settled(self, cluster: str) -> bool:
         """Nodes Ready (kwok is running) and the default ServiceAccount exists (kcm is running)."""
         try:
@@ -582,6 +623,16 @@ class Fleet:
             self.config.ready_timeout,
             self.log_dir / f"{cluster}-kube-apiserver.log",
         )
+        # /readyz is the apiserver alone: kube-scheduler's and kwok's watches reconnect with
+        # backoff (up to 30 s after a long outage), and a Pod created meanwhile stays Pending
+        # long enough for the operator to call it stuck. Back means: it schedules again.
+        if any(p.nodes for p in self.config.pools_of(cluster)):
+            _wait(
+                f"{cluster} schedules a Pod again",
+                functools.partial(self._schedules, cluster),
+                self.config.ready_timeout,
+                self.log_dir / f"{cluster}-kube-scheduler.log",
+            )
 
     def _require(self, cluster: str) -> dict[str, Any]:
         state = self._load_state()

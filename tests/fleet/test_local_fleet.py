@@ -118,6 +118,19 @@ def test_stop_and_start_one_member_apiserver(fleet: Fleet, kubectl) -> None:
     finally:
         fleet.start(member)
     assert kubectl("get", "--raw", "/readyz", cluster=member).stdout.strip() == "ok"
+    # back means scheduling again, not only /readyz: a Pod created now runs at once
+    kubectl("run", "after-restart", "--image=registry.k8s.io/pause:3.10", cluster=member)
+    try:
+        kubectl(
+            "wait",
+            "pod/after-restart",
+            "--for=jsonpath={.status.phase}=Running",
+            "--timeout=15s",
+            cluster=member,
+            timeout=30,
+        )
+    finally:
+        kubectl("delete", "pod", "after-restart", "--wait=false", cluster=member, check=False)
 
 
 def test_members_serve_the_pinned_gateway_api_and_the_hub_does_not(fleet: Fleet, kubectl) -> None:
