@@ -437,6 +437,18 @@ class _Greedy:
                 best = (delta, r, a, b)
         return best
 
+    def _cheapest_feasible(self, d: int, r: int, exclude: Iterable[int] = ()) -> list[int]:
+        """The `_SPREAD_SWAP_MODULES` cheapest modules (d, r) may use, candidates or not,
+        cheapest first, without those in `exclude`."""
+        cost = self.prob.cost[d][r]
+        ok = np.isfinite(cost) & self.prob.states[d].feasible[r]
+        ok[list(exclude)] = False
+        mods = np.flatnonzero(ok)
+        best: list[int] = mods[np.argsort(cost[mods], kind="stable")][
+            :_SPREAD_SWAP_MODULES
+        ].tolist()
+        return best
+
     def _spread_swap(self, d: int) -> bool:
         """Exchange one replica of d on a module holding several with one of another
         deployment on a module d does not use, both feasible where they land and the other
@@ -454,12 +466,8 @@ class _Greedy:
             if k <= 0 or used.get(a, 0) < 2:
                 continue
             cost = cost_of[d][r]
-            ok = np.isfinite(cost) & states[d].feasible[r]
-            ok[list(used)] = False
-            mods = np.flatnonzero(ok)
-            mods = mods[np.argsort(cost[mods], kind="stable")][:_SPREAD_SWAP_MODULES]
             c1a = self._cost(d, r, a)
-            for b in mods.tolist():
+            for b in self._cheapest_feasible(d, r, exclude=used):
                 gain = spread_cost + c1a - float(cost[b])
                 for d2, r2 in sorted(self.holders.get(b, ())):
                     if d2 == d or self.gpus[d2] != g or not states[d2].feasible[r2, a]:
@@ -508,9 +516,7 @@ class _Greedy:
             if placed_r >= int(ws.demand[r]):
                 continue
             cost = cost_of[d][r]
-            mods = np.flatnonzero(np.isfinite(cost) & ws.feasible[r])
-            mods = mods[np.argsort(cost[mods], kind="stable")][:_SPREAD_SWAP_MODULES]
-            for b in mods.tolist():
+            for b in self._cheapest_feasible(d, r):
                 worth = self._premium(d, placed, len(count), b not in count)
                 if worth <= unplaced_cost:
                     continue
