@@ -364,3 +364,16 @@ def test_ready_replicas_count_only_up_to_what_our_newest_write_asked_for() -> No
     after = _member_states("ns/app", {"oslo"}, {}, {}, views, replicas, {"oslo": 3})
     assert before["oslo"].ready == 5
     assert after["oslo"].ready == 3
+
+
+def test_deletion_waits_for_a_cluster_still_listing_before_calling_it_empty() -> None:
+    """An operator restarted mid-way sees a member that answers but whose caches are still
+    listing: its empty cache is no proof that nothing of ours is there (CI once found the
+    member Deployments a killed operator wrote orphaned after the finalizer went)."""
+    listing = ClusterView("dallas", synced=False, reachable=True, last_seen=NOW)
+    assert cycle._owned_everywhere("ns/app", {"dallas": listing}, {}) == ([], ["dallas"])
+    synced = ClusterView("dallas", synced=True, reachable=True, last_seen=NOW)
+    assert cycle._owned_everywhere("ns/app", {"dallas": synced}, {}) == ([], [])
+    # never answered and nothing known there: not waited for (give-up covers the rest)
+    down = ClusterView("dallas", synced=False, reachable=False)
+    assert cycle._owned_everywhere("ns/app", {"dallas": down}, {}) == ([], [])

@@ -1075,12 +1075,21 @@ def _owned_everywhere(
     replicas: Mapping[str, Mapping[str, Mapping[str, MemberReplicas]]],
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """(cluster key, module) of the deployment's member workloads in known clusters, and the
-    clusters we cannot see that may still hold some."""
+    clusters we cannot see that may still hold some.
+
+    A cluster that answers but whose caches are still listing (an operator just restarted)
+    is unknown even when its empty cache shows nothing: objects a killed predecessor wrote
+    appear only once the listing completes, and dropping the finalizer before would orphan
+    them. A cluster that never answered and shows nothing is not waited for (the deletion
+    would stall on every outage); `_plan_deletion`'s give-up covers what it may hold.
+    """
     known: list[tuple[str, str]] = []
     unknown: list[str] = []
     for key, view in views.items():
         mods = [m for m, r in replicas.get(key, {}).get(ref, {}).items() if r.workload is not None]
         if not mods:
+            if view.reachable and not view.synced:
+                unknown.append(key)
             continue
         if view.synced and view.reachable:
             known.extend((key, m) for m in mods)
