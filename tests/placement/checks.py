@@ -99,9 +99,12 @@ def violations(
             out.append(f"{d.deployment}: replica count")
         regions = {r.name: r for r in wl.regions}
         served: dict[str, int] = {}
+        running = {c.module: c.replicas for c in wl.current}
         for a in d.assignments:
             m = by_name[a.module]
-            for why in module_allowed(m, wl, enforce, kept=d.kept_current):
+            # a cordon keeps what runs, also when the rest of the placement was repaired
+            kept = d.kept_current or a.replicas <= running.get(m.name, 0)
+            for why in module_allowed(m, wl, enforce, kept=kept):
                 out.append(f"{d.deployment} on {m.name}: {why}")
             if sum(a.gpus.values()) != a.replicas * wl.gpus_per_replica:
                 out.append(f"{d.deployment} on {m.name}: GPU count")

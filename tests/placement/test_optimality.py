@@ -120,12 +120,19 @@ def test_bound_and_answer_hold_when_the_lp_leaves_spread_out(
     assert best <= result.total_cost + 1e-6
 
 
-@pytest.mark.parametrize("exact_rows", [0, 100_000])
-def test_warm_started_lp_matches_a_fresh_solve_every_round(exact_rows: int) -> None:
+@pytest.mark.parametrize(
+    ("exact_rows", "n_modules", "n_deployments"),
+    [(0, 40, 120), (100_000, 40, 120), (100_000, 6, 5)],
+    ids=["relaxed-spread", "exact-spread", "small-no-presolve"],
+)
+def test_warm_started_lp_matches_a_fresh_solve_every_round(
+    exact_rows: int, n_modules: int, n_deployments: int
+) -> None:
     """Column generation keeps one HiGHS model and adds columns to it; each round's optimum
-    must equal a from-scratch solve of the same program (scipy's linprog)."""
-    modules = random_fleet(40, 7)
-    wls = congest(modules, random_workloads(120, 8, MIX), 2.0)
+    must equal a from-scratch solve of the same program (scipy's linprog). The small instance
+    is below `_NO_PRESOLVE_COLS`: HiGHS runs it without presolve."""
+    modules = random_fleet(n_modules, 7)
+    wls = congest(modules, random_workloads(n_deployments, 8, MIX), 2.0)
     fleet, states = _states(
         wls, modules, standard_policies(), PlacementSettings(lp_exact_spread_max_rows=exact_rows)
     )
@@ -156,4 +163,4 @@ def test_warm_started_lp_matches_a_fresh_solve_every_round(exact_rows: int) -> N
         if len(q) == 0:
             break
         rel.add(q, m)
-    assert rounds > 1  # the test exercised added columns
+    assert rounds > 1 or n_modules < 10  # the large instances exercised added columns

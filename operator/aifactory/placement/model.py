@@ -7,6 +7,7 @@ tests alike, and that nothing in it can block on I/O. `from_api` converts the CR
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -299,6 +300,13 @@ class WorkloadView:
             raise ValueError(f"{self.key}: region replicas must sum to replicas={self.replicas}")
         if self.min_replicas < 0:
             raise ValueError(f"{self.key}: min_replicas must be >= 0")
+
+    def with_current(self, current: tuple[CurrentAssignment, ...]) -> WorkloadView:
+        """This deployment with another running placement: `dataclasses.replace` without
+        re-validating what did not change (the simulator does this ~100,000 times a year)."""
+        out = copy.copy(self)
+        object.__setattr__(out, "current", tuple(current))
+        return out
 
     @property
     def guaranteed(self) -> int:

@@ -48,6 +48,9 @@ from aifactory.placement.state import FleetState, WorkloadState
 
 #: Reduced costs above this are not worth a column (the objective's unit is a replica's cost).
 _RC_TOL = 1e-6
+#: LPs with at most this many columns skip HiGHS's presolve: on the simulator's programs (about
+#: 100 columns) it doubles the solve time, and column generation's warm starts skip it anyway.
+_NO_PRESOLVE_COLS = 2_000
 #: Deployments with more replicas than this get their bound in a Python loop, not the matrix.
 _VECTOR_T = 64
 
@@ -304,6 +307,21 @@ class Relaxation:
         link_rows: dict[tuple[int, int], int] = {}
         spread_k = np.zeros(len(self.deps), np.int64)
         extra_cost, extra_upper, extra_int = [], [], []
+        # Small rows go to Python lists and become arrays once (np.append per row costs more
+        # than the rest of the program on small fleets).
+        sr: list[int] = []
+        sc: list[int] = []
+        sv: list[float] = []
+
+        def add_small(cols: list[int], vals: list[float], rhs: float) -> int:
+            nonlocal n_ub
+            sr.extend([n_ub] * len(cols))
+            sc.extend(cols)
+            sv.extend(vals)
+            ub.append(rhs)
+            n_ub += 1
+            return n_ub - 1
+
         for i, d in enumerate(self.deps):
             ws = self.states[d]
             lo_q, hi_q = int(rows.start[i]), int(rows.start[i + 1])
@@ -317,13 +335,8 @@ class Relaxation:
                 extra_cost.append(s.guaranteed_unplaced_cost - s.unplaced_cost)
                 extra_upper.append(float(guaranteed))
                 extra_int.append(0.0)
-                us = np.arange(lo_q, hi_q) + nx
-                add_rows(
-                    np.zeros(len(us) + 1, np.int64),
-                    np.append(us, b),
-                    np.append(np.ones(len(us)), -1.0),
-                    [float(total - guaranteed)],
-                )
+                us = list(range(lo_q + nx, hi_q + nx))
+                add_small([*us, b], [1.0] * len(us) + [-1.0], float(total - guaranteed))
             k = min(ws.workload.min_modules, total)
             if k >= 2 and not self.exact_spread:
                 k = 0
@@ -337,57 +350,40 @@ class Relaxation:
             extra_upper.append(float(k))
             extra_int.append(0.0)
             if k == 1:
-                spread_rows[i] = add_rows(
-                    np.zeros(len(mine) + 1, np.int64),
-                    np.append(mine, short),
-                    np.full(len(mine) + 1, -1.0),
-                    [-1.0],
-                )
+                cols = [*mine.tolist(), short]
+                spread_rows[i] = add_small(cols, [-1.0] * len(cols), -1.0)
                 continue
             ys: list[int] = []
-            for m in np.unique(cm[mine]).tolist():
+            cm_mine = cm[mine]
+            for m in np.unique(cm_mine).tolist():
                 y = ncol
                 ncol += 1
                 ys.append(y)
                 extra_cost.append(0.0)
                 extra_upper.append(1.0)
                 extra_int.append(1.0 if integral else 0.0)
-                xs = mine[cm[mine] == m]
-                link_rows[(i, m)] = add_rows(
-                    np.zeros(len(xs) + 1, np.int64),
-                    np.append(xs, y),
-                    np.append(np.full(len(xs), -1.0), 1.0),
-                    [0.0],
-                )
-            spread_rows[i] = add_rows(
-                np.zeros(len(ys) + 1, np.int64),
-                np.array([*ys, short], np.int64),
-                np.full(len(ys) + 1, -1.0),
-                [-float(k)],
-            )
+                xs = mine[cm_mine == m].tolist()
+                link_rows[(i, m)] = add_small([*xs, y], [-1.0] * len(xs) + [1.0], 0.0)
+            spread_rows[i] = add_small([*ys, short], [-1.0] * (len(ys) + 1), -float(k))
+        if sr:
+            ur.append(np.array(sr, np.int64))
+            uc.append(np.array(sc, np.int64))
+            uv.append(np.array(sv, np.float64))
         cost.append(np.array(extra_cost, np.float64))
         upper.append(np.array(extra_upper, np.float64))
         integ.append(np.array(extra_int, np.float64))
-        a_ub = sp.csr_array(
-            (
-                np.concatenate(uv) if uv else np.zeros(0),
-                (
-                    np.concatenate(ur) if ur else np.zeros(0, np.int64),
-                    np.concatenate(uc) if uc else np.zeros(0, np.int64),
-                ),
-            ),
-            shape=(n_ub, ncol),
-        )
-        eq_r = np.concatenate([cq, np.arange(nq)])
+        eq_r = np.concatenate([cq, np.arange(nq)]) + n_ub
         eq_c = np.arange(nx + nq)
-        a_eq = sp.csr_array((np.ones(nx + nq), (eq_r, eq_c)), shape=(nq, ncol))
+        rows_all = np.concatenate([*ur, eq_r]) if ur else eq_r
+        cols_all = np.concatenate([*uc, eq_c]) if uc else eq_c
+        vals_all = np.concatenate([*uv, np.ones(nx + nq)]) if uv else np.ones(nx + nq)
+        a = _csc(rows_all, cols_all, vals_all, n_ub + nq, ncol)
         return _Program(
             c=np.concatenate(cost),
             upper=np.concatenate(upper),
             integrality=np.concatenate(integ),
-            a_ub=a_ub,
+            a=a,
             b_ub=np.array(ub, np.float64),
-            a_eq=a_eq,
             b_eq=q_n.astype(np.float64),
             nx=nx,
             pools=pools,
@@ -440,13 +436,14 @@ class Relaxation:
         h.setOptionValue("output_flag", False)
         # Primal-feasible warm starts after adding columns are what column generation needs;
         # dual simplex from scratch on the first solve is HiGHS's default choice either way.
-        n_ub, nq = prog.a_ub.shape[0], prog.a_eq.shape[0]
+        if prog.a.shape[1] <= _NO_PRESOLVE_COLS:
+            h.setOptionValue("presolve", "off")
+        n_ub, nq = len(prog.b_ub), len(prog.b_eq)
         lower = np.concatenate([np.full(n_ub, -_highs.kHighsInf), prog.b_eq])
         upper = np.concatenate([prog.b_ub, prog.b_eq])
         empty_i = np.zeros(0, np.int32)
         h.addRows(n_ub + nq, lower, upper, 0, np.zeros(n_ub + nq, np.int32), empty_i, np.zeros(0))
-        a = sp.vstack([prog.a_ub, prog.a_eq]).tocsc()
-        a.sort_indices()
+        a = prog.a
         col_upper = np.where(np.isinf(prog.upper), _highs.kHighsInf, prog.upper)
         h.addCols(
             a.shape[1],
@@ -549,11 +546,11 @@ class Relaxation:
             return self._nothing()
         s = self.fleet.settings
         constraints = []
-        if prog.a_ub.shape[0]:
+        if len(prog.b_ub):
             constraints.append(
-                LinearConstraint(prog.a_ub, np.full(prog.a_ub.shape[0], -np.inf), prog.b_ub)
+                LinearConstraint(prog.a_ub, np.full(len(prog.b_ub), -np.inf), prog.b_ub)
             )
-        if prog.a_eq.shape[0]:
+        if len(prog.b_eq):
             constraints.append(LinearConstraint(prog.a_eq, prog.b_eq, prog.b_eq))
         options: dict[str, object] = {"presolve": True, "disp": False}
         if time_limit is not None:
@@ -833,14 +830,26 @@ def _knapsack(values: FloatArray, sizes: IntArray, counts: IntArray, capacity: i
     return float(np.where(ok, val + fill, -np.inf).max())
 
 
+def _csc(
+    rows: IntArray, cols: IntArray, vals: FloatArray, n_rows: int, n_cols: int
+) -> sp.csc_array:
+    """A CSC matrix from (row, column, value) triplets without duplicates, built with one
+    sort: scipy's COO -> CSR -> stack -> CSC path costs more than HiGHS's own solve on the
+    simulator's small programs."""
+    order = np.lexsort((rows, cols))
+    indptr = np.zeros(n_cols + 1, np.int64)
+    np.cumsum(np.bincount(cols, minlength=n_cols), out=indptr[1:])
+    return sp.csc_array((vals[order], rows[order], indptr), shape=(n_rows, n_cols))
+
+
 @dataclass(slots=True)
 class _Program:
     c: FloatArray
     upper: FloatArray
     integrality: FloatArray
-    a_ub: sp.csr_array
+    #: Inequality rows (len(b_ub)) then demand rows (len(b_eq)), in CSC.
+    a: sp.csc_array
     b_ub: FloatArray
-    a_eq: sp.csr_array
     b_eq: FloatArray
     nx: int
     pools: IntArray
@@ -851,6 +860,16 @@ class _Program:
     link_rows: dict[tuple[int, int], int]
     #: Per deployment position: the distinct modules its spread row asks for (0: none).
     spread_k: IntArray
+
+    @property
+    def a_ub(self) -> sp.csr_array:
+        """The inequality rows (capacity, power, guaranteed, spread) as CSR."""
+        return sp.csr_array(self.a.tocsr()[: len(self.b_ub)])
+
+    @property
+    def a_eq(self) -> sp.csr_array:
+        """The demand rows as CSR."""
+        return sp.csr_array(self.a.tocsr()[len(self.b_ub) :])
 
 
 @dataclass(slots=True)

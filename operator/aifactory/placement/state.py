@@ -363,6 +363,9 @@ class WorkloadState:
     carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
     #: Per module; all zero unless objective.reliabilityWeight is set.
     reliability_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # `total` memoised: solvers ask it tens of thousands of times per fleet solve. Not an init
+    # field, so `dataclasses.replace(ws, demand=...)` starts the copy afresh.
+    _total: int = field(default=-1, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -378,7 +381,9 @@ class WorkloadState:
     @property
     def total(self) -> int:
         """Replicas to place."""
-        return int(self.demand.sum())
+        if self._total < 0:
+            self._total = int(self.demand.sum())
+        return self._total
 
     @property
     def guaranteed(self) -> int:

@@ -85,6 +85,7 @@ from aifactory.placement.filters import energy as energy_filter
 from aifactory.placement.filters import free_gpus, gpu, power, readiness, sovereignty
 from aifactory.placement.filters import placement as placement_filter
 from aifactory.placement.from_api import module_view, policy_view, workload_view
+from aifactory.placement.optimize import place_prepared
 from aifactory.placement.priority import PriorityClassView, UnknownPriorityClassError
 from aifactory.placement.rtt import RttTable, with_rtt_profile
 from aifactory.placement.state import WorkloadState
@@ -519,6 +520,13 @@ class _World:
         self._sized: dict[tuple[str, bytes], WorkloadView] = {}
         #: Tests set this: no cache carried between steps (the reference path).
         self.exact = False
+        usable_s, placeable_s = timeline.states.usable, timeline.states.placeable
+        #: Per flat slot: no module changed state since the previous slot.
+        self._quiet = np.zeros(len(usable_s), np.bool_)
+        if len(usable_s) > 1:
+            self._quiet[1:] = (usable_s[1:] == usable_s[:-1]).all(axis=1) & (
+                placeable_s[1:] == placeable_s[:-1]
+            ).all(axis=1)
 
     def slot(self, s: int, k: int) -> tuple[_Slot, bool]:
         """The shared fleet of slot k of step s, and whether module states changed since the
@@ -588,12 +596,7 @@ class _World:
 
     def quiet(self, s: int, k: int) -> bool:
         """No module changes state at slot k of step s (k >= 1)."""
-        t = self.timeline
-        flat = s * t.slots + k
-        return bool(
-            np.array_equal(t.states.usable[flat], t.states.usable[flat - 1])
-            and np.array_equal(t.states.placeable[flat], t.states.placeable[flat - 1])
-        )
+        return bool(self._quiet[s * self.timeline.slots + k])
 
     def workload(self, ref: str, s: int) -> WorkloadView:
         """The deployment with step s's replicas per region (one object per distinct row)."""
@@ -919,8 +922,8 @@ class _Run:
                 target = cur
             else:
                 self.counters["repairs"] += 1
-                wl = dataclasses.replace(
-                    unit.workload, current=planner.as_current(cur, self._as_replicas(prev, unit))
+                wl = unit.workload.with_current(
+                    planner.as_current(cur, self._as_replicas(prev, unit))
                 )
                 if cur and not w.exact:
                     out = _keep_or_repair(
@@ -1037,7 +1040,7 @@ class _Run:
         by the hysteresis."""
         if plan.fresh:
             return True
-        wl = dataclasses.replace(unit.workload, current=planner.as_current(cur))
+        wl = unit.workload.with_current(planner.as_current(cur))
         wsc = dataclasses.replace(ws, workload=wl)
         try:
             current = _alloc_of(ws, slot.fleet, cur)
@@ -1081,16 +1084,19 @@ class _Run:
         if not initial and not self.policy.rebalances:
             return
         workloads = []
+        prepared: list[WorkloadState] = []
         starts: dict[str, Cells] = {}
         must = initial
         for unit in self.units:
             cur = self._unit_cells(unit)
             prev = self._unit_pools(unit, cur)
-            wl = dataclasses.replace(
-                unit.workload,
-                current=() if initial else planner.as_current(cur, self._as_replicas(prev, unit)),
+            wl = unit.workload.with_current(
+                () if initial else planner.as_current(cur, self._as_replicas(prev, unit))
             )
             workloads.append(wl)
+            # prepare() reads nothing of `current`: the unit's state with this workload is
+            # what place_fleet would prepare (tests/simulation compare with `exact`)
+            prepared.append(dataclasses.replace(self._unit_ws(slot, unit), workload=wl))
             starts[unit.key] = cur
             if not must:
                 must = self._may_replace(slot, unit, wl)
@@ -1101,7 +1107,18 @@ class _Run:
             self.plan = {}
             return
         self.counters["fleetSolves"] += 1
-        result = place_fleet(workloads, slot.fleet, self.pols, explain_all=False, prove=False)
+        if self.w.exact:
+            result = place_fleet(
+                workloads, slot.fleet, self.pols, explain_all=False, prove=False, explain=False
+            )
+        else:
+            result = place_prepared(
+                slot.fleet,
+                sorted(prepared, key=lambda ws: ws.key),
+                explain_all=False,
+                prove=False,
+                explain=False,
+            )
         plan: dict[str, _Plan] = {}
         for d in result.placements:
             if initial or d.stability.startswith("replaced"):
