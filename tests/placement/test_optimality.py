@@ -123,14 +123,14 @@ def test_bound_and_answer_hold_when_the_lp_leaves_spread_out(
 @pytest.mark.parametrize(
     ("exact_rows", "n_modules", "n_deployments"),
     [(0, 40, 120), (100_000, 40, 120), (100_000, 6, 5)],
-    ids=["relaxed-spread", "exact-spread", "small-no-presolve"],
+    ids=["relaxed-spread", "exact-spread", "small"],
 )
 def test_warm_started_lp_matches_a_fresh_solve_every_round(
     exact_rows: int, n_modules: int, n_deployments: int
 ) -> None:
     """Column generation keeps one HiGHS model and adds columns to it; each round's optimum
-    must equal a from-scratch solve of the same program (scipy's linprog). The small instance
-    is below `_NO_PRESOLVE_COLS`: HiGHS runs it without presolve."""
+    must equal a from-scratch solve of the same program (scipy's linprog), on a fleet the size
+    of the simulator's too."""
     modules = random_fleet(n_modules, 7)
     wls = congest(modules, random_workloads(n_deployments, 8, MIX), 2.0)
     fleet, states = _states(

@@ -48,9 +48,6 @@ from aifactory.placement.state import FleetState, WorkloadState
 
 #: Reduced costs above this are not worth a column (the objective's unit is a replica's cost).
 _RC_TOL = 1e-6
-#: LPs with at most this many columns skip HiGHS's presolve: on the simulator's programs (about
-#: 100 columns) it doubles the solve time, and column generation's warm starts skip it anyway.
-_NO_PRESOLVE_COLS = 2_000
 #: Deployments with more replicas than this get their bound in a Python loop, not the matrix.
 _VECTOR_T = 64
 
@@ -436,8 +433,6 @@ class Relaxation:
         h.setOptionValue("output_flag", False)
         # Primal-feasible warm starts after adding columns are what column generation needs;
         # dual simplex from scratch on the first solve is HiGHS's default choice either way.
-        if prog.a.shape[1] <= _NO_PRESOLVE_COLS:
-            h.setOptionValue("presolve", "off")
         n_ub, nq = len(prog.b_ub), len(prog.b_eq)
         lower = np.concatenate([np.full(n_ub, -_highs.kHighsInf), prog.b_eq])
         upper = np.concatenate([prog.b_ub, prog.b_eq])

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import multiprocessing
 import time
@@ -1418,29 +1419,47 @@ def _worker(
 
 
 #: Relative cost of a policy-year, to balance worker processes: CPU seconds of each policy's
-#: year of the sample fleet (bench/simulate.py, 2026-12-02). Fleet-wide solves dominate
-#: (carbon-only re-solves most hours), but every policy replays every cycle (static: 15 s).
+#: year of the sample fleet (bench/simulate.py, mean of two runs on 2026-12-02). Every policy
+#: replays every cycle (static: 15 s); fleet-wide solves add the rest (carbon-only re-solves
+#: most hours).
 WEIGHT = {
-    "carbon-only": 72.0,
-    "serve-in-country": 61.0,
-    "engine": 30.0,
-    "latency-only": 28.5,
-    "static": 15.0,
+    "carbon-only": 58.4,
+    "serve-in-country": 48.0,
+    "latency-only": 27.5,
+    "engine": 26.7,
+    "static": 14.7,
 }
 
 
 def groups(names: Sequence[str], workers: int) -> list[list[str]]:
-    """Policies split over workers, heaviest first onto the least loaded (each group keeps
-    the configured order)."""
+    """Policies split over workers so the heaviest group is as light as it can be (by
+    `WEIGHT`; every split is tried when there are few, as there are: five policies on two
+    workers is 32 splits; else heaviest first onto the least loaded). Each group keeps the
+    configured order; ties go to the first split found, so the result is deterministic."""
     n = max(1, min(workers, len(names)))
-    load = [0.0] * n
+    weight = [WEIGHT.get(x, 1.0) for x in names]
+    best: list[int] | None = None
+    if n ** len(names) <= 100_000:
+        best_load = math.inf
+        for assign in itertools.product(range(n), repeat=len(names)):
+            if len(set(assign)) < n:
+                continue  # every worker gets a policy
+            load = [0.0] * n
+            for i, w in zip(assign, weight, strict=True):
+                load[i] += w
+            if max(load) < best_load - 1e-9:
+                best_load, best = max(load), list(assign)
+    if best is None:
+        load = [0.0] * n
+        best = [0] * len(names)
+        for j in sorted(range(len(names)), key=lambda j: (-weight[j], j)):
+            i = load.index(min(load))
+            best[j] = i
+            load[i] += weight[j]
     out: list[list[str]] = [[] for _ in range(n)]
-    for name in sorted(names, key=lambda x: (-WEIGHT.get(x, 1.0), POLICY_NAMES.index(x))):
-        i = load.index(min(load))
+    for name, i in zip(names, best, strict=True):
         out[i].append(name)
-        load[i] += WEIGHT.get(name, 1.0)
-    order = {x: i for i, x in enumerate(names)}
-    return [sorted(g, key=order.__getitem__) for g in out if g]
+    return [g for g in out if g]
 
 
 def simulate(
