@@ -609,6 +609,16 @@ class _World:
         return hit
 
 
+def _energy_verdict(fleet: FleetState, ws: WorkloadState) -> bytes:
+    """The energy rules' verdict per module, through the fleet's filter cache (the key
+    `prepare` uses, so units and policies with the same rules share one evaluation a step)."""
+    key = (energy_filter.NAME, energy_filter.cache_key(ws))
+    hit = fleet.cache.get(key)
+    if hit is None:
+        hit = fleet.cache[key] = energy_filter.filter(fleet, ws)
+    return bytes(hit.ok.tobytes())  # type: ignore[attr-defined]
+
+
 def _keep_or_repair(
     fleet: FleetState, ws: WorkloadState, pool_free: np.ndarray, power_free: np.ndarray
 ) -> Outcome:
@@ -729,7 +739,7 @@ class _Run:
         old = self._ws.get(unit.key)
         if old is not None and not self.w.exact:
             signature, base = old
-            verdict = energy_filter.filter(slot.fleet, base).ok.tobytes()
+            verdict = _energy_verdict(slot.fleet, base)
             if signature == (unit.side, regions, self.w.states_key, verdict):
                 demand = np.array(
                     [r.replicas for r in unit.workload.regions] or [unit.workload.replicas],
@@ -740,7 +750,7 @@ class _Run:
                 self._ws_fresh[unit.key] = ws
                 return ws
         ws = prepare(slot.fleet, unit.workload, self.pols)
-        verdict = energy_filter.filter(slot.fleet, ws).ok.tobytes()
+        verdict = _energy_verdict(slot.fleet, ws)
         self._ws[unit.key] = ((unit.side, regions, self.w.states_key, verdict), ws)
         self._ws_fresh[unit.key] = ws
         return ws
