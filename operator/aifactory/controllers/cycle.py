@@ -553,7 +553,7 @@ def _plan_one(
     preempted = extra.preempted.get(ref, {})
     after_preemption, _ = planner.without_preempted(current, preempted)
     trimmed, stuck = planner.without_stuck(
-        after_preemption, members, now, plan_settings.pending_timeout
+        after_preemption, members, now, plan_settings.pending_timeout, rt.blocked.get(ref, {})
     )
     # the planner's rules decide which blocks hold (the same call it makes itself)
     draft = planner.Inputs(
@@ -640,6 +640,8 @@ def _plan_one(
                 ledger.take(pre.deployment, pre.module, gpus)
                 extra.replan.add(pre.deployment)
                 extra.running = None  # the victim's placement changes
+    if decision.unplaced_replicas and in_force:
+        decision = _blocked_note(decision, blocked, in_force, plan_settings.pending_timeout)
     if cached is not None and decision is cached.decision:
         forbidden = dict(cached.forbidden)
     else:
@@ -859,6 +861,26 @@ def _plan_one(
         if routing is not None and rt.routing_written.get(ref) != digest_now:
             out.writes.append(Write(f"{ref}#routing", "apply", "", routing))
         rt.routing_keys[ref] = routing_key
+
+
+def _blocked_note(
+    decision: Decision,
+    blocks: Mapping[str, planner.PendingBlock],
+    in_force: set[str],
+    timeout: float,
+) -> Decision:
+    """The engine sees a blocked module as one without room for this deployment ("insufficient
+    ..., full"): say it is blocked, and until when."""
+    which = ", ".join(
+        f"{m} until {b.until:%H:%M:%SZ}"
+        for m in sorted(in_force)
+        if (b := blocks.get(m)) is not None and b.until is not None
+    )
+    note = (
+        f"Blocked for this deployment, not full: {which} (its pods stayed Pending longer "
+        f"than {timeout:.0f}s; retried then)."
+    )
+    return dataclasses.replace(decision, message=f"{decision.message} {note}".strip())
 
 
 _NONE_1D = np.zeros(0)

@@ -24,6 +24,7 @@ and writes what it returns. The safety rules of the operator live in this module
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -158,6 +159,10 @@ class PendingBlock:
     reason: str
     until: datetime | None = None
     strikes: int = 1
+    #: Creation times of the stuck pods whose replicas were taken off the placement already:
+    #: until the member's ReplicaSet deletes them they still wait, and must not be taken off
+    #: a second time (that would take a replica that serves, or delete the member).
+    taken: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,18 +334,44 @@ def pending_blocks(
     for m, b in inputs.pending_blocks.items():
         until = b.until or now
         if (now - until).total_seconds() < block_seconds(timeout, b.strikes):
-            out[m] = b
+            member = inputs.members.get(m)
+            # forget taken pods once gone (a member we cannot see keeps its record)
+            seen = member is not None and member.known
+            kept = _common(b.taken, member.waiting_since) if seen and member else b.taken
+            out[m] = dataclasses.replace(b, taken=kept) if kept != b.taken else b
     for module, n in stuck.items():
         member = inputs.members.get(module)
         why = (member.unschedulable if member else "") or ""
         old = out.get(module)
+        newly = _untaken(member, old, now, timeout)[:n] if member else ()
+        taken = tuple(sorted((old.taken if old else ()) + newly))
         if old is not None and old.until is not None and now < old.until:
-            out[module] = PendingBlock(old.since, n, why or old.reason, old.until, old.strikes)
+            out[module] = PendingBlock(
+                old.since, len(taken) or n, why or old.reason, old.until, old.strikes, taken
+            )
             continue
         strikes = (old.strikes + 1) if old is not None else 1
         until = now + timedelta(seconds=block_seconds(timeout, strikes))
-        out[module] = PendingBlock(now, n, why or (old.reason if old else ""), until, strikes)
+        out[module] = PendingBlock(
+            now, n, why or (old.reason if old else ""), until, strikes, taken
+        )
     return out
+
+
+def _common(a: Sequence[datetime], b: Sequence[datetime]) -> tuple[datetime, ...]:
+    """The times in both (as multisets), sorted."""
+    return tuple(sorted((Counter(a) & Counter(b)).elements()))
+
+
+def _untaken(
+    member: MemberState, block: PendingBlock | None, now: datetime, timeout: float
+) -> tuple[datetime, ...]:
+    """Creation times of the member's pods waiting longer than `timeout` whose replicas were
+    not taken off the placement yet (oldest first)."""
+    stuck = Counter(t for t in member.waiting_since if (now - t).total_seconds() > timeout)
+    if block is not None:
+        stuck -= Counter(block.taken)
+    return tuple(sorted(stuck.elements()))
 
 
 def blocked_now(blocks: Mapping[str, PendingBlock], now: datetime) -> set[str]:
@@ -370,16 +401,23 @@ def without_preempted(
 
 
 def without_stuck(
-    current: Cells, members: Mapping[str, MemberState], now: datetime, timeout: float
+    current: Cells,
+    members: Mapping[str, MemberState],
+    now: datetime,
+    timeout: float,
+    blocks: Mapping[str, PendingBlock] | None = None,
 ) -> tuple[Cells, dict[str, int]]:
     """The current cells minus replicas whose pods wait longer than `timeout`; and per module
-    how many were taken off (they serve nothing, so re-placing them disrupts nothing)."""
+    how many were taken off (they serve nothing, so re-placing them disrupts nothing).
+
+    `blocks` (the last cycle's pending blocks) say which stuck pods were taken off already: the
+    current placement no longer counts them, though they wait until the member deletes them."""
     out = dict(current)
     taken: dict[str, int] = {}
     for module, member in members.items():
         if not member.known:
             continue
-        stuck = member.stuck(now, timeout)
+        stuck = len(_untaken(member, (blocks or {}).get(module), now, timeout))
         if stuck <= 0:
             continue
         for key in sorted((k for k in out if k[1] == module), key=lambda k: (-out[k], k)):
@@ -725,7 +763,9 @@ def plan(
     wanted_total = sum(inputs.wanted.values())
     events: list[EventSpec] = []
     after_preemption, preempted_removals = without_preempted(inputs.current, inputs.preempted)
-    current, stuck = without_stuck(after_preemption, inputs.members, now, settings.pending_timeout)
+    current, stuck = without_stuck(
+        after_preemption, inputs.members, now, settings.pending_timeout, inputs.pending_blocks
+    )
     block = pending_blocks(inputs, stuck, now, settings.pending_timeout)
 
     if inputs.missing_policies or inputs.missing_priority_class:
