@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.controllers.test_cycle import READY
+
 from aifactory.api import AIFactoryModule, InferenceDeployment
 from aifactory.clusters.connect import MemberTarget
 from aifactory.clusters.observe import ClusterView, NodeInfo, PodInfo, WorkloadInfo
@@ -39,17 +41,7 @@ def frankfurt() -> AIFactoryModule:
                 "capacity": {"gpus": [{"model": "L4", "count": 4, "memoryGiB": 24, "powerW": 72}]},
                 "cluster": {"nodeSelector": {"aifactory.dev/module": "frankfurt"}},
             },
-            "status": {
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "Heartbeat",
-                        "message": "",
-                        "lastTransitionTime": "2026-12-01T00:00:00Z",
-                    }
-                ]
-            },
+            "status": READY,
         }
     )
 

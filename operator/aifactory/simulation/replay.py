@@ -1095,7 +1095,6 @@ class _Run:
         if not initial and not self.policy.rebalances:
             return
         workloads = []
-        prepared: list[WorkloadState] = []
         starts: dict[str, Cells] = {}
         must = initial
         for unit in self.units:
@@ -1105,9 +1104,6 @@ class _Run:
                 () if initial else planner.as_current(cur, self._as_replicas(prev, unit))
             )
             workloads.append(wl)
-            # prepare() reads nothing of `current`: the unit's state with this workload is
-            # what place_fleet would prepare (tests/simulation compare with `exact`)
-            prepared.append(dataclasses.replace(self._unit_ws(slot, unit), workload=wl))
             starts[unit.key] = cur
             if not must:
                 must = self._may_replace(slot, unit, wl)
@@ -1123,6 +1119,12 @@ class _Run:
                 workloads, slot.fleet, self.pols, explain_all=False, prove=False, explain=False
             )
         else:
+            # prepare() reads nothing of `current`: each unit's state with its workload is what
+            # place_fleet would prepare (tests/simulation compare with `exact`)
+            prepared = [
+                dataclasses.replace(self._unit_ws(slot, unit), workload=wl)
+                for unit, wl in zip(self.units, workloads, strict=True)
+            ]
             result = place_prepared(
                 slot.fleet,
                 sorted(prepared, key=lambda ws: ws.key),
