@@ -197,3 +197,20 @@ def test_retention_by_count_and_age_keeps_the_head(
     stored = [Stored(i, record_name(i), T0 + timedelta(seconds=i)) for i in range(1, count + 1)]
     out = expired(stored, now, max_count=max_count, max_age_seconds=max_age_days * 86400)
     assert [s.sequence for s in out] == gone
+
+
+def test_raw_keys_with_whitespace_bytes_at_either_end_load() -> None:
+    """A raw 32-byte seed or public key is binary: a first or last byte that happens to be
+    whitespace (about one random key in twenty) must not be stripped."""
+    for seed in (b"\n" + bytes(range(1, 31)) + b" ", b"\t" * 32, bytes(range(31)) + b"\r"):
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+        assert Signer(load_private_key(seed)).key_id == Signer(key).key_id
+        raw_pub = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        assert (
+            load_public_key(raw_pub).public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            == raw_pub
+        )

@@ -90,6 +90,8 @@ def key_id(public: Ed25519PublicKey) -> str:
 def load_private_key(data: bytes) -> Ed25519PrivateKey:
     """An Ed25519 private key from PEM (PKCS#8, as `openssl genpkey -algorithm ed25519` writes
     it) or a 32-byte seed, raw or base64. Raises ValueError."""
+    if len(data) == 32:  # raw: any byte may be whitespace, so never strip it
+        return Ed25519PrivateKey.from_private_bytes(data)
     text = data.strip()
     if text.startswith(b"-----BEGIN"):
         key = serialization.load_pem_private_key(text, password=None)
@@ -103,6 +105,8 @@ def load_private_key(data: bytes) -> Ed25519PrivateKey:
 def load_public_key(data: bytes) -> Ed25519PublicKey:
     """An Ed25519 public key from PEM (SubjectPublicKeyInfo), a private key PEM (its public
     half), or 32 raw bytes, raw or base64. Raises ValueError."""
+    if len(data) == 32:  # raw: any byte may be whitespace, so never strip it
+        return Ed25519PublicKey.from_public_bytes(data)
     text = data.strip()
     if text.startswith(b"-----BEGIN") and b"PRIVATE" in text.split(b"\n", 1)[0]:
         return load_private_key(text).public_key()
