@@ -245,3 +245,36 @@ def test_the_block_message_says_blocked_not_full_and_it_ends() -> None:
     assert w.placements() == {"frankfurt": 2}
     assert w.condition("Stalled")[0] == "False"
     assert planner.block_seconds(TIMEOUT, 1) == 300.0
+
+
+def test_a_restart_before_the_stuck_pod_is_gone_takes_nothing_off_twice() -> None:
+    """The operator restarts right after taking a stuck replica off (status says frankfurt: 1,
+    the member asks for 1) and before the ReplicaSet deleted the Pending pod: the block and
+    what it took are lost with the operator's memory. The member's own counts still say so
+    (two pods, one asked for): the Pending one is on its way out, the Ready one stays."""
+    w = placed_world()
+    w.member_replicas, w.member_ready = 2, 1
+    w.pods = (
+        pod("a", bound=True, ready=True, age=60),
+        pod("b", bound=False, ready=False, age=TIMEOUT + 5),
+    )
+    w.cycle()
+    assert w.placements() == {"frankfurt": 1}
+    # restart: status.placements survives (rt.decided stands for it), memory does not
+    w.rt.blocked.clear()
+    w.executor.asked_for.clear()
+    w.member_replicas = 1
+    out = w.cycle(NOW + timedelta(seconds=1))
+    # the block went with the memory, so frankfurt may be asked for 2 again; never for 0
+    assert w.placements().get("frankfurt", 0) >= 1, out.jobs
+    assert all(kind != "delete" and n >= 1 for kind, _, n in actions(out)), actions(out)
+    # b is gone and the member asks for 2 again; its new pod c gets stuck with nothing on
+    # its way out: that one is taken off (once), the Ready one stays
+    w.member_replicas, w.member_ready = 2, 1
+    w.pods = (
+        pod("a", bound=True, ready=True, age=60),
+        pod("c", bound=False, ready=False, age=TIMEOUT + 5),
+    )
+    w.cycle(NOW + timedelta(seconds=3))
+    assert w.placements() == {"frankfurt": 1}
+    assert "frankfurt" in w.rt.blocked[REF]

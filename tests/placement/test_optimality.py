@@ -164,3 +164,23 @@ def test_warm_started_lp_matches_a_fresh_solve_every_round(
             break
         rel.add(q, m)
     assert rounds > 1 or n_modules < 10  # the large instances exercised added columns
+
+
+def test_complete_column_set_prices_nothing_in() -> None:
+    """Column generation stops without pricing once every feasible (row, module) pair is a
+    column (`Relaxation.complete`): pricing could only find pairs it already has."""
+    modules = random_fleet(8, 3)
+    wls = congest(modules, random_workloads(6, 4, MIX), 1.5)
+    fleet, states = _states(wls, modules, standard_policies(), PlacementSettings())
+    prob = _build_problem(fleet, states)
+    rel = Relaxation(
+        fleet, states, list(range(len(states))), fleet.pool_free, fleet.power_free_w, prob.cost
+    )
+    rel.add(*rel.cheapest(1))
+    assert not rel.complete
+    rel.add(*rel.all_feasible())
+    assert rel.complete
+    lp = rel.solve_lp()
+    assert lp is not None
+    q, _ = rel.price(lp)
+    assert len(q) == 0

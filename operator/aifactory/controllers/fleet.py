@@ -216,7 +216,7 @@ def build_fleet(
     pool_index: dict[tuple[str, str], int] = {}
     for p in range(fleet.n_pools):
         mi = int(fleet.pool_module[p])
-        model = fleet.modules[mi].pools[int(fleet.pool_orig[p])].model
+        model = fleet.pool_model_name[p]
         pool_index[(fleet.names[mi], model)] = p
     owned: dict[str, dict[tuple[str, str], int]] = {}
     for module, obs in observations.items():
@@ -371,7 +371,7 @@ class Ledger:
             if mi is None:
                 continue
             for p in self.fleet.module_pools[mi]:
-                model = self.fleet.modules[mi].pools[int(self.fleet.pool_orig[p])].model
+                model = self.fleet.pool_model_name[p]
                 pf[p] = min(int(pf[p]), int(models.get(model, 0)))
         np.maximum(pf, 0, out=pf)
 

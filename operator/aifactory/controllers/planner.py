@@ -367,11 +367,21 @@ def _untaken(
     member: MemberState, block: PendingBlock | None, now: datetime, timeout: float
 ) -> tuple[datetime, ...]:
     """Creation times of the member's pods waiting longer than `timeout` whose replicas were
-    not taken off the placement yet (oldest first)."""
+    not taken off the placement yet (oldest first).
+
+    Taken off already: the pods the block remembers, and as many as the member runs above
+    what its Deployment asks for. Those are on their way out (a ReplicaSet deletes pending
+    pods first), and the count survives what memory does not: an operator restarted after
+    taking a stuck replica off, before the member deleted its pod, would otherwise take it
+    off again, and the replica that goes then is one that serves."""
+    waiting = Counter(member.waiting_since)
     stuck = Counter(t for t in member.waiting_since if (now - t).total_seconds() > timeout)
-    if block is not None:
-        stuck -= Counter(block.taken)
-    return tuple(sorted(stuck.elements()))
+    remembered = Counter(block.taken) & waiting if block is not None else Counter()
+    stuck -= remembered
+    surplus = member.ready + len(member.waiting_since) - member.replicas if member.exists else 0
+    out = sorted(stuck.elements())
+    leaving = max(0, surplus - sum(remembered.values()))
+    return tuple(out[: max(0, len(out) - leaving)])
 
 
 def blocked_now(blocks: Mapping[str, PendingBlock], now: datetime) -> set[str]:

@@ -18,7 +18,6 @@ current-placement checks are shared with the fleet-wide optimiser.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -486,7 +485,7 @@ def repair(
     if missing.sum() == 0:
         return dict(kept_fit)
     cap, _ = fleet.capacity(ws.eligible_pool, ws.workload.gpus_per_replica, pf, pw)
-    part = dataclasses.replace(ws, demand=missing)
+    part = ws.replace(demand=missing)
     fill = assign_one(fleet, part, capacity=cap)
     out = dict(kept_fit)
     for key, k in fill.items():
@@ -565,7 +564,7 @@ def build_decision(
         count = sum(regions.values())
         gpus: dict[str, int] = {}
         for p, n in parts.get(m, []):
-            model = fleet.modules[m].pools[int(fleet.pool_orig[p])].model
+            model = fleet.pool_model_name[p]
             gpus[model] = gpus.get(model, 0) + n * g
         lat: dict[str, float] = {}
         if ws.rtt is not None:

@@ -265,7 +265,7 @@ def pool_of(fleet: FleetState, module: str, model: str) -> int | None:
     if m is None:
         return None
     for p in fleet.module_pools[m]:
-        if fleet.modules[m].pools[int(fleet.pool_orig[p])].model == model:
+        if fleet.pool_model_name[p] == model:
             return int(p)
     return None
 
@@ -307,7 +307,7 @@ def alloc_of(
 def _usage(fleet: FleetState, p: int, free: int, holders: Holders) -> str:
     m = int(fleet.pool_module[p])
     module = fleet.names[m]
-    model = fleet.modules[m].pools[int(fleet.pool_orig[p])].model
+    model = fleet.pool_model_name[p]
     total = int(fleet.pool_count[p])
     used = total - free
     who = dict(holders.get((module, model), {}))
@@ -334,7 +334,7 @@ def _capacity_reason(
         return None
     pools = [p for p in fleet.module_pools[m] if ws.eligible_pool[p]]
     if gpu_cap[m] <= 0:
-        models = ",".join(fleet.modules[m].pools[int(fleet.pool_orig[p])].model for p in pools)
+        models = ",".join(fleet.pool_model_name[p] for p in pools)
         usage = "; ".join(_usage(fleet, p, int(pool_free[p]), holders) for p in pools)
         return REASON_POOLS_FULL.format(models=models, usage=usage)
     cheapest = min((float(fleet.pool_power_w[p]) for p in pools if pool_free[p] >= g), default=0.0)

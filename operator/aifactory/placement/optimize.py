@@ -735,6 +735,8 @@ def _solve_level(
             # target says the remaining columns are the tail.
             break
         previous = lp.objective
+        if rel.complete:
+            break  # every feasible pair is a column already: nothing can price in
         q, m = rel.price(lp)
         if len(q) == 0 or rounds == s.lp_rounds:
             break

@@ -116,6 +116,7 @@ class Relaxation:
     #: The LP kept in HiGHS between column-generation rounds (built at the first solve).
     _lp: _LiveLp | None = field(init=False, default=None)
     _spread_exact: bool = field(init=False, default=False)
+    _n_feasible: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
         fleet = self.fleet
@@ -206,6 +207,14 @@ class Relaxation:
         m = top.ravel()
         ok = np.isfinite(cost[q, m])
         return q[ok], m[ok]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every feasible (row, module) pair is a column already (small fleets: the
+        K cheapest per row and the running modules are often all of them)."""
+        if self._n_feasible < 0:
+            self._n_feasible = int(np.isfinite(self.rows.cost).sum())
+        return len(self.pairs) >= self._n_feasible
 
     def all_feasible(self) -> tuple[IntArray, IntArray]:
         """Every feasible (row, module) pair: the unpruned program."""

@@ -9,8 +9,9 @@ bound policies, demand arrays, RTT matrix, eligible GPU pools and replica capaci
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from aifactory.placement.model import (
 from aifactory.placement.rtt import RttTable
 
 _EPS_W = 1e-6
+#: Up to this many GPU pools, `capacity` runs in Python floats (numpy's per-call overhead is
+#: most of the work on the simulator's small fleets).
+_SMALL_POOLS = 64
 
 
 def source_bits(sources: Iterable[str]) -> int:
@@ -110,6 +114,13 @@ class FleetState:
         self.pool_count = np.array([r[4] for r in rows], i64)
         self.pool_free = np.array([r[5] for r in rows], i64)
         self.pool_power_w = np.array([r[6] for r in rows], f64)
+        #: GPU model name of each pool.
+        self.pool_model_name: list[str] = [mods[r[0]].pools[r[1]].model for r in rows]
+        # Python copies for the per-pool loops (fit_pools, consume): indexing a numpy array
+        # for one scalar costs more than the arithmetic on it.
+        self._pool_module_l: list[int] = [r[0] for r in rows]
+        self._pool_power_l: list[float] = self.pool_power_w.tolist()
+        self._pue_l: list[float] = self.pue.tolist()
         slots = max((len(m.pools) for m in mods), default=0)
         self.slot_pool = np.full((slots, n), -1, i64)
         self.module_pools: list[list[int]] = [[] for _ in range(n)]
@@ -226,6 +237,9 @@ class FleetState:
         gpu_cap = np.zeros(self.n, np.int64)
         if self.n_pools == 0:
             return cap, gpu_cap
+        if self.n_pools <= _SMALL_POOLS:
+            self._capacity_small(eligible_pool, g, pool_free, power_free_w, modules, cap, gpu_cap)
+            return cap, gpu_cap
         idx = np.arange(self.n) if modules is None else modules
         per_pool = np.where(eligible_pool, pool_free // g, 0)
         sub_gpu = np.zeros(len(idx), np.int64)
@@ -249,6 +263,37 @@ class FleetState:
         gpu_cap[idx] = sub_gpu
         return cap, gpu_cap
 
+    def _capacity_small(
+        self,
+        eligible_pool: BoolArray,
+        g: int,
+        pool_free: IntArray,
+        power_free_w: FloatArray,
+        modules: IntArray | None,
+        cap: IntArray,
+        gpu_cap: IntArray,
+    ) -> None:
+        """`capacity` in Python floats for small fleets, where numpy's per-call overhead is
+        most of the work: the same operations in the same order, so the same answers."""
+        free = pool_free.tolist()
+        ok = eligible_pool.tolist()
+        watts = power_free_w.tolist()
+        power, pues, pools = self._pool_power_l, self._pue_l, self.module_pools
+        for i in range(self.n) if modules is None else modules.tolist():
+            rem = watts[i]
+            pue = pues[i]
+            n_cap = n_gpu = 0
+            for p in pools[i]:
+                n_s = free[p] // g if ok[p] else 0
+                n_gpu += n_s
+                need = g * power[p] * pue
+                if need > 0:
+                    n_s = min(n_s, max(math.floor((rem + _EPS_W) / need), 0))
+                    rem = rem - n_s * need
+                n_cap += n_s
+            cap[i] = n_cap
+            gpu_cap[i] = n_gpu
+
     def fit_pools(
         self,
         module: int,
@@ -267,35 +312,35 @@ class FleetState:
         """
         g = max(1, gpus_per_replica)
         rem_w = float(power_free_w[module])
-        pue = float(self.pue[module])
+        pue = self._pue_l[module]
+        power = self._pool_power_l
         out: list[tuple[int, int]] = []
         left = replicas
-        order = list(self.module_pools[module])
+        order = self.module_pools[module]
+        taken: dict[int, int] = {}
         if prefer:
+            names = self.pool_model_name
             for p in order:
-                model = self.modules[module].pools[int(self.pool_orig[p])].model
-                k = min(prefer.get(model, 0), left)
+                k = min(prefer.get(names[p], 0), left)
                 if k > 0 and eligible_pool[p]:
                     n = min(k, int(pool_free[p]) // g)
-                    need = g * float(self.pool_power_w[p]) * pue
+                    need = g * power[p] * pue
                     if need > 0:
                         n = min(n, max(0, math.floor((rem_w + _EPS_W) / need)))
                     if n > 0:
                         out.append((p, n))
+                        taken[p] = n * g  # not free any more for the second pass
                         rem_w -= n * need
                         left -= n
             if not left:
                 return out
-            pool_free = pool_free.copy()  # what the preferred pools took is not free any more
-            for p, n in out:
-                pool_free[p] -= n * g
         for p in order:
             if left <= 0:
                 break
             if not eligible_pool[p]:
                 continue
-            need = g * float(self.pool_power_w[p]) * pue
-            n = int(pool_free[p]) // g
+            need = g * power[p] * pue
+            n = (int(pool_free[p]) - taken.get(p, 0)) // g
             if need > 0:
                 n = min(n, max(0, math.floor((rem_w + _EPS_W) / need)))
             n = min(n, left)
@@ -303,6 +348,8 @@ class FleetState:
                 out.append((p, n))
                 rem_w -= n * need
                 left -= n
+        if not taken:
+            return out  # one entry per pool already
         merged: dict[int, int] = {}
         for p, n in out:
             merged[p] = merged.get(p, 0) + n
@@ -319,9 +366,9 @@ class FleetState:
         """Take (sign=1) or give back (sign=-1) the GPUs and power of placed replicas."""
         g = max(1, gpus_per_replica)
         for p, n in parts:
-            m = int(self.pool_module[p])
+            m = self._pool_module_l[p]
             pool_free[p] -= sign * n * g
-            power_free_w[m] -= sign * n * g * float(self.pool_power_w[p]) * float(self.pue[m])
+            power_free_w[m] -= sign * n * g * self._pool_power_l[p] * self._pue_l[m]
 
 
 @dataclass(slots=True)
@@ -364,8 +411,17 @@ class WorkloadState:
     #: Per module; all zero unless objective.reliabilityWeight is set.
     reliability_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
     # `total` memoised: solvers ask it tens of thousands of times per fleet solve. Not an init
-    # field, so `dataclasses.replace(ws, demand=...)` starts the copy afresh.
+    # field, so `replace(demand=...)` starts the copy afresh.
     _total: int = field(default=-1, init=False, repr=False, compare=False)
+
+    def replace(self, **changes: Any) -> WorkloadState:
+        """`dataclasses.replace` without its per-call field introspection (the simulator makes
+        ~100,000 such copies a year); `total` is recomputed on the copy.
+
+        Raises TypeError for a name that is not a field.
+        """
+        out: WorkloadState = _replace_state(self, changes)
+        return out
 
     @property
     def key(self) -> str:
@@ -394,6 +450,35 @@ class WorkloadState:
     def spread(self) -> int:
         """Distinct modules required: min(minModules, total); 0 when minModules is unset."""
         return min(self.workload.min_modules, self.total)
+
+
+def _replacer(
+    cls: type, names: Sequence[str], fresh: Mapping[str, int]
+) -> Callable[[Any, dict[str, Any]], Any]:
+    """A copy function for a slots class: the listed fields copied or changed, the `fresh`
+    ones set to their start value; one statement per field, generated once, so a copy costs
+    attribute reads and writes and nothing else."""
+    body = ["def replace(self, changes):", "    out = new(cls)"]
+    for name in names:  # names come from dataclasses.fields, never from input
+        body.append(
+            f"    out.{name} = changes.pop({name!r}) if {name!r} in changes else self.{name}"
+        )
+    body += [f"    out.{name} = {value!r}" for name, value in fresh.items()]
+    body += [
+        "    if changes:",
+        "        raise TypeError(f'{cls.__name__} has no field {sorted(changes)[0]!r}')",
+        "    return out",
+    ]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec("\n".join(body), scope)
+    fn: Callable[[Any, dict[str, Any]], Any] = scope["replace"]
+    return fn
+
+
+# `_total` is not an init field: a copy recomputes it on demand
+_replace_state = _replacer(
+    WorkloadState, [f.name for f in fields(WorkloadState) if f.init], {"_total": -1}
+)
 
 
 def enforce_policies(ws: WorkloadState) -> tuple[PolicyView, ...]:

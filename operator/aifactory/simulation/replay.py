@@ -487,18 +487,25 @@ class _World:
         self.pool_index: dict[tuple[str, str], int] = {}
         for p in range(fleet0.n_pools):
             mi = int(fleet0.pool_module[p])
-            model = fleet0.modules[mi].pools[int(fleet0.pool_orig[p])].model
+            model = fleet0.pool_model_name[p]
             self.pool_index[(fleet0.names[mi], model)] = p
         self.pool_count = fleet0.pool_count.copy()
         self.pool_power = fleet0.pool_power_w.copy()
         self.pool_module = fleet0.pool_module.copy()
         self.pue = fleet0.pue.copy()
+        #: Per pool: (module index, board watts, module PUE) as Python numbers for `_take`.
+        self.pool_watts: list[tuple[int, float, float]] = [
+            (int(mi), float(self.pool_power[p]), float(self.pue[mi]))
+            for p, mi in enumerate(self.pool_module.tolist())
+        ]
         self.budget_w = fleet0.power_budget_w.copy()
         self.gpus_total = int(fleet0.pool_count.sum())
         self.power_of = {m.name: {p.model: p.power_w for p in m.pools} for m in self.base_views}
         # static per deployment: forbidden cells (real Enforce policies), RTT rows, SLO
         self.forbidden: dict[str, dict[tuple[str, str], str]] = {}
         self.rtt_rows: dict[str, np.ndarray] = {}
+        #: The same rows as Python lists (`measure` reads them one value at a time).
+        self.rtt_lists: dict[str, list[list[float]]] = {}
         self.slo: dict[str, float | None] = {}
         self.throughput: dict[str, float] = {}
         for ref, wl in self.templates.items():
@@ -506,6 +513,7 @@ class _World:
             self.forbidden[ref] = forbidden_cells(fleet0, ws0)
             if ws0.rtt is not None:
                 self.rtt_rows[ref] = ws0.rtt
+                self.rtt_lists[ref] = ws0.rtt.tolist()
             self.slo[ref] = wl.max_latency_ms
             d = self.deployments[ref]
             self.throughput[ref] = float(d.spec.throughput_per_replica or 0.0)
@@ -665,20 +673,24 @@ def _bound(ws: WorkloadState, settings: PlacementSettings) -> float:
     """A lower bound on the brief's cost of one deployment (see `_Run._may_replace`)."""
     total = 0.0
     cap = ws.capacity
-    for r in range(len(ws.region_names)):
-        need = int(ws.demand[r])
+    has_cap = cap > 0
+    cap_l = cap.tolist()
+    unplaced = settings.unplaced_cost
+    for r, need in enumerate(ws.demand.tolist()):
         if need <= 0:
             continue
-        ok = np.flatnonzero(ws.static_ok[r] & (cap > 0))
-        for m in ok[np.argsort(ws.cost[r, ok], kind="stable")]:
-            take = min(need, int(cap[m]))
-            total += take * min(float(ws.cost[r, m]), settings.unplaced_cost)
+        ok = np.flatnonzero(ws.static_ok[r] & has_cap)
+        cost = ws.cost[r, ok]
+        cost_l, ok_l = cost.tolist(), ok.tolist()
+        for j in np.argsort(cost, kind="stable").tolist():
+            take = min(need, cap_l[ok_l[j]])
+            total += take * min(cost_l[j], unplaced)
             need -= take
             if need <= 0:
                 break
-        total += need * settings.unplaced_cost
+        total += need * unplaced
     # distinct modules short of minModules that no placement can avoid
-    usable = int(((ws.static_ok & (cap > 0)[None, :])[ws.demand > 0]).any(axis=0).sum())
+    usable = int(((ws.static_ok & has_cap[None, :])[ws.demand > 0]).any(axis=0).sum())
     return total + settings.spread_cost * max(0, ws.spread - usable)
 
 
@@ -704,6 +716,7 @@ class _Run:
         self.units: list[_Unit] = []
         self._ws: dict[str, tuple[tuple[Any, ...], WorkloadState]] = {}
         self._ws_fresh: dict[str, WorkloadState] = {}
+        self._home_ws: dict[str, tuple[tuple[Any, ...], WorkloadState]] = {}
         self._ws_epoch = -1
         self._units_key: tuple[int, int] | None = None
         n = world.timeline.steps
@@ -745,7 +758,7 @@ class _Run:
                     [r.replicas for r in unit.workload.regions] or [unit.workload.replicas],
                     np.int64,
                 )
-                ws = dataclasses.replace(base, workload=unit.workload, demand=demand)
+                ws = base.replace(workload=unit.workload, demand=demand)
                 run_scores(slot.fleet, ws)
                 self._ws_fresh[unit.key] = ws
                 return ws
@@ -786,7 +799,18 @@ class _Run:
         """Per region: replicas the modules of its own country can hold for this deployment
         (placeable, passing its rules; capacity as if it were alone), at most those wanted."""
         fleet = slot.fleet
-        ws = prepare(fleet, wl, self.w.policies)
+        # What is read here (hard rules, capacity as if alone) changes with the module states
+        # and the energy verdict only, as in `_unit_ws`: prepare again only then
+        names = tuple(r.name for r in wl.regions)
+        hit = self._home_ws.get(wl.key)
+        ws = None
+        if hit is not None and not self.w.exact:
+            signature, base = hit
+            if signature == (names, self.w.states_key, _energy_verdict(fleet, base)):
+                ws = base
+        if ws is None:
+            ws = prepare(fleet, wl, self.w.policies)
+            self._home_ws[wl.key] = ((names, self.w.states_key, _energy_verdict(fleet, ws)), ws)
         out = []
         for r, region in enumerate(wl.regions):
             cid = fleet.countries.get(region.country or "")
@@ -848,8 +872,8 @@ class _Run:
             for model, g in models.items():
                 p = w.pool_index[(m, model)]
                 pool_free[p] -= sign * g
-                mi = int(w.pool_module[p])
-                power_free[mi] -= sign * g * float(w.pool_power[p]) * float(w.pue[mi])
+                mi, power, pue = w.pool_watts[p]
+                power_free[mi] -= sign * g * power * pue
 
     def _fit(
         self,
@@ -890,7 +914,7 @@ class _Run:
             parts = fleet.fit_pools(mi, ws.eligible_pool, g, pool_free, power_free, n, pref)
             got = 0
             for p, k in parts:
-                model = fleet.modules[mi].pools[int(fleet.pool_orig[p])].model
+                model = fleet.pool_model_name[p]
                 _add(out, m, model, k * g)
                 got += k
             if got < n and force:
@@ -898,7 +922,7 @@ class _Run:
                     fleet.module_pools[mi]
                 )
                 if pools:
-                    model = fleet.modules[mi].pools[int(fleet.pool_orig[pools[0]])].model
+                    model = fleet.pool_model_name[pools[0]]
                     _add(out, m, model, (n - got) * g)
             elif got < n:
                 short[m] = n - got
@@ -938,7 +962,7 @@ class _Run:
                 )
                 if cur and not w.exact:
                     out = _keep_or_repair(
-                        slot.keep, dataclasses.replace(ws0, workload=wl), pool_free, power_free
+                        slot.keep, ws0.replace(workload=wl), pool_free, power_free
                     )
                 else:
                     ws = prepare(
@@ -949,7 +973,7 @@ class _Run:
                 chosen = {}
                 for mi, parts in out.parts.items():
                     for p, k in parts:
-                        model = slot.keep.modules[mi].pools[int(slot.keep.pool_orig[p])].model
+                        model = slot.keep.pool_model_name[p]
                         _add(chosen, slot.keep.names[mi], model, k * unit.workload.gpus_per_replica)
             plan = None if initial else self.plan.pop(unit.key, None)
             if (
@@ -1052,7 +1076,7 @@ class _Run:
         if plan.fresh:
             return True
         wl = unit.workload.with_current(planner.as_current(cur))
-        wsc = dataclasses.replace(ws, workload=wl)
+        wsc = ws.replace(workload=wl)
         try:
             current = _alloc_of(ws, slot.fleet, cur)
             target = _alloc_of(ws, slot.fleet, plan.target)
@@ -1122,7 +1146,7 @@ class _Run:
             # prepare() reads nothing of `current`: each unit's state with its workload is what
             # place_fleet would prepare (tests/simulation compare with `exact`)
             prepared = [
-                dataclasses.replace(self._unit_ws(slot, unit), workload=wl)
+                self._unit_ws(slot, unit).replace(workload=wl)
                 for unit, wl in zip(self.units, workloads, strict=True)
             ]
             result = place_prepared(
@@ -1160,7 +1184,7 @@ class _Run:
         power_free = fleet.power_free_w.copy()
         by_key = {u.key: u for u in self.units}
         for wl in sorted(workloads, key=lambda x: (-x.priority, x.key)):
-            ws = dataclasses.replace(self._unit_ws(slot, by_key[wl.key]), workload=wl)
+            ws = self._unit_ws(slot, by_key[wl.key]).replace(workload=wl)
             current, _ = current_allocation(fleet, ws)
             if current is None:
                 return False
@@ -1179,7 +1203,7 @@ class _Run:
         if self.w.exact:
             return True
         ws = self._unit_ws(slot, unit)
-        wsc = dataclasses.replace(ws, workload=wl)
+        wsc = ws.replace(workload=wl)
         current, _ = current_allocation(slot.fleet, wsc)
         if current is None:
             return True
@@ -1244,16 +1268,18 @@ class _Run:
         cycle)."""
         w = self.w
         s = slot.step
-        watts = np.zeros(len(w.names))
+        index = slot.fleet.index
+        # Python floats, added in the same order as numpy would: the same sums, cheaper
+        by_module = [0.0] * len(w.names)
         gpus = 0
         for holdings in (*self.pools.values(), *self.handover.values()):
             for m, models in holdings.items():
-                mi = slot.fleet.index[m]
+                mi = index[m]
                 power = w.power_of[m]
                 for model, g in models.items():
-                    watts[mi] += g * power[model]
+                    by_module[mi] += g * power[model]
                     gpus += g
-        watts *= w.pue
+        watts = np.array(by_module) * w.pue
         rtt_w = served_t = demand_t = within_t = capacity_t = 0.0
         replicas = unplaced = 0
         hist: dict[float, float] = {}
@@ -1266,14 +1292,15 @@ class _Run:
             if served is None:
                 continue
             regions = w.timeline.regions[ref]
-            rtt = w.rtt_rows[ref]
+            rtt = w.rtt_lists[ref]
             slo = w.slo[ref]
             tput = w.throughput[ref]
             per_region: dict[str, list[tuple[int, int]]] = {}
             for (r, m), k in cells.items():
-                per_region.setdefault(r, []).append((slot.fleet.index[m], k))
+                per_region.setdefault(r, []).append((index[m], k))
+            rates = served[s].tolist()
             for ri, region in enumerate(regions):
-                rps = float(served[s, ri])
+                rps = rates[ri]
                 demand_t += rps
                 here = per_region.get(region, [])
                 n = sum(k for _, k in here)
@@ -1282,9 +1309,10 @@ class _Run:
                     continue
                 got = min(rps, n * tput)
                 served_t += got
+                row = rtt[ri]
                 for mi, k in here:
                     share = got * k / n
-                    ms = float(rtt[ri, mi])
+                    ms = row[mi]
                     rtt_w += share * ms
                     if slo is None or ms <= slo + 1e-9:
                         within_t += share

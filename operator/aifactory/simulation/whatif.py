@@ -320,7 +320,7 @@ def _pool_index(fleet: FleetState) -> dict[tuple[str, str], int]:
     out = {}
     for p in range(fleet.n_pools):
         mi = int(fleet.pool_module[p])
-        out[(fleet.names[mi], fleet.modules[mi].pools[int(fleet.pool_orig[p])].model)] = p
+        out[(fleet.names[mi], fleet.pool_model_name[p])] = p
     return out
 
 
@@ -354,7 +354,7 @@ def _pools(
     out: dict[str, dict[str, int]] = {}
     for mi, pp in parts.items():
         for p, n in pp:
-            model = fleet.modules[mi].pools[int(fleet.pool_orig[p])].model
+            model = fleet.pool_model_name[p]
             slot = out.setdefault(fleet.names[mi], {})
             slot[model] = slot.get(model, 0) + n * g
     return out
