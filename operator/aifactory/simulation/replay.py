@@ -380,6 +380,17 @@ def _clean(cells: Mapping[tuple[str, str], int]) -> Cells:
     return {k: v for k, v in sorted(cells.items()) if v > 0}
 
 
+def _same(target: Cells, cur: Cells, wanted: Mapping[str, int]) -> bool:
+    """`planner.step` would return `cur` unchanged: the target is the running placement and no
+    region runs more replicas than it wants (nothing to add, move or take away)."""
+    if _clean(target) != _clean(cur):
+        return False
+    have: dict[str, int] = {}
+    for (r, _), k in cur.items():
+        have[r] = have.get(r, 0) + k
+    return all(k <= wanted.get(r, 0) for r, k in have.items())
+
+
 def _sized(template: WorkloadView, regions: Sequence[str], row: np.ndarray) -> WorkloadView:
     """The deployment with this step's replicas per region."""
     if not template.regions:
@@ -987,7 +998,7 @@ class _Run:
                 chosen = plan.pools
             else:
                 plan = None  # stale for the operator too: its cells or its inputs changed
-            if target is cur and not involuntary and not w.exact:
+            if not involuntary and not w.exact and (target is cur or _same(target, cur, wanted)):
                 res = planner.StepResult(cells=dict(cur))  # what step() returns for no change
             else:
                 res = planner.step(
