@@ -18,7 +18,11 @@ Every second it samples, from the member clusters themselves, what users would n
 
 * dips: a deployment's ready replicas falling below what it wants (counted once per fall,
   with the seconds until it recovers), outside member outages (replicas on a stopped cluster
-  count as serving: the pods run, only its apiserver is down) and outside scale-ups;
+  count as serving: the pods run, only its apiserver is down) and outside scale-ups; a
+  deployment whose spec changed twice since the previous sample is not checked in that sample
+  (what it wanted in between is unknown: a demand drop and its undo scale down, then up),
+  and a fall is confirmed by reading the clusters again in reverse order (a replica either
+  read saw was serving throughout: a handover completed between two reads is not a dip);
 * sovereignty violations: a pod of an EU-restricted deployment running outside the EU/EEA;
 * pods Pending longer than pendingTimeout;
 * orphans: member Deployments whose InferenceDeployment is gone, after the run settles;
@@ -126,6 +130,10 @@ class Stats:
     dip_seconds: float = 0.0
     violations: int = 0
     pending_too_long: int = 0
+    #: samples not checked for a dip: the spec changed twice since the previous sample
+    want_unknown: int = 0
+    #: falls seen in one pass over the clusters and not when read again in reverse order
+    read_skew: int = 0
     orphans: int = 0
     tracebacks: int = 0
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -150,6 +158,7 @@ class Soak:
         self.below_since: dict[str, float] = {}
         self.prev_ready: dict[str, int] = {}
         self.prev_want: dict[str, int] = {}
+        self.prev_generation: dict[str, int] = {}
         self.stats = Stats()
         self.undo: list[tuple[float, str, Any]] = []
 
@@ -226,6 +235,35 @@ class Soak:
                 pods.append({"cluster": cluster, "pod": p})
         return ready, pods, workloads
 
+    def ready_by_cluster(self, clusters: list[str]) -> dict[tuple[str, str], int]:
+        """Ready replicas per (cluster, deployment ref), read in the given order (no side
+        effects; clusters that do not answer are left out)."""
+        out: dict[tuple[str, str], int] = defaultdict(int)
+        for cluster in clusters:
+            if cluster in self.stopped:
+                continue
+            try:
+                items = (
+                    self.client.AppsV1Api(self.api[cluster])
+                    .list_deployment_for_all_namespaces(
+                        label_selector="app.kubernetes.io/managed-by=aifactory-operator",
+                        _request_timeout=(2, 5),
+                    )
+                    .items
+                )
+            except Exception:
+                continue
+            for w in items:
+                out[(cluster, owner_ref(w.metadata.labels or {}))] += int(
+                    w.status.ready_replicas or 0
+                )
+        return out
+
+    def _serving_through(self, ref: str, again: dict[tuple[str, str], int]) -> int:
+        """Per cluster the larger of the two readings: a replica counts if either pass saw it."""
+        clusters = {c for c, r in self.last_ready if r == ref} | {c for c, r in again if r == ref}
+        return sum(max(self.last_ready.get((c, ref), 0), again.get((c, ref), 0)) for c in clusters)
+
     def sample(self) -> None:
         now = time.monotonic()
         deployments = self.hub_deployments()
@@ -244,8 +282,17 @@ class Soak:
             have = ready.get(ref, 0)
             prev = self.prev_ready.get(ref)
             prev_want = self.prev_want.get(ref, want)
+            generation = int(meta.get("generation") or 0)
+            prev_generation = self.prev_generation.get(ref, generation)
             self.prev_ready[ref], self.prev_want[ref] = have, want
+            self.prev_generation[ref] = generation
             if prev is None:
+                continue
+            if generation - prev_generation >= 2 and ref not in self.below_since:
+                # two spec changes within one sample: what was wanted in between is unknown
+                # (a demand drop and its undo: a legitimate scale-down, then up again, looks
+                # like a fall below the same want on both sides)
+                self.stats.want_unknown += 1
                 continue
             if ref in self.below_since:
                 if have >= want or want < prev_want:
@@ -253,6 +300,16 @@ class Soak:
                 continue
             # a fall below what is wanted, not a scale-up still on its way
             if have < prev and have < min(want, prev_want):
+                # Clusters are read one after the other: a handover that completes between
+                # two reads (the new replica read before it was Ready, the old one after it
+                # was removed) looks like a fall. Read again in the opposite order: a replica
+                # seen by either pass was serving throughout; a real fall shows in both.
+                again = self.ready_by_cluster(list(reversed(list(self.api))))
+                through = self._serving_through(ref, again)
+                if through >= min(want, prev_want):
+                    self.stats.read_skew += 1
+                    self.prev_ready[ref] = through
+                    continue
                 self.stats.dips += 1
                 self.below_since[ref] = now
                 fell = ", ".join(
@@ -504,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("orphaned member objects after the run", str(s.orphans)),
         ("handler exceptions (tracebacks in the log)", str(s.tracebacks)),
+        ("samples not checked for dips (spec changed twice in one sample)", str(s.want_unknown)),
+        (
+            "falls not confirmed by a second read in reverse order (handover between reads)",
+            str(s.read_skew),
+        ),
     ]
     actions = ", ".join(f"{k} {v}" for k, v in sorted(s.actions.items()))
     text = "\n".join(
