@@ -188,6 +188,17 @@ def placed_world() -> World:
     return w
 
 
+def stuck_world() -> World:
+    """Placed on frankfurt (2 replicas); pod a Ready, pod b Pending past the timeout."""
+    w = placed_world()
+    w.member_replicas, w.member_ready = 2, 1
+    w.pods = (
+        pod("a", bound=True, ready=True, age=60),
+        pod("b", bound=False, ready=False, age=TIMEOUT + 5),
+    )
+    return w
+
+
 def test_our_own_bound_and_pending_pods_are_not_counted_against_us() -> None:
     """Both replicas bound (one Pending, not yet past the timeout): frankfurt keeps both; the
     ledger counts our bound pods once, and gives them back before placing us."""
@@ -206,12 +217,7 @@ def test_a_replica_pending_past_the_timeout_never_takes_its_ready_sibling_with_i
     """Cycle 1 takes the stuck replica off frankfurt (a block) and scales the member to 1.
     Until the ReplicaSet deletes the Pending pod, the next cycles still see it: it must not be
     taken off the placement a second time (the Ready replica is all that is left)."""
-    w = placed_world()
-    w.member_replicas, w.member_ready = 2, 1
-    w.pods = (
-        pod("a", bound=True, ready=True, age=60),
-        pod("b", bound=False, ready=False, age=TIMEOUT + 5),
-    )
+    w = stuck_world()
     first = w.cycle()
     assert w.placements() == {"frankfurt": 1}
     assert any(a[1:] == ("frankfurt", 1) for a in actions(first)), actions(first)
@@ -225,12 +231,7 @@ def test_a_replica_pending_past_the_timeout_never_takes_its_ready_sibling_with_i
 
 
 def test_the_block_message_says_blocked_not_full_and_it_ends() -> None:
-    w = placed_world()
-    w.member_replicas, w.member_ready = 2, 1
-    w.pods = (
-        pod("a", bound=True, ready=True, age=60),
-        pod("b", bound=False, ready=False, age=TIMEOUT + 5),
-    )
+    w = stuck_world()
     w.cycle()
     status, reason, message = w.condition("Stalled")
     assert (status, reason) == ("True", "Unschedulable")
@@ -252,12 +253,7 @@ def test_a_restart_before_the_stuck_pod_is_gone_takes_nothing_off_twice() -> Non
     the member asks for 1) and before the ReplicaSet deleted the Pending pod: the block and
     what it took are lost with the operator's memory. The member's own counts still say so
     (two pods, one asked for): the Pending one is on its way out, the Ready one stays."""
-    w = placed_world()
-    w.member_replicas, w.member_ready = 2, 1
-    w.pods = (
-        pod("a", bound=True, ready=True, age=60),
-        pod("b", bound=False, ready=False, age=TIMEOUT + 5),
-    )
+    w = stuck_world()
     w.cycle()
     assert w.placements() == {"frankfurt": 1}
     # restart: status.placements survives (rt.decided stands for it), memory does not
